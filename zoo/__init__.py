@@ -1,0 +1,60 @@
+"""zoo: a plugin-based model zoo for recurrent neural networks.
+
+Importing `zoo` is cheap: the registry types and hook markers load at once, while everything
+that needs torch (create, train, load, ...) is imported on first use, so `zoo list` and
+`zoo --help` start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from zoo.config import param
+from zoo.errors import DataError, ModelFileError, PluginError, UsageError, ZooError
+from zoo.hookspecs import hookimpl
+from zoo.registry import Architecture, Dataset
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "create": "zoo.api",
+    "train": "zoo.api",
+    "evaluate": "zoo.api",
+    "predict": "zoo.api",
+    "run": "zoo.api",
+    "load": "zoo.api",
+    "save": "zoo.api",
+    "list_architectures": "zoo.api",
+    "list_datasets": "zoo.api",
+    "Model": "zoo.model",
+    "Data": "zoo.data",
+    "Vocab": "zoo.data",
+    "TrainConfig": "zoo.settings",
+}
+
+__all__ = [
+    "Architecture",
+    "DataError",
+    "Dataset",
+    "ModelFileError",
+    "PluginError",
+    "UsageError",
+    "ZooError",
+    "__version__",
+    "hookimpl",
+    "param",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

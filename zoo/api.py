@@ -1,0 +1,326 @@
+"""The Python API: the same verbs as the command line.
+
+    import zoo
+    zoo.list_architectures()                       # ['elman-rnn', 'gru-regressor', ...]
+    model = zoo.create("lstm-tagger", hidden_size=128)
+    zoo.train(model, epochs=5)
+    zoo.save(model, "tagger.safetensors")
+    tagger = zoo.load("tagger.safetensors")
+    tagger.predict("The dog ate the apple .")
+
+Settings are one flat namespace over the model, data and training configs (see
+`zoo.settings`); a name in two of them takes a prefix (`model.dropout`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo import config as cfg
+from zoo import settings as settings_mod
+from zoo import train as trainer
+from zoo.data import Data
+from zoo.errors import DataError, PluginError, UsageError, ZooError
+from zoo.fileio import check_writable
+from zoo.model import Model, load, save
+from zoo.progress import Progress
+from zoo.registry import Registry, get_registry
+
+__all__ = [
+    "RunResult",
+    "create",
+    "evaluate",
+    "list_architectures",
+    "list_datasets",
+    "load",
+    "load_data",
+    "predict",
+    "run",
+    "save",
+    "train",
+]
+
+
+def list_architectures(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Installed architecture names, filtered by glob `pattern` and `task` when given."""
+    return get_registry().list_architectures(pattern, task)
+
+
+def list_datasets(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Installed dataset names, filtered by glob `pattern` and `task` when given."""
+    return get_registry().list_datasets(pattern, task)
+
+
+def load_data(
+    registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None
+) -> Data:
+    """Call a dataset's loader, turning file-system trouble into one-line DataErrors."""
+    loader = registry.loader(name)
+    path = getattr(data_config, "path", None)
+    try:
+        data = loader(data_config, state)
+    except ZooError:
+        raise
+    except FileNotFoundError as e:
+        raise DataError("no such file or folder", path=e.filename or path) from None
+    except IsADirectoryError as e:
+        raise DataError("is a folder, expected a file", path=e.filename or path) from None
+    except PermissionError as e:
+        raise DataError("permission denied", path=e.filename or path) from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
+    if not isinstance(data, Data):
+        plugin = registry.dataset(name).plugin
+        raise PluginError(
+            f"dataset {name!r} from {plugin.label}: loader returned "
+            f"{type(data).__name__}, expected zoo.data.Data"
+        )
+    return data
+
+
+def _with_path(
+    settings: dict[str, Any], data: str | os.PathLike[str] | None, spec: Any
+) -> dict[str, Any]:
+    if data is None:
+        return settings
+    if "path" not in cfg.field_names(spec.config):
+        raise UsageError(
+            f"--data: dataset {spec.name!r} is built in and reads no files; "
+            "choose a dataset that does with --dataset (`zoo list`)"
+        )
+    return {**settings, "data.path": os.fspath(data)}
+
+
+def create(
+    name: str,
+    dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    *,
+    registry: Registry | None = None,
+    **settings: Any,
+) -> Model:
+    """Build architecture `name` for `dataset` (default: the architecture's own), loading the
+    data (from `data`, a path, when the dataset reads files) to size vocabularies and layers.
+
+    `settings` may be any model, data or training setting (`hidden_size=128`, `epochs=5`).
+    """
+    reg = registry or get_registry()
+    entry = reg.architecture(name)
+    spec = entry.spec
+    dataset = dataset or spec.default_dataset
+    ds_entry = reg.dataset(dataset)
+    reg.check_compatible(name, dataset)
+    resolved = settings_mod.resolve(spec, ds_entry.spec, _with_path(settings, data, ds_entry.spec))
+    impl = reg.implementation(name)
+    loaded = load_data(reg, dataset, resolved.data, None)
+    if not loaded.has("train"):
+        raise DataError("the training split is empty", path=getattr(resolved.data, "path", None))
+    torch.manual_seed(resolved.train.seed)
+    module = impl.build(resolved.model, loaded.state, ds_entry.spec.task)
+    return Model(
+        architecture=spec,
+        dataset=dataset,
+        task=ds_entry.spec.task,
+        config=resolved.model,
+        data_config=resolved.data,
+        train_config=resolved.train,
+        state=loaded.state,
+        module=module,
+        plugin=entry.plugin,
+        impl=impl,
+        data=loaded,
+    )
+
+
+def train(
+    model: Model, *, progress: bool | Progress = False, **settings: Any
+) -> trainer.TrainResult:
+    """Train `model` on the data it was created with; `settings` override training settings
+    (`epochs`, `lr`, ...). Returns what happened (steps, time, best validation scores)."""
+    if model.data is None:
+        raise UsageError(
+            "this model has no training data attached (it was loaded from a file); "
+            "create it with zoo.create(...) to train"
+        )
+    if settings:
+        model.train_config = cfg.replace(model.train_config, settings, where="train")
+    shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    result = trainer.fit(
+        model.impl,
+        model.module,
+        model.data,
+        model.state,
+        model.task,
+        model.train_config,
+        monitor=model.architecture.monitor,
+        progress=shown,
+    )
+    model.metrics["training"] = {
+        **result.as_dict(),
+        "threads": torch.get_num_threads(),
+        "device": str(trainer.resolve_device(model.train_config.device)),
+    }
+    return result
+
+
+def evaluate(
+    model: Model | str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    batch_size: int | None = None,
+    device: str = "cpu",
+    registry: Registry | None = None,
+    **data_settings: Any,
+) -> dict[str, float]:
+    """Metrics of a model on a split of a dataset.
+
+    Without `data`, the model's own data (attached, or reloaded as it was configured for
+    training) is used; with it, the dataset reads that path using the model's saved
+    vocabularies and normalisation. `dataset` names another dataset of the same task.
+    """
+    reg = registry or get_registry()
+    if not isinstance(model, Model):
+        model = load(model, registry=reg)
+    loaded = _evaluation_data(reg, model, data, dataset, data_settings)
+    if not loaded.has(split):
+        available = [s for s in loaded.splits if loaded.has(s)]
+        raise UsageError(
+            f"--split {split}: the data has no {split!r} examples; it has: {', '.join(available)}"
+        )
+    dev = trainer.resolve_device(device)
+    model.module.to(dev)
+    return trainer.evaluate(
+        model.impl,
+        model.module,
+        loaded,
+        split,
+        model.state,
+        model.task,
+        batch_size or model.train_config.batch_size,
+        dev,
+    )
+
+
+def _evaluation_data(
+    reg: Registry, model: Model, data: Any, dataset: str | None, data_settings: dict[str, Any]
+) -> Data:
+    if model.data is not None and data is None and dataset is None and not data_settings:
+        return model.data
+    name = dataset or model.dataset
+    spec = reg.dataset(name).spec
+    reg.check_compatible(model.name, name)
+    base: dict[str, Any] = {}
+    if name == model.dataset and not isinstance(model.data_config, dict):
+        base = cfg.to_dict(model.data_config)
+    values = {**base, **{k.removeprefix("data."): v for k, v in data_settings.items()}}
+    if data is not None:
+        if "path" not in cfg.field_names(spec.config):
+            raise UsageError(f"--data: dataset {name!r} is built in and reads no files")
+        values["path"] = os.fspath(data)
+    data_config = cfg.build(spec.config, values, where="--set")
+    return load_data(reg, name, data_config, model.state)
+
+
+def predict(
+    model: Model | str | os.PathLike[str],
+    inputs: str | list[str],
+    *,
+    registry: Registry | None = None,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Predictions for raw inputs (sentences, sequences, numbers as text), from the model alone.
+
+    Each prediction is a dict with at least `input` and `output`, and `text`, a one-line
+    rendering. `options` are the architecture's predict options (e.g. `beam=5`).
+    """
+    if not isinstance(model, Model):
+        model = load(model, registry=registry)
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    spec = model.architecture
+    if spec.predict_config is not None:
+        options_cfg = cfg.build(spec.predict_config, options, where="predict option")
+    elif options:
+        raise UsageError(f"{model.name} takes no predict options (got {', '.join(options)})")
+    else:
+        options_cfg = None
+    model.module.eval()
+    with torch.no_grad():
+        out = model.impl.predict(model.module, list(inputs), model.state, model.task, options_cfg)
+    if not isinstance(out, list) or not all(isinstance(p, dict) for p in out):
+        raise PluginError(
+            f"{model.name}: predict returned {type(out).__name__}, expected a list of dicts"
+        )
+    return out
+
+
+@dataclass
+class RunResult:
+    """What `zoo run` did: the model, where it was saved, its metrics and the training facts."""
+
+    model: Model
+    path: Path
+    metrics: dict[str, Any]
+    training: trainer.TrainResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def final_metrics(model: Model) -> dict[str, dict[str, float]]:
+    """Metrics on the held-out splits the data has (on train only if it has none)."""
+    assert model.data is not None
+    held_out = [s for s in ("valid", "test") if model.data.has(s)]
+    out = {}
+    for split in held_out or ["train"]:
+        out[split] = evaluate(
+            model, split=split, device=str(next(model.module.parameters()).device)
+        )
+    return out
+
+
+def run(
+    name: str,
+    dataset: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    progress: bool | Progress = False,
+    registry: Registry | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Create, train, evaluate and save in one call, as `zoo run` does."""
+    reg = registry or get_registry()
+    spec = reg.architecture(name).spec
+    path = (
+        Path(out)
+        if out is not None
+        else Path(f"{name}-{dataset or spec.default_dataset}.safetensors")
+    )
+    check_writable(path)
+    t0 = time.perf_counter()
+    model = create(name, dataset, data, registry=reg, **settings)
+    t1 = time.perf_counter()
+    shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    if model.data is not None and model.data.summary:
+        shown.info(model.data.summary)
+    result = train(model, progress=shown)
+    t2 = time.perf_counter()
+    model.metrics.update(final_metrics(model))
+    t3 = time.perf_counter()
+    save(model, path)
+    timings = {
+        "load": t1 - t0,
+        "train": t2 - t1,
+        "evaluate": t3 - t2,
+        "save": time.perf_counter() - t3,
+    }
+    return RunResult(
+        model, path, model.metrics, result, {k: round(v, 3) for k, v in timings.items()}
+    )

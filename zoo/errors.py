@@ -1,0 +1,40 @@
+"""The project's own error types.
+
+Every failure a user can cause (a bad option, a malformed file, a model file from a stranger)
+raises one of these, so the CLI can print one clear line and exit non-zero instead of a
+traceback. Anything else escaping is a bug in zoo or in a plugin.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """A failure the user can act on; the CLI prints it as one line and exits 1."""
+
+    exit_code = 1
+
+
+class UsageError(ZooError):
+    """A wrong name, option or value on the command line or in an API call (exit 2, as click)."""
+
+    exit_code = 2
+
+
+class DataError(ZooError):
+    """A data file that cannot be read as the dataset expects; the message names file and line."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class ModelFileError(ZooError):
+    """A model file that is missing, damaged, too new, or names something not installed."""
+
+
+class PluginError(ZooError):
+    """A plugin that failed to load, misregistered, or clashes with another plugin."""

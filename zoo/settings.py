@@ -1,0 +1,134 @@
+"""Training settings, and how every setting of a run is resolved.
+
+A run has three configs: the architecture's (model), the dataset's (data) and `TrainConfig`.
+Users set any of them with one flat namespace (`--set hidden_size=128`, or `model.hidden_size`
+where a name is ambiguous). Defaults come in layers, later ones winning:
+
+1. the config classes' own defaults;
+2. `Architecture.train_defaults` (what the model likes: learning rate, clipping);
+3. `Dataset.train_defaults` (what the data's size needs: epochs, batch size);
+4. `Architecture.dataset_defaults[dataset]` (the recipe known to work for that pairing);
+5. the user's settings.
+
+No torch here: `zoo info` shows resolved settings without importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from zoo import config as cfg
+from zoo.config import param, suggest
+from zoo.errors import UsageError
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimisation, schedule, stopping, seed, device and threads."""
+
+    epochs: int = param(10, "passes over the training data", min=0, max=1_000_000)
+    steps: int = param(
+        0, "train for exactly this many optimizer steps, overriding epochs (0: use epochs)", min=0
+    )
+    batch_size: int = param(32, "examples per optimizer step", min=1, max=1_000_000)
+    lr: float = param(1e-3, "learning rate", min=0.0)
+    optimizer: Literal["adam", "adamw", "sgd"] = param("adam", "optimizer")
+    weight_decay: float = param(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", min=0.0)
+    grad_clip: float = param(0.0, "clip the gradient norm to this value (0: off)", min=0.0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = param(
+        "constant", "learning-rate schedule over the whole run, after warm-up"
+    )
+    warmup_steps: int = param(0, "linear learning-rate warm-up steps", min=0)
+    eval_every: int = param(0, "validate every N steps (0: after each epoch)", min=0)
+    patience: int = param(
+        0, "stop after this many validations without improvement (0: never stop early)", min=0
+    )
+    seed: int = param(0, "seed for initialisation, shuffling and dropout", min=0, max=2**63 - 1)
+    device: str = param("auto", "cpu, cuda, cuda:N, or auto (cuda when available)")
+    threads: int = param(
+        1,
+        "torch intra-op threads on CPU (0: torch's default); small RNNs are often fastest with 1",
+        min=0,
+        max=1024,
+    )
+
+    def check(self) -> None:
+        if self.epochs == 0 and self.steps == 0:
+            raise ValueError("epochs and steps are both 0: nothing to train")
+
+
+KINDS = ("model", "data", "train")
+
+
+@dataclass
+class Settings:
+    """The three resolved configs of a run."""
+
+    model: Any
+    data: Any
+    train: TrainConfig
+
+
+def route(key: str, tables: Mapping[str, list[str]], *, where: str) -> tuple[str, str]:
+    """Which config (model, data or train) a flat or prefixed key belongs to."""
+    prefix, dot, rest = key.partition(".")
+    if dot and prefix in tables:
+        if rest not in tables[prefix]:
+            raise UsageError(
+                f"{where}: {prefix} has no setting {rest!r}{suggest(rest, tables[prefix])}; "
+                f"valid: {', '.join(tables[prefix])}"
+            )
+        return prefix, rest
+    owners = [kind for kind, names in tables.items() if key in names]
+    if len(owners) == 1:
+        return owners[0], key
+    if len(owners) > 1:
+        raise UsageError(
+            f"{where}: {key!r} is a setting of both "
+            + " and ".join(owners)
+            + "; write "
+            + " or ".join(f"{o}.{key}" for o in owners)
+        )
+    every = [n for names in tables.values() for n in names]
+    raise UsageError(
+        f"{where}: unknown setting {key!r}{suggest(key, every)}; "
+        + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in tables.items())
+    )
+
+
+def resolve(
+    architecture: Any,
+    dataset: Any,
+    user: Mapping[str, Any] | None = None,
+    *,
+    where: str = "--set",
+) -> Settings:
+    """The model, data and training configs for `architecture` on `dataset` (see module doc)."""
+    classes = {"model": architecture.config, "data": dataset.config, "train": TrainConfig}
+    tables = {kind: cfg.field_names(c) for kind, c in classes.items()}
+    values: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
+    layers = [
+        (
+            f"architecture {architecture.name} train_defaults",
+            architecture.train_defaults,
+            ("train",),
+        ),
+        (f"dataset {dataset.name} train_defaults", dataset.train_defaults, ("train",)),
+        (
+            f"architecture {architecture.name} dataset_defaults[{dataset.name}]",
+            architecture.dataset_defaults.get(dataset.name, {}),
+            KINDS,
+        ),
+        (where, user or {}, KINDS),
+    ]
+    for label, layer, allowed in layers:
+        for key, value in layer.items():
+            kind, name = route(key, {k: tables[k] for k in allowed}, where=label)
+            values[kind][name] = value
+    return Settings(
+        model=cfg.build(classes["model"], values["model"], where=where),
+        data=cfg.build(classes["data"], values["data"], where=where),
+        train=cfg.build(TrainConfig, values["train"], where=where),
+    )
