@@ -24,7 +24,7 @@ import torch
 
 from zoo import config as cfg
 from zoo import settings as settings_mod
-from zoo import train as trainer
+from zoo import trainer
 from zoo.data import Data
 from zoo.errors import DataError, PluginError, UsageError, ZooError
 from zoo.fileio import check_writable

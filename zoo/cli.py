@@ -82,8 +82,6 @@ def _table(rows: list[list[str]], headers: list[str], indent: int = 0) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
-        return str(int(value))
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
             return f"{value:.4e}"
@@ -471,7 +469,7 @@ def predict_command(
 
         check_writable(output_file, option="--output")
     from zoo.api import load, predict
-    from zoo.train import set_threads
+    from zoo.trainer import set_threads
 
     set_threads(1 if threads is None else threads)
     t0 = time.perf_counter()
@@ -552,7 +550,7 @@ def eval_command(
     """Metrics of a saved model FILE on a dataset (default: its own test split)."""
     settings = cfg.parse_assignments(assignments)
     from zoo.api import evaluate, load
-    from zoo.train import set_threads
+    from zoo.trainer import set_threads
 
     used_threads = set_threads(1 if threads is None else threads)
     model = load(model_file)

@@ -49,7 +49,7 @@ class Architecture:
     config: type
     default_dataset: str
     implementation: Any
-    # Training settings this architecture prefers (keys of zoo.train.TrainConfig).
+    # Training settings this architecture prefers (keys of zoo.settings.TrainConfig).
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     # Settings (model, data or training keys) for a given dataset name: its best-known recipe.
     dataset_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -73,7 +73,7 @@ class Dataset:
     task: str
     config: type
     loader: Any
-    # Training settings suited to this data's size (keys of zoo.train.TrainConfig).
+    # Training settings suited to this data's size (keys of zoo.settings.TrainConfig).
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -368,7 +368,8 @@ class Registry:
 
 
 def conflict_message(kind: str, name: str, plugins: list[Plugin]) -> str:
-    who = " and ".join(f"{p.distribution} {p.version} (plugin {p.name!r})" for p in plugins)
+    ordered = sorted(plugins, key=lambda p: (p.distribution, p.name))
+    who = " and ".join(f"{p.distribution} {p.version} (plugin {p.name!r})" for p in ordered)
     return f"{kind} {name!r} is registered by both {who}; uninstall one of them"
 
 

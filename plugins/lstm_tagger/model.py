@@ -80,7 +80,7 @@ def evaluate(
     metrics = {"loss": loss_sum / total, "accuracy": correct / total}
     if unknown:
         metrics["unknown_accuracy"] = unknown_correct / unknown
-    metrics["unknown_words"] = unknown
+    metrics["unknown_words"] = int(unknown)
     return metrics
 
 

@@ -119,7 +119,7 @@ def evaluate(
     batches: Iterator[dict[str, Any]] = (move(b, device) for b in data.batches(split, batch_size))
     metrics = impl.evaluate(module, batches, state, task)
     module.train(was_training)
-    return {k: float(v) for k, v in metrics.items()}
+    return {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}
 
 
 def fit(
