@@ -47,7 +47,9 @@ def zoo(tmp_path, monkeypatch):
     return invoke
 
 
-def run_zoo(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300) -> Result:
+def run_zoo(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 300
+) -> Result:
     """Run the installed `zoo` console script in a subprocess."""
     exe = Path(sys.executable).parent / "zoo"
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "zoo"]

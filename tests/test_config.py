@@ -94,11 +94,23 @@ class DataCfg:
 
 
 ARCH = Architecture(
-    name="a", description="", tasks=("t",), config=ModelCfg, default_dataset="d", implementation=None,
+    name="a",
+    description="",
+    tasks=("t",),
+    config=ModelCfg,
+    default_dataset="d",
+    implementation=None,
     train_defaults={"lr": 0.5, "epochs": 2},
     dataset_defaults={"d": {"hidden": 9, "epochs": 7, "window": 5}},
 )
-DATA = Dataset(name="d", description="", task="t", config=DataCfg, loader=None, train_defaults={"epochs": 3, "batch_size": 4})
+DATA = Dataset(
+    name="d",
+    description="",
+    task="t",
+    config=DataCfg,
+    loader=None,
+    train_defaults={"epochs": 3, "batch_size": 4},
+)
 
 
 def test_settings_resolve_in_layers():

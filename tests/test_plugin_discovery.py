@@ -23,9 +23,21 @@ def fake_distribution(root, dist, version, entry, module, source):
 
 @pytest.fixture
 def plugin_path(tmp_path):
-    fake_distribution(tmp_path, "zoo-broken", "0.1", "broken", "broken_plugin",
-                      "raise ImportError('needs the package frobnicate')\n")
-    fake_distribution(tmp_path, "zoo-clash", "0.2", "clash", "clash_plugin", """
+    fake_distribution(
+        tmp_path,
+        "zoo-broken",
+        "0.1",
+        "broken",
+        "broken_plugin",
+        "raise ImportError('needs the package frobnicate')\n",
+    )
+    fake_distribution(
+        tmp_path,
+        "zoo-clash",
+        "0.2",
+        "clash",
+        "clash_plugin",
+        """
         from dataclasses import dataclass
         from zoo import Architecture, hookimpl
 
@@ -41,7 +53,8 @@ def plugin_path(tmp_path):
         @hookimpl
         def register_commands(cli):
             raise RuntimeError("command hook exploded")
-    """)
+    """,
+    )
     return {"PYTHONPATH": str(tmp_path)}
 
 
@@ -70,10 +83,24 @@ def test_plugins_command_shows_failures_with_name_and_error(plugin_path):
 def test_using_a_broken_or_clashing_name_says_why(plugin_path, tmp_path):
     r = run_zoo("run", "broken", env=plugin_path, cwd=tmp_path)
     assert r.code == 1
-    assert "failed in import" in r.stderr and "frobnicate" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        "failed in import" in r.stderr and "frobnicate" in r.stderr and "Traceback" not in r.stderr
+    )
     r = run_zoo("run", "elman-rnn", env=plugin_path, cwd=tmp_path)
     assert r.code == 1
     assert "registered by both" in r.stderr
-    assert "rnn-zoo 0.1.0 (plugin 'elman-rnn')" in r.stderr and "zoo-clash 0.2 (plugin 'clash')" in r.stderr
-    r = run_zoo("run", "lstm-tagger", "--epochs", "1", "-q", "--out", tmp_path / "t.safetensors", env=plugin_path)
+    assert (
+        "rnn-zoo 0.1.0 (plugin 'elman-rnn')" in r.stderr
+        and "zoo-clash 0.2 (plugin 'clash')" in r.stderr
+    )
+    r = run_zoo(
+        "run",
+        "lstm-tagger",
+        "--epochs",
+        "1",
+        "-q",
+        "--out",
+        tmp_path / "t.safetensors",
+        env=plugin_path,
+    )
     assert r.code == 0, r.stderr  # everything else still works

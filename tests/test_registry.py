@@ -18,12 +18,20 @@ class Cfg:
 
 
 def arch(name, tasks=("t",), dataset="d"):
-    return Architecture(name=name, description=f"{name} model", tasks=tasks, config=Cfg,
-                        default_dataset=dataset, implementation=types.SimpleNamespace())
+    return Architecture(
+        name=name,
+        description=f"{name} model",
+        tasks=tasks,
+        config=Cfg,
+        default_dataset=dataset,
+        implementation=types.SimpleNamespace(),
+    )
 
 
 def data(name, task="t"):
-    return Dataset(name=name, description=f"{name} data", task=task, config=Cfg, loader=lambda c, s: None)
+    return Dataset(
+        name=name, description=f"{name} data", task=task, config=Cfg, loader=lambda c, s: None
+    )
 
 
 def plugin(archs=(), datasets=()):
@@ -57,7 +65,9 @@ def test_builtin_plugins_are_found_through_entry_points():
 
 
 def test_list_filters_by_glob_and_task():
-    reg = Registry.from_plugins([(plugin([arch("lstm-a"), arch("gru-b", tasks=("u",))], [data("d")]), "p", "dist-p", "1.0")])
+    reg = Registry.from_plugins(
+        [(plugin([arch("lstm-a"), arch("gru-b", tasks=("u",))], [data("d")]), "p", "dist-p", "1.0")]
+    )
     assert reg.list_architectures() == ["gru-b", "lstm-a"]
     assert reg.list_architectures("lstm*") == ["lstm-a"]
     assert reg.list_architectures(task="u") == ["gru-b"]
@@ -65,24 +75,44 @@ def test_list_filters_by_glob_and_task():
 
 
 def test_unknown_name_suggests_close_matches():
-    reg = Registry.from_plugins([(plugin([arch("lstm-tagger")], [data("d")]), "p", "dist-p", "1.0")])
+    reg = Registry.from_plugins(
+        [(plugin([arch("lstm-tagger")], [data("d")]), "p", "dist-p", "1.0")]
+    )
     with pytest.raises(UsageError, match="did you mean 'lstm-tagger'"):
         reg.architecture("lstm-taggr")
 
 
 def test_incompatible_pair_names_both_tasks_and_the_datasets_that_fit():
-    reg = Registry.from_plugins([(plugin([arch("m", tasks=("tagging",), dataset="tags")], [data("tags", "tagging"), data("waves", "regression")]), "p", "dist", "1")])
+    reg = Registry.from_plugins(
+        [
+            (
+                plugin(
+                    [arch("m", tasks=("tagging",), dataset="tags")],
+                    [data("tags", "tagging"), data("waves", "regression")],
+                ),
+                "p",
+                "dist",
+                "1",
+            )
+        ]
+    )
     with pytest.raises(UsageError) as e:
         reg.check_compatible("m", "waves")
     msg = str(e.value)
-    assert "'m' (task tagging)" in msg and "'waves' (task regression)" in msg and "compatible datasets: tags" in msg
+    assert (
+        "'m' (task tagging)" in msg
+        and "'waves' (task regression)" in msg
+        and "compatible datasets: tags" in msg
+    )
 
 
 def test_two_plugins_registering_one_name_is_an_error_naming_both_distributions():
-    reg = Registry.from_plugins([
-        (plugin([arch("same")], [data("d")]), "first", "dist-one", "1.0"),
-        (plugin([arch("same"), arch("other")]), "second", "dist-two", "2.5"),
-    ])
+    reg = Registry.from_plugins(
+        [
+            (plugin([arch("same")], [data("d")]), "first", "dist-one", "1.0"),
+            (plugin([arch("same"), arch("other")]), "second", "dist-two", "2.5"),
+        ]
+    )
     assert "same" not in reg.list_architectures()
     assert "other" in reg.list_architectures()  # the rest of the plugin still works
     with pytest.raises(PluginError) as e:
@@ -99,10 +129,19 @@ def test_a_plugin_raising_in_a_hook_does_not_stop_the_others():
         raise RuntimeError("boom")
 
     broken.register_architectures = register_architectures
-    reg = Registry.from_plugins([(broken, "broken", "dist-broken", "0.1"), (plugin([arch("ok")], [data("d")]), "good", "dist-good", "1")])
+    reg = Registry.from_plugins(
+        [
+            (broken, "broken", "dist-broken", "0.1"),
+            (plugin([arch("ok")], [data("d")]), "good", "dist-good", "1"),
+        ]
+    )
     assert reg.list_architectures() == ["ok"]
     (failure,) = reg.failures
-    assert failure.name == "broken" and failure.stage == "register_architectures" and "boom" in failure.error
+    assert (
+        failure.name == "broken"
+        and failure.stage == "register_architectures"
+        and "boom" in failure.error
+    )
     with pytest.raises(PluginError, match="broken"):
         reg.architecture("broken")
 
@@ -112,8 +151,28 @@ def test_a_plugin_raising_in_a_hook_does_not_stop_the_others():
     [
         ("not a spec", "expected a zoo.Architecture"),
         (arch("Bad Name"), "must be lower-case"),
-        (Architecture(name="x", description="", tasks=(), config=Cfg, default_dataset="d", implementation=None), "tasks"),
-        (Architecture(name="x", description="", tasks=("t",), config=dict, default_dataset="d", implementation=None), "dataclass"),
+        (
+            Architecture(
+                name="x",
+                description="",
+                tasks=(),
+                config=Cfg,
+                default_dataset="d",
+                implementation=None,
+            ),
+            "tasks",
+        ),
+        (
+            Architecture(
+                name="x",
+                description="",
+                tasks=("t",),
+                config=dict,
+                default_dataset="d",
+                implementation=None,
+            ),
+            "dataclass",
+        ),
     ],
 )
 def test_malformed_registrations_are_recorded_not_raised(thing, message):
@@ -123,8 +182,14 @@ def test_malformed_registrations_are_recorded_not_raised(thing, message):
 
 
 def test_implementation_is_imported_lazily_and_checked():
-    lazy = Architecture(name="lazy", description="", tasks=("t",), config=Cfg, default_dataset="d",
-                        implementation="no_such_module_xyz.model")
+    lazy = Architecture(
+        name="lazy",
+        description="",
+        tasks=("t",),
+        config=Cfg,
+        default_dataset="d",
+        implementation="no_such_module_xyz.model",
+    )
     reg = Registry.from_plugins([(plugin([lazy], [data("d")]), "p", "dist-p", "1")])
     assert reg.list_architectures() == ["lazy"]  # listing never imports it
     with pytest.raises(PluginError, match="cannot load 'no_such_module_xyz.model'"):

@@ -117,6 +117,7 @@ def create(
     ds_entry = reg.dataset(dataset)
     reg.check_compatible(name, dataset)
     resolved = settings_mod.resolve(spec, ds_entry.spec, _with_path(settings, data, ds_entry.spec))
+    trainer.resolve_device(resolved.train.device)  # no GPU: say so before loading any data
     impl = reg.implementation(name)
     loaded = load_data(reg, dataset, resolved.data, None)
     if not loaded.has("train"):

@@ -32,7 +32,7 @@ class SineCosineConfig:
     step: float = param(0.3, "time between steps (radians)", min=0.0)
     valid_fraction: float = param(0.1, "share of sequences for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.1, "share of sequences for the test", min=0.0, max=0.9)
-    seed: int = param(0, "seed of the generated phases and of the split", min=0)
+    split_seed: int = param(0, "seed of the generated phases and of the split", min=0)
 
 
 @dataclass
@@ -42,7 +42,7 @@ class CharPairsConfig:
     )
     valid_fraction: float = param(0.0, "share of pairs for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.0, "share of pairs for the test", min=0.0, max=0.9)
-    seed: int = param(0, "seed of the split", min=0)
+    split_seed: int = param(0, "seed of the split", min=0)
 
 
 @hookimpl

@@ -16,7 +16,7 @@ HELLO = [("hello", "ohlol")]
 
 def load_sine_cosine(config: Any, state: dict[str, Any] | None) -> Data:
     """Sequences x_t = sin(phi + t*step), y_t = cos(phi + t*step), phi uniform in [0, 2pi)."""
-    rng = random.Random(config.seed)
+    rng = random.Random(config.split_seed)
     examples = []
     for _ in range(config.num_sequences):
         phi = rng.uniform(0.0, 2.0 * math.pi)
@@ -24,7 +24,7 @@ def load_sine_cosine(config: Any, state: dict[str, Any] | None) -> Data:
         examples.append(([[math.sin(t)] for t in ts], [[math.cos(t)] for t in ts]))
     valid_f, test_f = config.valid_fraction, config.test_fraction
     train, valid, test = split_by_fraction(
-        examples, [1 - valid_f - test_f, valid_f, test_f], config.seed
+        examples, [1 - valid_f - test_f, valid_f, test_f], config.split_seed
     )
     return Data(
         state=state or {"input_size": 1, "output_size": 1},
@@ -79,7 +79,7 @@ def load_char_pairs(config: Any, state: dict[str, Any] | None) -> Data:
     pairs = read_pairs(config.path) if config.path else list(HELLO)
     valid_f, test_f = config.valid_fraction, config.test_fraction
     train, valid, test = split_by_fraction(
-        pairs, [1 - valid_f - test_f, valid_f, test_f], config.seed
+        pairs, [1 - valid_f - test_f, valid_f, test_f], config.split_seed
     )
     if state is None:
         state = {

@@ -28,7 +28,7 @@ class SineWindowsConfig:
     step: float = param(0.1, "time between steps (radians)", min=0.0)
     valid_fraction: float = param(0.1, "share of windows for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.1, "share of windows for the test", min=0.0, max=0.9)
-    seed: int = param(0, "seed of the generated phases and of the split", min=0)
+    split_seed: int = param(0, "seed of the generated phases and of the split", min=0)
 
 
 @hookimpl

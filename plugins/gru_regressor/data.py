@@ -12,7 +12,7 @@ from zoo.data import Data, split_by_fraction
 
 
 def load_sine_windows(config: Any, state: dict[str, Any] | None) -> Data:
-    rng = random.Random(config.seed)
+    rng = random.Random(config.split_seed)
     examples = []
     for _ in range(config.num_windows):
         phi = rng.uniform(0.0, 2.0 * math.pi)
@@ -22,7 +22,7 @@ def load_sine_windows(config: Any, state: dict[str, Any] | None) -> Data:
         examples.append((x, y))
     valid_f, test_f = config.valid_fraction, config.test_fraction
     train, valid, test = split_by_fraction(
-        examples, [1 - valid_f - test_f, valid_f, test_f], config.seed
+        examples, [1 - valid_f - test_f, valid_f, test_f], config.split_seed
     )
     state = state or {
         "input_size": 1,

@@ -31,7 +31,7 @@ class ToyTagsConfig:
     lowercase: bool = param(True, "lower-case words before looking them up")
     valid_fraction: float = param(0.1, "share of sentences for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.1, "share of sentences for the test", min=0.0, max=0.9)
-    seed: int = param(0, "seed of the split", min=0)
+    split_seed: int = param(0, "seed of the split", min=0)
 
 
 @hookimpl
@@ -59,6 +59,6 @@ def register_datasets(register):
             task="tagging",
             config=ToyTagsConfig,
             loader="zoo_plugins.lstm_tagger.data:load_toy_tags",
-            train_defaults={"epochs": 40, "batch_size": 8},
+            train_defaults={"epochs": 80, "batch_size": 8},
         )
     )

@@ -77,7 +77,7 @@ def collate(examples: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tens
 def load_toy_tags(config: Any, state: dict[str, Any] | None) -> Data:
     sentences = toy_corpus()
     v, t = config.valid_fraction, config.test_fraction
-    train, valid, test = split_by_fraction(sentences, [1 - v - t, v, t], config.seed)
+    train, valid, test = split_by_fraction(sentences, [1 - v - t, v, t], config.split_seed)
     state = state or make_state(train, config.lowercase)
     return Data(
         state=state,

@@ -36,7 +36,7 @@ class WordPairsConfig:
     tokens: Literal["char", "word"] = param("char", "split sequences into characters or words")
     valid_fraction: float = param(0.0, "share of pairs for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.0, "share of pairs for the test", min=0.0, max=0.9)
-    seed: int = param(0, "seed of the split", min=0)
+    split_seed: int = param(0, "seed of the split", min=0)
 
 
 @hookimpl

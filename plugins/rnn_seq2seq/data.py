@@ -73,7 +73,7 @@ def load_word_pairs(config: Any, state: dict[str, Any] | None) -> Data:
         text = resources.files(__package__).joinpath("word_pairs.tsv").read_text(encoding="utf-8")
         pairs = parse_pairs(text, "word_pairs.tsv", config.tokens)
     v, t = config.valid_fraction, config.test_fraction
-    train, valid, test = split_by_fraction(pairs, [1 - v - t, v, t], config.seed)
+    train, valid, test = split_by_fraction(pairs, [1 - v - t, v, t], config.split_seed)
     state = state or make_state(train, config.tokens)
     return Data(
         state=state,

@@ -27,7 +27,7 @@ class ParityConfig:
     max_length: int = param(8, "longest generated string", min=1, max=1000)
     valid_fraction: float = param(0.1, "share for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.1, "share for the test", min=0.0, max=0.9)
-    seed: int = param(0, "seed of generation and split", min=0)
+    split_seed: int = param(0, "seed of generation and split", min=0)
 
 
 @hookimpl

@@ -47,9 +47,14 @@ def load_parity(config: Any, state: dict[str, Any] | None) -> Data:
     if config.path:
         pairs = read(config.path)
     else:
-        pairs = generate(config.num_examples, config.max_length, config.seed)
+        pairs = generate(config.num_examples, config.max_length, config.split_seed)
     v, t = config.valid_fraction, config.test_fraction
-    splits = dict(zip(("train", "valid", "test"), split_by_fraction(pairs, [1 - v - t, v, t], config.seed)))
+    splits = dict(
+        zip(
+            ("train", "valid", "test"),
+            split_by_fraction(pairs, [1 - v - t, v, t], config.split_seed),
+        )
+    )
     if state is None:
         state = {
             "symbols": Vocab.build([s for s, _ in splits["train"]]).to_list(),

@@ -17,11 +17,15 @@ class LSTMClassifier(nn.Module):
     def __init__(self, config: Any, num_symbols: int, num_labels: int):
         super().__init__()
         self.embedding = nn.Embedding(num_symbols, config.embedding_dim, padding_idx=0)
-        self.lstm = nn.LSTM(config.embedding_dim, config.hidden_size, config.num_layers, batch_first=True)
+        self.lstm = nn.LSTM(
+            config.embedding_dim, config.hidden_size, config.num_layers, batch_first=True
+        )
         self.out = nn.Linear(config.hidden_size, num_labels)
 
     def forward(self, symbols: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(self.embedding(symbols), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.embedding(symbols), lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
         _, (h, _) = self.lstm(packed)
         return self.out(h[-1])
 

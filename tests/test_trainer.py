@@ -1,0 +1,121 @@
+"""The training loop: best-validation weights, early stopping, divergence, schedules, steps."""
+
+from __future__ import annotations
+
+import math
+import types
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+import zoo
+from zoo import Architecture, Dataset, hookimpl, param
+from zoo.data import Data
+from zoo.registry import Registry
+from zoo.settings import TrainConfig
+from zoo.trainer import TrainingDiverged, lr_factor
+
+
+@dataclass
+class NoConfig:
+    width: int = param(1, "width")
+
+
+def scripted_plugin(scores, nan_at=None):
+    """A one-weight model whose validation scores are scripted, to test the loop's decisions."""
+    calls = {"evaluate": 0, "loss": 0}
+
+    def build(config, state, task):
+        return torch.nn.Linear(1, 1)
+
+    def loss(module, batch):
+        calls["loss"] += 1
+        out = module(batch["x"]).pow(2).mean()
+        if nan_at is not None and calls["loss"] >= nan_at:
+            return out * float("nan")
+        return out
+
+    def evaluate(module, batches, state, task):
+        list(batches)
+        score = scores[min(calls["evaluate"], len(scores) - 1)]
+        calls["evaluate"] += 1
+        # remember which weights produced which score
+        return {"loss": score, "weight": float(module.weight.item())}
+
+    impl = types.SimpleNamespace(build=build, loss=loss, evaluate=evaluate, predict=lambda *a: [])
+
+    def load(config, state):
+        examples = [[float(i)] for i in range(8)]
+        return Data(
+            state={},
+            splits={"train": examples, "valid": examples[:2]},
+            collate=lambda ex: {"x": torch.tensor(ex)},
+        )
+
+    plugin = types.SimpleNamespace()
+
+    @hookimpl
+    def register_architectures(register):
+        register(
+            Architecture(
+                name="scripted",
+                description="",
+                tasks=("toy",),
+                config=NoConfig,
+                default_dataset="toy",
+                implementation=impl,
+            )
+        )
+
+    @hookimpl
+    def register_datasets(register):
+        register(Dataset(name="toy", description="", task="toy", config=NoConfig, loader=load))
+
+    plugin.register_architectures, plugin.register_datasets = (
+        register_architectures,
+        register_datasets,
+    )
+    return Registry.from_plugins([(plugin, "scripted", "test-dist", "1")]), calls
+
+
+def test_keeps_the_weights_of_the_best_validation():
+    reg, _ = scripted_plugin([5.0, 1.0, 3.0, 4.0])
+    model = zoo.create("scripted", registry=reg, epochs=4, batch_size=4, lr=0.1)
+    result = zoo.train(model)
+    assert result.best["loss"] == 1.0 and result.best["step"] == 4
+    assert model.module.weight.item() == pytest.approx(result.best["weight"])
+
+
+def test_early_stopping_after_patience_validations_without_improvement():
+    reg, calls = scripted_plugin([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    model = zoo.create("scripted", registry=reg, epochs=10, batch_size=4, patience=2)
+    result = zoo.train(model)
+    assert result.stopped_early and result.epochs == 3 and calls["evaluate"] == 3
+
+
+def test_divergence_stops_with_the_step_named():
+    reg, _ = scripted_plugin([1.0], nan_at=3)
+    model = zoo.create("scripted", registry=reg, epochs=5, batch_size=4)
+    with pytest.raises(TrainingDiverged, match="diverged at step 3 .*loss is nan"):
+        zoo.train(model)
+
+
+def test_steps_override_epochs_and_eval_every_validates_on_steps():
+    reg, calls = scripted_plugin([3.0, 2.0, 1.0, 0.5])
+    model = zoo.create("scripted", registry=reg, steps=5, batch_size=4, eval_every=2)
+    result = zoo.train(model)
+    assert result.steps == 5 and result.epochs == 3
+    assert calls["evaluate"] == 3  # steps 2, 4, and the final step 5
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(lr_schedule="cosine", warmup_steps=10)
+    assert lr_factor(0, 110, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, 110, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, 110, cfg) == pytest.approx(0.5)
+    assert lr_factor(110, 110, cfg) == pytest.approx(0.0, abs=1e-12)
+    linear = TrainConfig(lr_schedule="linear")
+    assert lr_factor(25, 100, linear) == pytest.approx(0.75)
+    assert lr_factor(50, 100, TrainConfig()) == 1.0
+    assert not math.isnan(lr_factor(0, 0, cfg))
