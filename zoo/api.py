@@ -84,17 +84,27 @@ def load_data(
     return data
 
 
-def _with_path(
-    settings: dict[str, Any], data: str | os.PathLike[str] | None, spec: Any
-) -> dict[str, Any]:
-    if data is None:
-        return settings
-    if "path" not in cfg.field_names(spec.config):
-        raise UsageError(
-            f"--data: dataset {spec.name!r} is built in and reads no files; "
-            "choose a dataset that does with --dataset (`zoo list`)"
-        )
-    return {**settings, "data.path": os.fspath(data)}
+# Command-line options that fill a dataset's path fields, when the dataset has them.
+PATH_OPTIONS = {"--data": "path", "--dev": "dev_path", "--test": "test_path"}
+
+
+def _with_paths(settings: dict[str, Any], paths: dict[str, Any], spec: Any) -> dict[str, Any]:
+    """Route `--data/--dev/--test` to the dataset's `path/dev_path/test_path` fields."""
+    names = cfg.field_names(spec.config)
+    out = dict(settings)
+    for option, value in paths.items():
+        if value is None:
+            continue
+        field_name = PATH_OPTIONS[option]
+        if field_name not in names:
+            what = (
+                "is built in and reads no files" if field_name == "path" else f"takes no {option}"
+            )
+            raise UsageError(
+                f"{option}: dataset {spec.name!r} {what}; `zoo info {spec.name}` lists its settings"
+            )
+        out[f"data.{field_name}"] = os.fspath(value)
+    return out
 
 
 def create(
@@ -102,11 +112,14 @@ def create(
     dataset: str | None = None,
     data: str | os.PathLike[str] | None = None,
     *,
+    dev: str | os.PathLike[str] | None = None,
+    test: str | os.PathLike[str] | None = None,
     registry: Registry | None = None,
     **settings: Any,
 ) -> Model:
     """Build architecture `name` for `dataset` (default: the architecture's own), loading the
-    data (from `data`, a path, when the dataset reads files) to size vocabularies and layers.
+    data (from `data`, a path, when the dataset reads files; `dev` and `test` for datasets that
+    take separate files) to size vocabularies and layers.
 
     `settings` may be any model, data or training setting (`hidden_size=128`, `epochs=5`).
     """
@@ -116,7 +129,10 @@ def create(
     dataset = dataset or spec.default_dataset
     ds_entry = reg.dataset(dataset)
     reg.check_compatible(name, dataset)
-    resolved = settings_mod.resolve(spec, ds_entry.spec, _with_path(settings, data, ds_entry.spec))
+    paths = {"--data": data, "--dev": dev, "--test": test}
+    resolved = settings_mod.resolve(
+        spec, ds_entry.spec, _with_paths(settings, paths, ds_entry.spec)
+    )
     trainer.resolve_device(resolved.train.device)  # no GPU: say so before loading any data
     impl = reg.implementation(name)
     loaded = load_data(reg, dataset, resolved.data, None)
@@ -291,6 +307,8 @@ def run(
     dataset: str | None = None,
     data: str | os.PathLike[str] | None = None,
     *,
+    dev: str | os.PathLike[str] | None = None,
+    test: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: bool | Progress = False,
     registry: Registry | None = None,
@@ -306,7 +324,7 @@ def run(
     )
     check_writable(path)
     t0 = time.perf_counter()
-    model = create(name, dataset, data, registry=reg, **settings)
+    model = create(name, dataset, data, dev=dev, test=test, registry=reg, **settings)
     t1 = time.perf_counter()
     shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     if model.data is not None and model.data.summary:

@@ -319,6 +319,12 @@ def info_command(name: str, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--dataset", help="Dataset to train on (default: the architecture's own).")
 @click.option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
+@click.option(
+    "--dev", "dev_path", type=click.Path(), help="Validation file, for datasets that take one."
+)
+@click.option(
+    "--test", "test_path", type=click.Path(), help="Test file, for datasets that take one."
+)
 @click.option("--epochs", type=click.IntRange(min=0), help="Passes over the training data.")
 @click.option("--steps", type=click.IntRange(min=0), help="Optimizer steps (overrides --epochs).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step.")
@@ -341,6 +347,8 @@ def run_command(
     name: str,
     dataset: str | None,
     data_path: str | None,
+    dev_path: str | None,
+    test_path: str | None,
     epochs: int | None,
     steps: int | None,
     batch_size: int | None,
@@ -376,7 +384,14 @@ def run_command(
     from zoo.progress import Progress
 
     result = run(
-        name, dataset, data_path, out=out, progress=Progress(enabled=not quiet), **settings
+        name,
+        dataset,
+        data_path,
+        dev=dev_path,
+        test=test_path,
+        out=out,
+        progress=Progress(enabled=not quiet),
+        **settings,
     )
     model = result.model
     training = result.metrics.get("training", {})
