@@ -191,6 +191,7 @@ def test_plugins_lists_versions_and_hooks(zoo):
             "folder 'no/such/folder' does not exist",
         ),
         (["run", "rnn-seq2seq", "--data", "missing.tsv"], 1, "missing.tsv: no such file or folder"),
+        (["run", "rnn-seq2seq", "--dev", "d.tsv"], 2, "--dev: dataset 'word-pairs' takes no --dev"),
         (["predict", "missing.safetensors", "x"], 1, "missing.safetensors: no such model file"),
         (["eval", "missing.safetensors"], 1, "no such model file"),
         (["inspect", "missing.safetensors"], 1, "no such model file"),
