@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from torch import nn
 import zoo
 from zoo.errors import ModelFileError
 from zoo.fileio import atomic_write
+from zoo.model import serialize
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +32,15 @@ def model_file(tmp_path_factory):
 
 
 def rewrite(src, dst, *, metadata=None, tensors=None):
-    """Copy a model file, changing metadata entries or tensors on the way."""
+    """Copy a model file, changing metadata entries or tensors on the way, and re-seal it with a
+    correct checksum, as a hostile author would: the checksum guards integrity, not trust."""
     with safe_open(src, "pt") as f:
         meta = dict(f.metadata())
         data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     meta.update(metadata or {})
+    meta.pop("sha256", None)
     data.update(tensors or {})
-    save_file(data, dst, metadata=meta)
+    Path(dst).write_bytes(serialize(data, meta))
     return dst
 
 
@@ -230,3 +235,53 @@ def test_atomic_write_failure_mid_write_keeps_old_file(tmp_path, monkeypatch):
         atomic_write(target, b"new" * 1000)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_every_single_byte_flip_is_refused(model_file, tmp_path):
+    """Flips in the header, the metadata and the tensors: all caught, by parsing or checksum."""
+    data = bytearray(model_file.read_bytes())
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    rng = random.Random(0)
+    offsets = [rng.randrange(8, header_end) for _ in range(40)]
+    offsets += [rng.randrange(header_end, len(data)) for _ in range(40)]
+    for offset in offsets:
+        flipped = bytearray(data)
+        flipped[offset] ^= 1 << rng.randrange(8)
+        with pytest.raises(ModelFileError):
+            zoo.load(damaged(tmp_path, bytes(flipped)))
+
+
+def test_a_file_without_its_checksum_is_refused(model_file, tmp_path):
+    with safe_open(model_file, "pt") as f:
+        meta = {k: v for k, v in f.metadata().items() if k != "sha256"}
+        data = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    save_file(data, tmp_path / "n.safetensors", metadata=meta)
+    with pytest.raises(ModelFileError, match="lacks its 'sha256' checksum"):
+        zoo.load(tmp_path / "n.safetensors")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "[" * 100_000 + "]" * 100_000,  # deeply nested
+        '{"__metadata__": {"a": ' + "[" * 50_000 + "]" * 50_000 + "}}",
+        '{"__metadata__": {"format": 1}}',  # wrong type in metadata
+        '{"w": {"dtype": "F32", "shape": [1000000000000], "data_offsets": [0, 4]}}',
+        '{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 40000000000]}}',
+        '{"w": {"dtype": "PICKLE", "shape": [1], "data_offsets": [0, 4]}}',
+    ],
+)
+def test_hostile_headers_are_refused_quickly(tmp_path, header):
+    raw = header.encode()
+    p = damaged(tmp_path, len(raw).to_bytes(8, "little") + raw + b"\0" * 4)
+    with pytest.raises(ModelFileError):
+        zoo.load(p)
+
+
+def test_gigantic_metadata_is_bounded_by_the_header_limit(tmp_path):
+    p = tmp_path / "huge.safetensors"
+    with open(p, "wb") as f:
+        f.write((200 * 1024 * 1024).to_bytes(8, "little"))
+        f.write(b"{" + b" " * 1024)
+    with pytest.raises(ModelFileError, match="over the"):
+        zoo.load(p)

@@ -106,8 +106,14 @@ def save(model: Model, path: str | os.PathLike[str]) -> None:
         for k, v in model.module.state_dict().items()
         if isinstance(v, torch.Tensor)
     }
-    payload = safetensors.torch.save(tensors, metadata=modelfile.encode_metadata(fields))
-    atomic_write(path, payload)
+    atomic_write(path, serialize(tensors, modelfile.encode_metadata(fields)))
+
+
+def serialize(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes whose metadata carries a checksum of the whole file."""
+    unsigned = safetensors.torch.save(tensors, metadata=metadata)
+    sealed = {**metadata, modelfile.CHECKSUM_KEY: modelfile.checksum(unsigned)}
+    return safetensors.torch.save(tensors, metadata=sealed)
 
 
 def load(
@@ -118,8 +124,7 @@ def load(
 ) -> Model:
     """Rebuild a model from its file; the architecture comes from installed plugins only."""
     name = str(path)
-    metadata, index = modelfile.read_header(path)
-    fields = modelfile.decode_metadata(path, metadata)
+    fields, index = modelfile.read_verified(path)
     reg = registry or get_registry()
     arch_name = fields["architecture"]
     try:

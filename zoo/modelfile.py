@@ -13,14 +13,17 @@ string-to-string map) carries, as JSON strings, what zoo needs to rebuild and us
 | config, data_config, train_config | the three resolved configs (JSON objects) |
 | data_state | vocabularies, normalisation statistics (JSON object) |
 | metrics | evaluation results at save time (JSON object) |
+| sha256 | checksum over the other metadata, the tensor index and the tensor bytes |
 
 Reading checks the header by hand before safetensors touches it: a file that is too short,
 whose header is too large, not JSON, or points outside the file is rejected with a
-`ModelFileError` and bounded work. Nothing in a file is ever imported or unpickled.
+`ModelFileError` and bounded work. The checksum then catches what still parses: a flipped byte
+in a tensor or a metadata value. Nothing in a file is ever imported or unpickled.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -31,6 +34,7 @@ from zoo.errors import ModelFileError
 
 FORMAT = "zoo.model"
 FORMAT_VERSION = 1
+CHECKSUM_KEY = "sha256"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 JSON_KEYS = ("plugin", "config", "data_config", "train_config", "data_state", "metrics")
 TEXT_KEYS = ("format", "format_version", "zoo_version", "architecture", "task", "dataset")
@@ -61,6 +65,38 @@ def encode_metadata(fields: dict[str, Any]) -> dict[str, str]:
     for key in JSON_KEYS:
         out[key] = json.dumps(fields[key], ensure_ascii=False, allow_nan=True, sort_keys=True)
     return out
+
+
+def _digest(metadata: dict[str, str], index: dict[str, Any]) -> Any:
+    """A sha256 object primed with everything but the tensor bytes."""
+    signed = {k: v for k, v in metadata.items() if k != CHECKSUM_KEY}
+    head = json.dumps({"metadata": signed, "tensors": index}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(head.encode("utf-8"))
+
+
+def checksum(payload: bytes) -> str:
+    """The checksum of a serialised safetensors payload (as written by `safetensors.torch.save`)."""
+    (n,) = struct.unpack("<Q", payload[:8])
+    header = json.loads(payload[8 : 8 + n])
+    metadata = header.pop("__metadata__", {})
+    digest = _digest(metadata, header)
+    digest.update(memoryview(payload)[8 + n :])
+    return digest.hexdigest()
+
+
+def verify(path: str | os.PathLike[str], metadata: dict[str, str], index: dict[str, Any]) -> None:
+    """Raise ModelFileError unless the file's bytes match the checksum in its metadata."""
+    expected = metadata.get(CHECKSUM_KEY)
+    if expected is None:
+        raise ModelFileError(f"{path}: metadata lacks its {CHECKSUM_KEY!r} checksum")
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        f.seek(8 + n)
+        digest = _digest(metadata, index)
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ModelFileError(f"{path}: damaged: the checksum does not match the file's contents")
 
 
 def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
@@ -182,9 +218,16 @@ def decode_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> d
     return out
 
 
-def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The decoded metadata of a model file plus its tensor index; needs no plugin, no torch."""
+def read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The decoded, checksum-verified metadata fields of a model file and its tensor index."""
     metadata, index = read_header(path)
     fields = decode_metadata(path, metadata)
+    verify(path, metadata, index)
+    return fields, index
+
+
+def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The decoded metadata of a model file plus its tensor index; needs no plugin, no torch."""
+    fields, index = read_verified(path)
     fields["tensors"] = {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in index.items()}
     return fields
