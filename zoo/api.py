@@ -75,6 +75,11 @@ def load_data(
         raise DataError("permission denied", path=e.filename or path) from None
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
+    except Exception as e:
+        plugin = registry.dataset(name).plugin
+        raise PluginError(
+            f"dataset {name!r} ({plugin.label}) failed in load: {type(e).__name__}: {e}"
+        ) from e
     if not isinstance(data, Data):
         plugin = registry.dataset(name).plugin
         raise PluginError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from typing import Any
 
@@ -48,13 +49,27 @@ class ZooGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(os.environ.get("ZOO_DEBUG"))
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except ZooError as e:
-            raise CLIError(str(e), e.exit_code) from None
+            if debug and e.__cause__ is not None:
+                raise
+            hint = " (ZOO_DEBUG=1 shows the traceback)" if e.__cause__ is not None else ""
+            raise CLIError(str(e) + hint, e.exit_code) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(130) from None
+        except Exception as e:
+            if debug:
+                raise
+            raise CLIError(
+                f"internal error: {type(e).__name__}: {e} (a bug in zoo or a plugin; "
+                "ZOO_DEBUG=1 shows the traceback)",
+                1,
+            ) from None
 
 
 def _clean(value: Any) -> Any:

@@ -20,7 +20,7 @@ import torch
 from zoo import __version__, modelfile
 from zoo import config as cfg
 from zoo.data import Data
-from zoo.errors import ModelFileError, PluginError, UsageError, ZooError
+from zoo.errors import ModelFileError, PluginError, UsageError
 from zoo.fileio import atomic_write, check_writable
 from zoo.registry import Architecture, Plugin, Registry, get_registry
 from zoo.settings import TrainConfig
@@ -200,13 +200,11 @@ def build_checked(
         with torch.device("meta"):
             shape_only = impl.build(config, state, task)
         expected = {k: list(v.shape) for k, v in shape_only.state_dict().items()}
-    except ZooError:
-        raise
-    except Exception as e:  # a malformed data_state reaches plugin code as KeyError, TypeError...
+    except (PluginError, RuntimeError, ValueError, TypeError, KeyError) as e:
+        # a malformed data_state reaches plugin code as a KeyError, TypeError, ...
         raise ModelFileError(
-            f"{where}: cannot rebuild the network from the file's config and data_state: "
-            f"{type(e).__name__}: {e}"
-        ) from None
+            f"{where}: cannot rebuild the network from the file's config and data_state: {e}"
+        ) from e
     found = {k: v["shape"] for k, v in index.items()}
     if expected != found:
         missing = sorted(set(expected) - set(found))
@@ -225,9 +223,5 @@ def build_checked(
         raise ModelFileError(f"{where}: tensors do not match the config: " + "; ".join(parts))
     try:
         return impl.build(config, state, task)
-    except ZooError:
-        raise
-    except Exception as e:
-        raise ModelFileError(
-            f"{where}: cannot rebuild the network: {type(e).__name__}: {e}"
-        ) from None
+    except PluginError as e:
+        raise ModelFileError(f"{where}: cannot rebuild the network: {e}") from e

@@ -329,7 +329,8 @@ class Registry:
             )
 
     def implementation(self, name: str) -> Any:
-        """The object behind an architecture's `implementation`, imported on first use."""
+        """The object behind an architecture's `implementation`, imported on first use and
+        wrapped so that its failures and wrong return types name the plugin."""
         entry = self.architecture(name)
         impl = self._resolve(entry, entry.spec.implementation, f"architecture {name!r}")
         missing = [f for f in ARCHITECTURE_API if not callable(getattr(impl, f, None))]
@@ -338,7 +339,9 @@ class Registry:
                 f"architecture {name!r} from {entry.plugin.label}: its implementation lacks "
                 + ", ".join(missing)
             )
-        return impl
+        from zoo.guard import GuardedImplementation  # imports torch: only when a model is used
+
+        return GuardedImplementation(impl, f"architecture {name!r} ({entry.plugin.label})")
 
     def loader(self, name: str) -> Callable[..., Any]:
         """The function behind a dataset's `loader`, imported on first use."""
