@@ -23,6 +23,7 @@ _LAZY = {
     "evaluate": "zoo.api",
     "predict": "zoo.api",
     "run": "zoo.api",
+    "resume": "zoo.api",
     "load": "zoo.api",
     "save": "zoo.api",
     "list_architectures": "zoo.api",

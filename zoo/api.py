@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ __all__ = [
     "load",
     "load_data",
     "predict",
+    "resume",
     "run",
     "save",
     "train",
@@ -161,10 +163,21 @@ def create(
 
 
 def train(
-    model: Model, *, progress: bool | Progress = False, **settings: Any
+    model: Model,
+    *,
+    progress: bool | Progress = False,
+    resume: trainer.Checkpoint | None = None,
+    checkpoint: Callable[[trainer.Checkpoint], None] | None = None,
+    checkpoint_every: int = 0,
+    **settings: Any,
 ) -> trainer.TrainResult:
     """Train `model` on the data it was created with; `settings` override training settings
-    (`epochs`, `lr`, ...). Returns what happened (steps, time, best validation scores)."""
+    (`epochs`, `lr`, ...). Returns what happened (steps, time, best validation scores).
+
+    Ctrl-C stops training cleanly after the current step (TrainingInterrupted), keeping the
+    weights in memory; `checkpoint`, when given, is called then and every `checkpoint_every`
+    steps with a `trainer.Checkpoint` that `resume` continues from.
+    """
     if model.data is None:
         raise UsageError(
             "this model has no training data attached (it was loaded from a file); "
@@ -182,6 +195,9 @@ def train(
         model.train_config,
         monitor=model.architecture.monitor,
         progress=shown,
+        resume=resume,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
     )
     model.metrics["training"] = {
         **result.as_dict(),
@@ -315,11 +331,16 @@ def run(
     dev: str | os.PathLike[str] | None = None,
     test: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 0,
     progress: bool | Progress = False,
     registry: Registry | None = None,
     **settings: Any,
 ) -> RunResult:
-    """Create, train, evaluate and save in one call, as `zoo run` does."""
+    """Create, train, evaluate and save in one call, as `zoo run` does.
+
+    A checkpoint (`<out>.ckpt.safetensors`) is written every `checkpoint_every` steps and when
+    Ctrl-C stops training, and removed once the model file is saved; `resume` continues it.
+    """
     reg = registry or get_registry()
     spec = reg.architecture(name).spec
     path = (
@@ -330,15 +351,100 @@ def run(
     check_writable(path)
     t0 = time.perf_counter()
     model = create(name, dataset, data, dev=dev, test=test, registry=reg, **settings)
+    return _train_and_save(model, path, None, checkpoint_every, progress, t0)
+
+
+def resume(
+    checkpoint: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
+    progress: bool | Progress = False,
+    registry: Registry | None = None,
+    **train_settings: Any,
+) -> RunResult:
+    """Continue an interrupted `run` from its checkpoint: same step, optimizer and RNG state,
+    so the final weights equal those of a run that was never interrupted.
+
+    Only training settings may change (`lr=...` after a divergence, say); the model and its
+    data come from the checkpoint. The data is reloaded and must give the same vocabularies
+    or statistics as when the checkpoint was written.
+    """
+    from zoo.checkpoint import load_checkpoint
+
+    t0 = time.perf_counter()
+    reg = registry or get_registry()
+    model, ckpt, info = load_checkpoint(checkpoint, registry=reg)
+    train_names = cfg.field_names(settings_mod.TrainConfig)
+    for key in train_settings:
+        if key.removeprefix("train.") not in train_names:
+            raise UsageError(
+                f"--set {key}: only training settings can change when resuming; the model "
+                "and data settings come from the checkpoint"
+            )
+    if train_settings:
+        overrides = {k.removeprefix("train."): v for k, v in train_settings.items()}
+        model.train_config = cfg.replace(model.train_config, overrides, where="--set")
+    path = Path(out) if out is not None else Path(info["out"])
+    check_writable(path)
+    model.data = load_data(reg, model.dataset, model.data_config, None)
+    if model.data.state != model.state:
+        raise DataError(
+            "the data differs from when the checkpoint was written (its vocabulary or "
+            "statistics changed); resume needs the same data",
+            path=getattr(model.data_config, "path", None),
+        )
+    every = info["checkpoint_every"] if checkpoint_every is None else checkpoint_every
+    return _train_and_save(model, path, (ckpt, Path(checkpoint)), every, progress, t0)
+
+
+def _train_and_save(
+    model: Model,
+    path: Path,
+    resuming: tuple[trainer.Checkpoint, Path] | None,
+    checkpoint_every: int,
+    progress: bool | Progress,
+    t0: float,
+) -> RunResult:
+    from zoo.checkpoint import default_path, save_checkpoint
+
+    ckpt_path = resuming[1] if resuming else default_path(path)
+    written: list[int] = []
+
+    def keep(ckpt: trainer.Checkpoint) -> None:
+        save_checkpoint(model, ckpt, ckpt_path, out=path, checkpoint_every=checkpoint_every)
+        written.append(ckpt.loop.step)
+
     t1 = time.perf_counter()
     shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     if model.data is not None and model.data.summary:
         shown.info(model.data.summary)
-    result = train(model, progress=shown)
+    try:
+        result = train(
+            model,
+            progress=shown,
+            resume=resuming[0] if resuming else None,
+            checkpoint=keep,
+            checkpoint_every=checkpoint_every,
+        )
+    except trainer.TrainingInterrupted as e:
+        raise trainer.TrainingInterrupted(
+            f"{e}; checkpoint saved to {ckpt_path}; continue with: zoo run --resume {ckpt_path}"
+        ) from None
+    except trainer.TrainingDiverged as e:
+        if written or resuming:
+            step = written[-1] if written else resuming[0].loop.step
+            raise trainer.TrainingDiverged(
+                f"{e}. The last good checkpoint (step {step}) is {ckpt_path}: "
+                f"zoo run --resume {ckpt_path} --lr <lower>"
+            ) from None
+        raise
     t2 = time.perf_counter()
     model.metrics.update(final_metrics(model))
     t3 = time.perf_counter()
     save(model, path)
+    if written or resuming:
+        ckpt_path.unlink(missing_ok=True)  # the model file supersedes it
     timings = {
         "load": t1 - t0,
         "train": t2 - t1,

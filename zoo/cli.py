@@ -331,7 +331,7 @@ def info_command(name: str, as_json: bool) -> None:
 
 # ------------------------------------------------------------------------------------- run
 @cli.command("run")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--dataset", help="Dataset to train on (default: the architecture's own).")
 @click.option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
 @click.option(
@@ -355,6 +355,17 @@ def info_command(name: str, as_json: bool) -> None:
     type=click.Path(),
     help="Model file to write (default: NAME-DATASET.safetensors).",
 )
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    help="Save a resumable checkpoint (OUT.ckpt.safetensors) every N steps; Ctrl-C always saves one.",
+)
+@click.option(
+    "--resume",
+    "resume_file",
+    type=click.Path(),
+    help="Continue an interrupted run from its checkpoint (NAME and settings come from it).",
+)
 @set_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
@@ -372,11 +383,17 @@ def run_command(
     device: str | None,
     threads: int | None,
     out: str | None,
+    checkpoint_every: int | None,
+    resume_file: str | None,
     assignments: tuple[str, ...],
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Build NAME and its dataset, train, evaluate on held-out data, and save one model file."""
+    """Build NAME and its dataset, train, evaluate on held-out data, and save one model file.
+
+    Ctrl-C stops after the current step and saves a checkpoint; `zoo run --resume FILE`
+    continues it to the same weights an uninterrupted run gives.
+    """
     settings: dict[str, Any] = dict(cfg.parse_assignments(assignments))
     explicit = {
         "train.epochs": epochs,
@@ -391,23 +408,48 @@ def run_command(
         if value is not None:
             settings.pop(key.removeprefix("train."), None)
             settings[key] = value
-    reg = get_registry()
-    reg.architecture(name)  # unknown names fail before torch is imported
-    if dataset is not None:
-        reg.dataset(dataset)
-    from zoo.api import run
     from zoo.progress import Progress
 
-    result = run(
-        name,
-        dataset,
-        data_path,
-        dev=dev_path,
-        test=test_path,
-        out=out,
-        progress=Progress(enabled=not quiet),
-        **settings,
-    )
+    if resume_file is not None:
+        given = {"--dataset": dataset, "--data": data_path, "--dev": dev_path, "--test": test_path}
+        clashing = [option for option, value in given.items() if value is not None]
+        if clashing:
+            raise UsageError(
+                f"{clashing[0]} cannot be combined with --resume: the data comes from the checkpoint"
+            )
+        from zoo.api import resume
+        from zoo.modelfile import read_info
+
+        saved = read_info(resume_file)["architecture"]
+        if name is not None and name != saved:
+            raise UsageError(f"--resume {resume_file}: the checkpoint is of {saved}, not {name}")
+        result = resume(
+            resume_file,
+            out=out,
+            checkpoint_every=checkpoint_every,
+            progress=Progress(enabled=not quiet),
+            **settings,
+        )
+    else:
+        if name is None:
+            raise UsageError("give the architecture NAME to run (`zoo list`), or --resume FILE")
+        reg = get_registry()
+        reg.architecture(name)  # unknown names fail before torch is imported
+        if dataset is not None:
+            reg.dataset(dataset)
+        from zoo.api import run
+
+        result = run(
+            name,
+            dataset,
+            data_path,
+            dev=dev_path,
+            test=test_path,
+            out=out,
+            checkpoint_every=checkpoint_every or 0,
+            progress=Progress(enabled=not quiet),
+            **settings,
+        )
     model = result.model
     training = result.metrics.get("training", {})
     doc = {

@@ -76,15 +76,12 @@ class Model:
         )
 
 
-def save(model: Model, path: str | os.PathLike[str]) -> None:
-    """Write the model to `path` atomically: the old file stays whole until the new one is."""
-    check_writable(path)
-    data_config = (
-        cfg.to_dict(model.data_config)
-        if not isinstance(model.data_config, dict)
-        else model.data_config
-    )
-    fields = {
+def model_fields(model: Model) -> dict[str, Any]:
+    """What the file's metadata says about a model (see zoo.modelfile)."""
+    data_config = model.data_config
+    if not isinstance(data_config, dict):
+        data_config = cfg.to_dict(data_config)
+    return {
         "zoo_version": __version__,
         "architecture": model.name,
         "task": model.task,
@@ -100,13 +97,23 @@ def save(model: Model, path: str | os.PathLike[str]) -> None:
         "data_state": model.state,
         "metrics": model.metrics,
     }
-    # clone: tied weights share storage, which safetensors refuses to write twice
-    tensors = {
+
+
+def cpu_tensors(state_dict: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Detached CPU copies; copies because tied weights share storage, which safetensors
+    refuses to write twice."""
+    return {
         k: v.detach().to("cpu").contiguous().clone()
-        for k, v in model.module.state_dict().items()
+        for k, v in state_dict.items()
         if isinstance(v, torch.Tensor)
     }
-    atomic_write(path, serialize(tensors, modelfile.encode_metadata(fields)))
+
+
+def save(model: Model, path: str | os.PathLike[str]) -> None:
+    """Write the model to `path` atomically: the old file stays whole until the new one is."""
+    check_writable(path)
+    metadata = modelfile.encode_metadata(model_fields(model))
+    atomic_write(path, serialize(cpu_tensors(model.module.state_dict()), metadata))
 
 
 def serialize(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
@@ -123,8 +130,29 @@ def load(
     device: str | torch.device = "cpu",
 ) -> Model:
     """Rebuild a model from its file; the architecture comes from installed plugins only."""
-    name = str(path)
     fields, index = modelfile.read_verified(path)
+    model = from_fields(fields, index, str(path), registry=registry)
+    model.module.load_state_dict(read_tensors(path), strict=True)
+    model.module.to(device).eval()
+    return model
+
+
+def read_tensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    try:
+        return safetensors.torch.load_file(os.fspath(path), device="cpu")
+    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelFileError(f"{path}: cannot read tensors: {e}") from None
+
+
+def from_fields(
+    fields: dict[str, Any],
+    index: dict[str, dict[str, Any]],
+    name: str,
+    *,
+    registry: Registry | None = None,
+) -> Model:
+    """A model with freshly built weights of the right shapes, from a file's decoded metadata;
+    `index` (tensor name -> dtype, shape) must match the network before anything is allocated."""
     reg = registry or get_registry()
     arch_name = fields["architecture"]
     try:
@@ -148,29 +176,14 @@ def load(
     try:
         config = cfg.build(spec.config, fields["config"], where=f"{name}: config")
         train_config = cfg.build(TrainConfig, fields["train_config"], where=f"{name}: train_config")
+        data_config: Any = fields["data_config"]
+        if fields["dataset"] in reg.datasets:
+            data_spec = reg.dataset(fields["dataset"]).spec
+            data_config = cfg.build(data_spec.config, data_config, where=f"{name}: data_config")
     except UsageError as e:
         raise ModelFileError(str(e)) from None
-    data_config: Any = fields["data_config"]
-    if fields["dataset"] in reg.datasets:
-        try:
-            data_config = cfg.build(
-                reg.dataset(fields["dataset"]).spec.config,
-                data_config,
-                where=f"{name}: data_config",
-            )
-        except UsageError as e:
-            raise ModelFileError(str(e)) from None
     state = fields["data_state"]
     module = build_checked(impl, config, state, task, index, where=name)
-    try:
-        tensors = safetensors.torch.load_file(os.fspath(path), device="cpu")
-    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise ModelFileError(f"{name}: cannot read tensors: {e}") from None
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as e:
-        raise ModelFileError(f"{name}: tensors do not fit the network: {e}") from None
-    module.to(device).eval()
     return Model(
         architecture=spec,
         dataset=fields["dataset"],

@@ -33,6 +33,7 @@ from typing import Any
 from zoo.errors import ModelFileError
 
 FORMAT = "zoo.model"
+CHECKPOINT_FORMAT = "zoo.checkpoint"  # same container, for `zoo run --resume` (zoo.checkpoint)
 FORMAT_VERSION = 1
 CHECKSUM_KEY = "sha256"
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
@@ -57,9 +58,9 @@ _DTYPE_BYTES = {
 }
 
 
-def encode_metadata(fields: dict[str, Any]) -> dict[str, str]:
+def encode_metadata(fields: dict[str, Any], format: str = FORMAT) -> dict[str, str]:
     """The safetensors metadata map for a model: text keys as-is, the rest as JSON."""
-    out = {"format": FORMAT, "format_version": str(FORMAT_VERSION)}
+    out = {"format": format, "format_version": str(FORMAT_VERSION)}
     for key in TEXT_KEYS[2:]:
         out[key] = str(fields[key])
     for key in JSON_KEYS:
@@ -181,13 +182,23 @@ def _check_tensor_entry(name: str, tensor: str, info: Any, data_len: int) -> Non
         raise ModelFileError(f"{name}: tensor {tensor!r} size does not match its shape")
 
 
-def decode_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> dict[str, Any]:
+def decode_metadata(
+    path: str | os.PathLike[str], metadata: dict[str, str], format: str = FORMAT
+) -> dict[str, Any]:
     """The model fields of a file's metadata, checked: format, version, types of each field."""
     name = str(path)
-    if metadata.get("format") != FORMAT:
+    found = metadata.get("format")
+    if found != format:
+        if found == CHECKPOINT_FORMAT:
+            raise ModelFileError(
+                f"{name}: a training checkpoint, not a model file; finish the training with "
+                f"`zoo run --resume {name}`"
+            )
+        if found == FORMAT:
+            raise ModelFileError(f"{name}: a finished model file, not a training checkpoint")
         raise ModelFileError(
             f"{name}: a safetensors file, but not a zoo model (metadata 'format' is "
-            f"{metadata.get('format')!r}, expected {FORMAT!r})"
+            f"{found!r}, expected {format!r})"
         )
     try:
         version = int(metadata.get("format_version", ""))
@@ -218,16 +229,25 @@ def decode_metadata(path: str | os.PathLike[str], metadata: dict[str, str]) -> d
     return out
 
 
-def read_verified(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """The decoded, checksum-verified metadata fields of a model file and its tensor index."""
+def read_verified(
+    path: str | os.PathLike[str], format: str = FORMAT
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The decoded, checksum-verified metadata fields of a model file and its tensor index.
+
+    Metadata keys beyond the model's own (a checkpoint's) come back as raw strings."""
     metadata, index = read_header(path)
-    fields = decode_metadata(path, metadata)
+    fields = decode_metadata(path, metadata, format)
     verify(path, metadata, index)
+    known = {*TEXT_KEYS, *JSON_KEYS, CHECKSUM_KEY}
+    fields.update({k: v for k, v in metadata.items() if k not in known})
     return fields, index
 
 
 def read_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The decoded metadata of a model file plus its tensor index; needs no plugin, no torch."""
-    fields, index = read_verified(path)
+    metadata, _ = read_header(path)
+    kind = CHECKPOINT_FORMAT if metadata.get("format") == CHECKPOINT_FORMAT else FORMAT
+    fields, index = read_verified(path, kind)
+    fields["kind"] = "checkpoint" if kind == CHECKPOINT_FORMAT else "model"
     fields["tensors"] = {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in index.items()}
     return fields

@@ -9,9 +9,12 @@ weights on the same machine, and keeps the weights of the best validation score.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
+import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +125,38 @@ def evaluate(
     return {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}
 
 
+class TrainingInterrupted(ZooError):
+    """Ctrl-C during training: stopped cleanly after a step, with a checkpoint when one is kept."""
+
+    exit_code = 130
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: with the weights, optimizer and RNG, enough to continue exactly."""
+
+    step: int = 0
+    epoch: int = 1  # the epoch in progress, from 1
+    batch_in_epoch: int = 0  # batches of that epoch already trained
+    epoch_rng: torch.Tensor | None = None  # the shuffle generator's state when the epoch began
+    epoch_loss: float = 0.0
+    best_score: float | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
+    bad_validations: int = 0
+    last_validated: int = -1
+    result: TrainResult = field(default_factory=TrainResult)
+
+
+@dataclass
+class Checkpoint:
+    """A resumable moment of training (the module's weights travel separately)."""
+
+    loop: LoopState
+    optimizer: dict[str, Any]
+    rng: torch.Tensor
+    cuda_rng: list[torch.Tensor] | None = None
+
+
 def fit(
     impl: Any,
     module: torch.nn.Module,
@@ -131,8 +166,17 @@ def fit(
     cfg: TrainConfig,
     monitor: tuple[str, str] = ("loss", "min"),
     progress: Progress | None = None,
+    *,
+    resume: Checkpoint | None = None,
+    checkpoint: Callable[[Checkpoint], None] | None = None,
+    checkpoint_every: int = 0,
 ) -> TrainResult:
-    """Train `module` on `data`'s train split; validate on its valid split, keep the best."""
+    """Train `module` on `data`'s train split; validate on its valid split, keep the best.
+
+    `checkpoint(ckpt)` is called every `checkpoint_every` steps and when Ctrl-C arrives (then
+    training stops after the current step with TrainingInterrupted); `resume` continues from
+    such a checkpoint, giving the same weights as a run that was never interrupted.
+    """
     progress = progress or Progress(enabled=False)
     device = resolve_device(cfg.device)
     set_threads(cfg.threads)
@@ -140,88 +184,125 @@ def fit(
     shuffle_rng = torch.Generator().manual_seed(cfg.seed)
     module.to(device).train()
     optimizer = make_optimizer(module, cfg)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    base_lrs = [cfg.lr for _ in optimizer.param_groups]
+    loop = LoopState(epoch_rng=shuffle_rng.get_state())
+    if resume is not None:
+        loop = resume.loop
+        optimizer.load_state_dict(resume.optimizer)
+        torch.set_rng_state(resume.rng)
+        if resume.cuda_rng is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all(resume.cuda_rng)
+    result = loop.result
 
     per_epoch = math.ceil(data.size("train") / cfg.batch_size)
     total = cfg.steps if cfg.steps else cfg.epochs * per_epoch
     epochs = math.ceil(total / per_epoch) if per_epoch else 0
     metric, mode = monitor
     has_valid = data.has("valid")
-    best_score: float | None = None
-    best_weights: dict[str, torch.Tensor] | None = None
-    bad_validations = 0
-    last_validated = -1
-    result = TrainResult()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0 = time.perf_counter() - result.seconds, time.process_time() - result.cpu_seconds
     progress.start(total_steps=total, epochs=epochs)
 
     def validate() -> bool:
         """Score the valid split; return True when training should stop early."""
-        nonlocal best_score, best_weights, bad_validations, last_validated
-        last_validated = result.steps
+        loop.last_validated = loop.step
         scores = evaluate(impl, module, data, "valid", state, task, cfg.batch_size, device)
         if metric not in scores:
             raise ZooError(f"monitor metric {metric!r} missing from {sorted(scores)}")
         score = scores[metric]
-        better = best_score is None or (score < best_score if mode == "min" else score > best_score)
+        best = loop.best_score
+        better = best is None or (score < best if mode == "min" else score > best)
         if better and math.isfinite(score):
-            best_score, bad_validations = score, 0
-            best_weights = copy.deepcopy(module.state_dict())
-            result.best = {"step": result.steps, **scores}
+            loop.best_score, loop.bad_validations = score, 0
+            loop.best_weights = copy.deepcopy(module.state_dict())
+            result.best = {"step": loop.step, **scores}
         else:
-            bad_validations += 1
-        result.history.append({"step": result.steps, "valid": scores})
-        progress.validation(result.steps, scores, improved=bool(better))
-        return bool(cfg.patience) and bad_validations >= cfg.patience
+            loop.bad_validations += 1
+        result.history.append({"step": loop.step, "valid": scores})
+        progress.validation(loop.step, scores, improved=bool(better))
+        return bool(cfg.patience) and loop.bad_validations >= cfg.patience
 
+    def snapshot() -> Checkpoint:
+        result.seconds = time.perf_counter() - wall0
+        result.cpu_seconds = time.process_time() - cpu0
+        cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+        return Checkpoint(
+            copy.deepcopy(loop), copy.deepcopy(optimizer.state_dict()), torch.get_rng_state(), cuda
+        )
+
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        interrupted = True
+        progress.info("interrupted: stopping after this step (Ctrl-C again to abort at once)")
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
     stop = False
-    for epoch in range(1, epochs + 1):
-        module.train()
-        epoch_loss, epoch_batches = 0.0, 0
-        for batch in data.batches("train", cfg.batch_size, shuffle=True, generator=shuffle_rng):
-            batch = move(batch, device)
-            factor = lr_factor(result.steps, total, cfg)
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
-            loss = impl.loss(module, batch)
-            value = loss.item()
-            if not math.isfinite(value):
-                if best_weights is not None:
-                    module.load_state_dict(best_weights)
-                raise TrainingDiverged(
-                    f"training diverged at step {result.steps + 1} (epoch {epoch}): loss is "
-                    f"{value}; try a lower --lr or --set grad_clip=1"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-            optimizer.step()
-            result.steps += 1
-            result.examples += _batch_size(batch)
-            epoch_loss += value
-            epoch_batches += 1
-            progress.step(result.steps, epoch, value)
-            if has_valid and cfg.eval_every and result.steps % cfg.eval_every == 0:
+    try:
+        for epoch in range(loop.epoch, epochs + 1):
+            if epoch > loop.epoch:  # a new epoch begins
+                loop.epoch, loop.batch_in_epoch, loop.epoch_loss = epoch, 0, 0.0
+                loop.epoch_rng = shuffle_rng.get_state()
+            else:  # the epoch in progress: a fresh start, or a resumed one
+                shuffle_rng.set_state(loop.epoch_rng)
+            module.train()
+            batches = data.batches("train", cfg.batch_size, shuffle=True, generator=shuffle_rng)
+            for batch in itertools.islice(batches, loop.batch_in_epoch, None):
+                batch = move(batch, device)
+                factor = lr_factor(loop.step, total, cfg)
+                for group, base in zip(optimizer.param_groups, base_lrs):
+                    group["lr"] = base * factor
+                loss = impl.loss(module, batch)
+                value = loss.item()
+                if not math.isfinite(value):
+                    if loop.best_weights is not None:
+                        module.load_state_dict(loop.best_weights)
+                    raise TrainingDiverged(
+                        f"training diverged at step {loop.step + 1} (epoch {epoch}): loss is "
+                        f"{value}; try a lower --lr or --set grad_clip=1"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+                optimizer.step()
+                loop.step += 1
+                loop.batch_in_epoch += 1
+                loop.epoch_loss += value
+                result.steps = loop.step
+                result.examples += _batch_size(batch)
+                progress.step(loop.step, epoch, value)
+                if has_valid and cfg.eval_every and loop.step % cfg.eval_every == 0:
+                    stop = validate()
+                if stop or loop.step >= total:
+                    break
+                if checkpoint is not None and (
+                    interrupted or (checkpoint_every and loop.step % checkpoint_every == 0)
+                ):
+                    checkpoint(snapshot())
+                if interrupted:
+                    raise TrainingInterrupted(f"interrupted at step {loop.step} of {total}")
+            result.epochs = epoch
+            train_loss = loop.epoch_loss / max(1, loop.batch_in_epoch)
+            result.history.append({"epoch": epoch, "step": loop.step, "train_loss": train_loss})
+            if has_valid and not cfg.eval_every and not stop and loop.last_validated != loop.step:
                 stop = validate()
-            if stop or result.steps >= total:
+            progress.epoch(epoch, loop.step, train_loss)
+            if stop:
+                result.stopped_early = loop.step < total
                 break
-        result.epochs = epoch
-        train_loss = epoch_loss / max(1, epoch_batches)
-        result.history.append({"epoch": epoch, "step": result.steps, "train_loss": train_loss})
-        if has_valid and not cfg.eval_every and not stop:
-            stop = validate()
-        progress.epoch(epoch, result.steps, train_loss)
-        if stop:
-            result.stopped_early = result.steps < total
-            break
-        if result.steps >= total:
-            break
-
-    if has_valid and not stop and last_validated != result.steps:
-        validate()
-    if best_weights is not None:
-        module.load_state_dict(best_weights)
+            if loop.step >= total:
+                break
+        if has_valid and not stop and loop.last_validated != loop.step:
+            validate()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if loop.best_weights is not None:
+        module.load_state_dict(loop.best_weights)
     result.seconds = time.perf_counter() - wall0
     result.cpu_seconds = time.process_time() - cpu0
     progress.finish()

@@ -1,0 +1,175 @@
+"""Ctrl-C saves a checkpoint; resuming gives exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import zoo
+from zoo.checkpoint import default_path
+from zoo.errors import DataError, ModelFileError, UsageError
+from zoo.progress import Progress
+from zoo.trainer import TrainingInterrupted
+
+# The toy tagger exercises all the state that must survive: dropout and word dropout (torch's
+# RNG), length-bucketed shuffling (the epoch's shuffle RNG), Adam's moments, validation with
+# best-weight selection, and a learning-rate schedule.
+TAGGER = {"epochs": 6, "lr_schedule": "cosine", "warmup_steps": 3}
+
+
+class InterruptAt(Progress):
+    """Sends this process a real SIGINT when training reaches a given step."""
+
+    def __init__(self, step: int):
+        super().__init__(enabled=False)
+        self.at = step
+
+    def step(self, step, epoch, loss):
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def weights(path):
+    return load_file(path)
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "t.safetensors"
+    zoo.run("lstm-tagger", out=out, **TAGGER)
+    return weights(out)
+
+
+@pytest.mark.parametrize("stop_at", [7, 10, 23])  # mid-epoch, the last batch of epoch 2, late
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, uninterrupted, stop_at):
+    out = tmp_path / "t.safetensors"
+    with pytest.raises(TrainingInterrupted, match=f"interrupted at step {stop_at} of 30") as e:
+        zoo.run("lstm-tagger", out=out, progress=InterruptAt(stop_at), **TAGGER)
+    ckpt = default_path(out)
+    assert "zoo run --resume" in str(e.value) and ckpt.exists() and not out.exists()
+    result = zoo.resume(ckpt)
+    assert result.path == out and result.training.steps == 30
+    assert same_weights(weights(out), uninterrupted)
+    assert not ckpt.exists()  # the finished model supersedes it
+
+
+def test_resume_twice_and_with_periodic_checkpoints(tmp_path, uninterrupted):
+    out = tmp_path / "t.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        zoo.run("lstm-tagger", out=out, checkpoint_every=4, progress=InterruptAt(9), **TAGGER)
+    ckpt = default_path(out)
+    with pytest.raises(TrainingInterrupted):
+        zoo.resume(ckpt, progress=InterruptAt(17))
+    zoo.resume(ckpt)
+    assert same_weights(weights(out), uninterrupted)
+
+
+def test_periodic_checkpoints_are_written_and_resumable(tmp_path, uninterrupted, monkeypatch):
+    out = tmp_path / "t.safetensors"
+    seen = []
+    import zoo.checkpoint as checkpoint_module
+
+    original = checkpoint_module.save_checkpoint
+
+    def spy(model, ckpt, path, **kwargs):
+        original(model, ckpt, path, **kwargs)
+        seen.append(ckpt.loop.step)
+        Path(str(path) + f".{ckpt.loop.step}").write_bytes(Path(path).read_bytes())
+
+    monkeypatch.setattr(checkpoint_module, "save_checkpoint", spy)
+    zoo.run("lstm-tagger", out=out, checkpoint_every=8, **TAGGER)
+    assert seen == [8, 16, 24]
+    monkeypatch.undo()
+    copy = tmp_path / "again.ckpt.safetensors"
+    copy.write_bytes(Path(str(default_path(out)) + ".16").read_bytes())
+    zoo.resume(copy, out=tmp_path / "again.safetensors")
+    assert same_weights(weights(tmp_path / "again.safetensors"), uninterrupted)
+
+
+def test_resume_refuses_model_settings_other_data_and_model_files(tmp_path):
+    out = tmp_path / "t.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        zoo.run("lstm-tagger", out=out, progress=InterruptAt(3), **TAGGER)
+    ckpt = default_path(out)
+    with pytest.raises(UsageError, match="only training settings can change"):
+        zoo.resume(ckpt, hidden_size=3)
+    zoo.resume(ckpt, lr=0.001)  # a training setting may change, e.g. after a divergence
+    with pytest.raises(ModelFileError, match="a finished model file, not a training checkpoint"):
+        zoo.resume(out)
+    with pytest.raises(ModelFileError, match="a training checkpoint, not a model file"):
+        with pytest.raises(TrainingInterrupted):
+            zoo.run("lstm-tagger", out=out, progress=InterruptAt(3), **TAGGER)
+        zoo.load(ckpt)
+
+
+def test_resume_notices_changed_data(tmp_path):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("cat\tgato\ndog\tperro\n")
+    out = tmp_path / "s.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        zoo.run("rnn-seq2seq", data=pairs, out=out, epochs=50, progress=InterruptAt(5))
+    pairs.write_text("cat\tgato\nfish\tpez\n")
+    with pytest.raises(DataError, match="the data differs from when the checkpoint was written"):
+        zoo.resume(default_path(out))
+
+
+def test_ctrl_c_on_the_command_line(tmp_path):
+    """A real `zoo run` process gets SIGINT, exits 130 with a checkpoint; resuming it gives
+    the weights of an uninterrupted `zoo run`."""
+    zoo_exe = Path(sys.executable).parent / "zoo"
+    args = ["run", "lstm-tagger", "--epochs", "150", "--set", "lr_schedule=linear"]
+    whole = subprocess.run(
+        [zoo_exe, *args, "--out", tmp_path / "whole.safetensors", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "cut.safetensors"
+    proc = subprocess.Popen([zoo_exe, *args, "--out", out], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until training is under way
+        if line.startswith("epoch 2/"):
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, rest
+    assert "checkpoint saved to" in rest and "Traceback" not in rest
+    resumed = subprocess.run(
+        [zoo_exe, "run", "--resume", default_path(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert same_weights(weights(out), weights(tmp_path / "whole.safetensors"))
+
+
+def test_resume_mistakes_on_the_command_line(zoo, tmp_path):
+    r = zoo("run")
+    assert r.code == 2 and "give the architecture NAME" in r.error_line()
+    r = zoo("run", "--resume", tmp_path / "missing.ckpt.safetensors")
+    assert r.code == 1 and "no such model file" in r.error_line()
+    out = tmp_path / "t.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        zoo_run_interrupted(out)
+    r = zoo("run", "--resume", default_path(out), "--data", "x")
+    assert r.code == 2 and "--data cannot be combined with --resume" in r.error_line()
+    r = zoo("run", "gru-regressor", "--resume", default_path(out))
+    assert r.code == 2 and "the checkpoint is of lstm-tagger, not gru-regressor" in r.error_line()
+
+
+def zoo_run_interrupted(out):
+    zoo.run("lstm-tagger", out=out, progress=InterruptAt(2), **TAGGER)
