@@ -23,8 +23,13 @@ def check_writable(path: str | os.PathLike[str], *, option: str = "--out") -> Pa
         raise UsageError(f"{option} {str(path)!r}: is a folder; give a file name")
     if not folder.is_dir():
         raise UsageError(f"{option} {str(path)!r}: folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {str(path)!r}: folder {str(folder)!r} is not writable")
+    try:  # really try: permission bits say nothing for root, read-only mounts, quotas
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(
+            f"{option} {str(path)!r}: folder {str(folder)!r} is not writable ({e.strerror})"
+        ) from None
     if target.exists() and not os.access(target, os.W_OK):
         raise UsageError(f"{option} {str(path)!r}: file exists and is not writable")
     return target
