@@ -262,3 +262,25 @@ def test_failed_run_leaves_the_previous_model_file_alone(zoo, tmp_path):
 def test_json_output_is_strict_json(zoo, tmp_path):
     r = zoo("run", "elman-rnn", "--epochs", "1", "--out", tmp_path / "m.safetensors", "--json")
     json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+def test_metrics_out_writes_the_json_document(zoo, tmp_path):
+    metrics = tmp_path / "metrics.json"
+    model = tmp_path / "m.safetensors"
+    r = zoo(
+        "run",
+        "elman-rnn",
+        "--epochs",
+        "1",
+        "-q",
+        "--out",
+        model,
+        "--metrics-out",
+        metrics,
+        "--json",
+    )
+    assert r.code == 0 and json.loads(metrics.read_text()) == r.json()
+    r = zoo("eval", model, "--metrics-out", metrics)
+    assert r.code == 0 and json.loads(metrics.read_text())["metrics"]["mse"] > 0
+    r = zoo("eval", model, "--metrics-out", tmp_path / "no" / "m.json")
+    assert r.code == 2 and "--metrics-out" in r.error_line()

@@ -119,3 +119,30 @@ def test_learning_rate_schedules():
     assert lr_factor(25, 100, linear) == pytest.approx(0.75)
     assert lr_factor(50, 100, TrainConfig()) == 1.0
     assert not math.isnan(lr_factor(0, 0, cfg))
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path, zoo, use_registry):
+    reg, _ = scripted_plugin([1.0], nan_at=6)
+    use_registry(reg)
+    out = tmp_path / "m.safetensors"
+    r = zoo(
+        "run",
+        "scripted",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--out",
+        out,
+    )
+    assert r.code == 1
+    line = r.error_line()
+    assert "training diverged at step 6" in line and "last good checkpoint (step 4)" in line
+    ckpt = tmp_path / "m.ckpt.safetensors"
+    assert ckpt.exists() and not out.exists()
+    from zoo.checkpoint import load_checkpoint
+
+    model, state, _ = load_checkpoint(ckpt, registry=reg)
+    assert state.loop.step == 4 and all(torch.isfinite(p).all() for p in model.module.parameters())

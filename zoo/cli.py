@@ -19,6 +19,7 @@ import click
 from zoo import __version__
 from zoo import config as cfg
 from zoo.errors import UsageError, ZooError
+from zoo.fileio import atomic_write_text, check_writable
 from zoo.registry import get_registry
 
 
@@ -87,6 +88,12 @@ def emit_json(doc: Any) -> None:
     click.echo(json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False))
 
 
+def write_json(path: str, doc: Any) -> None:
+    """The same document as --json, written atomically to a file."""
+    text = json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    atomic_write_text(path, text)
+
+
 def _table(rows: list[list[str]], headers: list[str], indent: int = 0) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     lines = [
@@ -118,6 +125,11 @@ set_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Any model, data or training setting (repeatable); `zoo info NAME` lists them.",
+)
+metrics_out_option = click.option(
+    "--metrics-out",
+    type=click.Path(dir_okay=False),
+    help="Also write the JSON result document to this file (atomically).",
 )
 threads_option = click.option(
     "--threads",
@@ -367,6 +379,7 @@ def info_command(name: str, as_json: bool) -> None:
     help="Continue an interrupted run from its checkpoint (NAME and settings come from it).",
 )
 @set_option
+@metrics_out_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
 def run_command(
@@ -386,6 +399,7 @@ def run_command(
     checkpoint_every: int | None,
     resume_file: str | None,
     assignments: tuple[str, ...],
+    metrics_out: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -410,6 +424,8 @@ def run_command(
             settings[key] = value
     from zoo.progress import Progress
 
+    if metrics_out is not None:
+        check_writable(metrics_out, option="--metrics-out")
     if resume_file is not None:
         given = {"--dataset": dataset, "--data": data_path, "--dev": dev_path, "--test": test_path}
         clashing = [option for option, value in given.items() if value is not None]
@@ -467,6 +483,8 @@ def run_command(
             "train": cfg.to_dict(model.train_config),
         },
     }
+    if metrics_out is not None:
+        write_json(metrics_out, doc)
     if as_json:
         emit_json(doc)
         return
@@ -537,8 +555,6 @@ def predict_command(
         raise UsageError("give INPUT arguments or --input FILE, not both")
     options = cfg.parse_assignments(assignments)
     if output_file is not None:
-        from zoo.fileio import check_writable
-
         check_writable(output_file, option="--output")
     from zoo.api import load, predict
     from zoo.trainer import set_threads
@@ -575,8 +591,6 @@ def predict_command(
         text = "".join(str(p.get("text", p.get("output"))) + "\n" for p in predictions)
     seconds = time.perf_counter() - t1
     if output_file is not None:
-        from zoo.fileio import atomic_write_text
-
         atomic_write_text(output_file, text)
     if as_json:
         emit_json(
@@ -607,6 +621,7 @@ def predict_command(
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @set_option
 @threads_option
+@metrics_out_option
 @json_option
 def eval_command(
     model_file: str,
@@ -617,9 +632,12 @@ def eval_command(
     device: str,
     assignments: tuple[str, ...],
     threads: int | None,
+    metrics_out: str | None,
     as_json: bool,
 ) -> None:
     """Metrics of a saved model FILE on a dataset (default: its own test split)."""
+    if metrics_out is not None:
+        check_writable(metrics_out, option="--metrics-out")
     settings = cfg.parse_assignments(assignments)
     from zoo.api import evaluate, load
     from zoo.trainer import set_threads
@@ -647,6 +665,8 @@ def eval_command(
         "seconds": round(seconds, 3),
         "threads": used_threads,
     }
+    if metrics_out is not None:
+        write_json(metrics_out, doc)
     if as_json:
         emit_json(doc)
         return
