@@ -43,7 +43,9 @@ def test_kill_9_during_saves_never_leaves_a_broken_model_file(tmp_path):
         proc.wait()
         finished += [int(line) for line in proc.stdout.read().split()]
         model = zoo.load(path)
-        assert model.metrics["version"] in finished
+        # the version last reported, or the next one if the kill came between its rename
+        # and its print: complete either way
+        assert model.metrics["version"] in (finished[-1], finished[-1] + 1)
         assert model.config.hidden_size == 1200
 
 
