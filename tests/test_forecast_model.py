@@ -1,0 +1,207 @@
+"""The GRU forecaster: per-window normalisation, decoders, naive baselines, raw-scale use."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from zoo_plugins.gru_regressor import GRURegressorConfig
+from zoo_plugins.gru_regressor.model import GRURegressor
+
+import zoo
+from zoo.api import evaluate
+from zoo.errors import UsageError
+
+STATE = {
+    "input_size": 1,
+    "output_size": 1,
+    "input_length": 12,
+    "horizon": 5,
+    "target_index": [0],
+}
+
+
+def net(state=STATE, **values) -> GRURegressor:
+    torch.manual_seed(0)
+    config = zoo.config.build(GRURegressorConfig, {"hidden_size": 8, **values}, where="--set")
+    return GRURegressor(config, state).eval()
+
+
+def zero_(module: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if not name.startswith("revin_weight"):
+                p.zero_()
+    return module
+
+
+@pytest.mark.parametrize("decoder", ["direct", "autoregressive", "seq2seq"])
+@pytest.mark.parametrize("patch", [1, 4, 5])
+def test_every_decoder_gives_horizon_values(decoder, patch):
+    module = net(decoder=decoder, patch_length=patch, linear_skip=True, window_norm="revin")
+    out = module(torch.randn(3, 12, 1))
+    assert out.shape == (3, 5, 1) and torch.isfinite(out).all()
+
+
+def test_window_norms_are_undone_on_the_forecast():
+    x = torch.randn(4, 12, 1)
+    last = zero_(net(window_norm="last"))(x)
+    assert torch.equal(last, x[:, -1:].expand(4, 5, 1))  # a zero network repeats the last value
+    mean = zero_(net(window_norm="mean"))(x)
+    assert torch.allclose(mean, x.mean(1, keepdim=True).expand(4, 5, 1))
+    revin = zero_(net(window_norm="revin"))(x)
+    assert torch.allclose(revin, x.mean(1, keepdim=True).expand(4, 5, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("norm", ["last", "mean", "revin"])
+def test_per_window_normalisation_follows_a_shifted_series(norm):
+    """A forecaster on a per-window scale moves with the level of its input, which is what
+    keeps it right when the test months sit far from the training level."""
+    module = net(window_norm=norm, linear_skip=True, patch_length=4)
+    x = torch.randn(2, 12, 1)
+    assert torch.allclose(module(x + 3.0), module(x) + 3.0, atol=1e-5)
+    plain = net(window_norm="none")
+    assert not torch.allclose(plain(x + 3.0), plain(x) + 3.0, atol=1e-3)
+
+
+def test_linear_skip_alone_is_nlinear():
+    module = zero_(net(window_norm="last", linear_skip=True))
+    with torch.no_grad():
+        module.skip.weight[:, 0] = -1.0  # minus the oldest value, relative to the last
+    x = torch.randn(3, 12, 1)
+    expected = x[:, -1:] - (x[:, :1] - x[:, -1:])
+    assert torch.allclose(module(x), expected.expand(3, 5, 1), atol=1e-6)
+
+
+def test_options_that_need_the_targets_among_the_inputs():
+    state = {k: v for k, v in STATE.items() if k != "target_index"}
+    for setting in ({"window_norm": "last"}, {"linear_skip": True}, {"decoder": "autoregressive"}):
+        with pytest.raises(UsageError, match="needs the forecast values among the inputs"):
+            net(state, **setting)
+    net(state, decoder="seq2seq")(torch.randn(2, 12, 1))  # starts from zeros instead
+    with pytest.raises(UsageError, match="every input column must be a target"):
+        net({**STATE, "input_size": 3}, decoder="autoregressive")
+
+
+def test_tensor_names_are_torch_own():
+    names = set(net(linear_skip=True, window_norm="revin", decoder="seq2seq").state_dict())
+    assert {"gru.weight_ih_l0", "head.weight", "skip.weight", "decoder.weight_hh_l0"} <= names
+    assert "target_index" not in names  # not a tensor of the file: rebuilt from data_state
+
+
+# --------------------------------------------------------------------------- with data
+def write_series(path: Path, rows: int) -> Path:
+    """An hourly series with a daily cycle and a slow drift, plus a noisy feature."""
+    lines = ["date,feature,OT"]
+    for i in range(rows):
+        day, hour = divmod(i, 24)
+        value = 10 + 0.01 * i + 3 * math.sin(2 * math.pi * hour / 24)
+        lines.append(
+            f"2020-{1 + day // 28:02d}-{1 + day % 28:02d} {hour:02d}:00:00,{math.cos(i):.4f},{value:.4f}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("forecast")
+    data = write_series(folder / "series.csv", 600)
+    model = zoo.create(
+        "gru-regressor",
+        "csv",
+        data,
+        input_length=48,
+        horizon=12,
+        split="400,100,100",
+        features="feature",
+        epochs=3,
+        hidden_size=16,
+    )
+    zoo.train(model)
+    path = folder / "forecaster.safetensors"
+    zoo.save(model, path)
+    return model, path, data
+
+
+def test_evaluate_reports_raw_scale_and_both_naive_baselines(trained):
+    model, _, _ = trained
+    m = evaluate(model, split="test")
+    assert m["windows"] == 100 - 12 + 1
+    std = model.state["std"][0]
+    for prefix in ("", "repeat_last/", "seasonal_naive_24/"):
+        assert m[f"{prefix}mse_raw"] == pytest.approx(m[f"{prefix}mse"] * std**2, rel=1e-4)
+        assert m[f"{prefix}mae_raw"] == pytest.approx(m[f"{prefix}mae"] * std, rel=1e-4)
+    # the series is a daily cycle: repeating yesterday beats repeating the last hour
+    assert m["seasonal_naive_24/mse"] < m["repeat_last/mse"]
+
+
+def test_naive_baselines_by_hand():
+    from zoo_plugins.gru_regressor.model import evaluate as evaluate_windows
+
+    state = {**STATE, "input_length": 4, "horizon": 3, "season": 2, "mean": [0.0], "std": [2.0]}
+    module = net(state)
+    x = torch.tensor([[[1.0], [2.0], [3.0], [4.0]]])
+    y = torch.tensor([[[5.0], [6.0], [7.0]]])
+    with torch.no_grad():
+        m = evaluate_windows(module, [{"x": x, "y": y}], state, "window-regression")
+    assert m["repeat_last/mse"] == pytest.approx((1 + 4 + 9) / 3)  # 4,4,4 against 5,6,7
+    assert m["seasonal_naive_2/mae"] == pytest.approx((2 + 2 + 4) / 3)  # 3,4,3 against 5,6,7
+    assert m["repeat_last/mae_raw"] == pytest.approx(2 * (1 + 2 + 3) / 3)
+    assert m["windows"] == 1
+
+
+def test_predict_takes_and_returns_raw_values(trained):
+    model, path, data = trained
+    loaded = zoo.load(path)
+    rows = data.read_text().splitlines()[1:]
+    window = [r.split(",") for r in rows[-48:]]
+    numbers = [f"{w[2]},{w[1]}" for w in window]  # OT first, as in state["columns"]
+    out = loaded.predict(numbers)[0]["output"]
+    mean, std = torch.tensor(model.state["mean"]), torch.tensor(model.state["std"])
+    x = (torch.tensor([[[float(w[2]), float(w[1])] for w in window]]) - mean) / std
+    with torch.no_grad():
+        expected = (loaded.module(x)[0, :, 0] * std[0] + mean[0]).tolist()
+    assert out == pytest.approx(expected, abs=1e-5)
+    assert 5 < sum(out) / len(out) < 25  # raw scale (the series lives around 10..20)
+
+
+def test_cli_predict_from_a_csv_prints_timestamped_forecasts(trained, zoo, tmp_path):
+    _, path, data = trained
+    recent = tmp_path / "recent.csv"
+    recent.write_text(
+        "\n".join(data.read_text().splitlines()[:1] + data.read_text().splitlines()[-60:])
+    )
+    r = zoo("predict", path, "--input", recent)
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "date,OT" and len(lines) == 13
+    last = data.read_text().splitlines()[-1].split(",")[0]  # 2020-01-... 23:00:00
+    assert lines[1].split(",")[0] > last and lines[1].endswith(lines[1].split(",")[1])
+    j = zoo("predict", path, "--input", recent, "--json").json()["predictions"][0]
+    assert len(j["timestamps"]) == 12 and j["output"] == pytest.approx(
+        [float(line.split(",")[1]) for line in lines[1:]], abs=1e-4
+    )
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join(data.read_text().splitlines()[:10]))
+    assert "the model reads the last 48 rows" in zoo("predict", path, "--input", short).error_line()
+    assert "no such file" in zoo("predict", path, "--input", tmp_path / "x.csv").error_line()
+
+
+def test_cli_eval_prints_raw_and_baseline_metrics(trained, zoo):
+    _, path, _ = trained
+    r = zoo("eval", path)
+    assert r.code == 0, r.stderr
+    for key in ("mse", "mae", "mse_raw", "mae_raw", "repeat_last/mse", "seasonal_naive_24/mae_raw"):
+        assert f"  {key} " in r.stdout, r.stdout
+    doc = zoo("eval", path, "--json").json()
+    assert doc["metrics"]["windows"] == 89
+
+
+def test_saved_state_is_json_ready(trained):
+    model, _, _ = trained
+    json.dumps(model.state, allow_nan=False)
+    assert model.state["columns"] == ["OT", "feature"]
