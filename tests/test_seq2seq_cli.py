@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from zoo.cli import cli
 
 SCAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "scan"  # conftest.SHARED_DATA
 
@@ -25,17 +29,21 @@ def scan_lines() -> list[str]:
     return lines
 
 
-@pytest.fixture
-def scan_model(zoo, tmp_path):
-    train = tmp_path / "train.txt"
+@pytest.fixture(scope="module")
+def scan_model(tmp_path_factory):
+    """One model for the tests of this module (trained once: a few seconds)."""
+    folder = tmp_path_factory.mktemp("scan")
+    train = folder / "train.txt"
     train.write_text("\n".join(scan_lines()) + "\n")
-    model = tmp_path / "scan.safetensors"
-    r = zoo(
-        "run", "rnn-seq2seq", "--dataset", "scan", "--data", train, "--epochs", "60",
-        "--batch-size", "8", "-q", "--json", "--out", model,
+    model = folder / "scan.safetensors"
+    r = CliRunner().invoke(
+        cli,
+        ["run", "rnn-seq2seq", "--dataset", "scan", "--data", str(train), "--epochs", "60",
+         "--batch-size", "8", "-q", "--json", "--out", str(model)],
+        catch_exceptions=False,
     )  # fmt: skip
-    assert r.code == 0, r.stderr
-    return model, train, r.json()
+    assert r.exit_code == 0, r.stderr
+    return model, train, json.loads(r.stdout)
 
 
 def test_scan_run_eval_and_predict(zoo, scan_model, tmp_path):

@@ -40,6 +40,11 @@ ANKI_LINES = [
 ]
 
 
+def plain(examples):
+    """Examples as comparable lists (they hold numpy arrays)."""
+    return [(list(s), list(t), text) for s, t, text in examples]
+
+
 def write(tmp_path, name, lines):
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -74,7 +79,7 @@ def test_evaluating_on_another_file_puts_all_of_it_in_the_test_split(tmp_path):
     config = ScanConfig(path=train, test_fraction=0.25)
     trained = load_scan(config, None)
     again = load_scan(config, trained.state)
-    assert again.splits["test"] == trained.splits["test"] and again.size("test") == 5
+    assert plain(again.splits["test"]) == plain(trained.splits["test"]) and again.size("test") == 5
     other = write(tmp_path, "other.txt", [*SCAN_LINES, "IN: jump around OUT: I_FLY"])
     scored = load_scan(ScanConfig(path=other, test_fraction=0.25), trained.state)
     assert scored.size("test") == 6 and scored.size("train") == 0
@@ -100,7 +105,7 @@ def test_sentence_pairs_hold_out_fractions_deterministically(tmp_path):
     config = SentencePairsConfig(path=path, valid_fraction=0.1, test_fraction=0.2, split_seed=3)
     first, again = load_sentence_pairs(config, None), load_sentence_pairs(config, None)
     assert (first.size("train"), first.size("valid"), first.size("test")) == (70, 10, 20)
-    assert first.splits == again.splits
+    assert all(plain(first.splits[s]) == plain(again.splits[s]) for s in first.splits)
 
 
 def test_vocabulary_limits_and_unknown_words(tmp_path):

@@ -38,7 +38,8 @@ class Seq2SeqConfig:
     )
     teacher_forcing: float = param(
         1.0,
-        "share of training steps fed the true previous token; the rest get the model's own guess",
+        "share of decoder inputs in training that are the true previous token; the rest are the "
+        "model's own guess (scheduled sampling)",
         min=0.0,
         max=1.0,
     )
@@ -138,6 +139,8 @@ SCAN_RECIPE = {
     "hidden_size": 128,
     "attention": "luong",
     "dropout": 0.1,
+    "lr": 0.002,
+    "lr_schedule": "cosine",
 }
 
 
@@ -178,7 +181,7 @@ def register_datasets(register):
             task="seq2seq",
             config=ScanConfig,
             loader="zoo_plugins.rnn_seq2seq.data:load_scan",
-            train_defaults={"epochs": 20, "batch_size": 64, "lr": 0.002},
+            train_defaults={"epochs": 40, "batch_size": 64},
         )
     )
     register(

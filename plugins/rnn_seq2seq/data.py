@@ -20,13 +20,14 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo.data import Data, Vocab, split_by_fraction
 from zoo.errors import DataError
 
 Pair = tuple[list[str], list[str]]
-Example = tuple[list[int], list[int], str]  # source ids, <s> target ids </s>, target text
+Example = tuple[np.ndarray, np.ndarray, str]  # source ids, <s> target ids </s>, target text
 SPECIALS = (Vocab.PAD, Vocab.UNK, Vocab.BOS, Vocab.EOS)
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
 
@@ -157,29 +158,36 @@ def make_state(
 def encode(pairs: list[Pair], texts: list[str], state: dict[str, Any]) -> list[Example]:
     src, tgt = Vocab(state["source"]), Vocab(state["target"])
     return [
-        (src.encode(s), [BOS_ID, *tgt.encode(t), EOS_ID], text)
+        (
+            np.array(src.encode(s), dtype=np.int64),
+            np.array([BOS_ID, *tgt.encode(t), EOS_ID], dtype=np.int64),
+            text,
+        )
         for (s, t), text in zip(pairs, texts)
     ]
 
 
 def collate(examples: list[Example]) -> dict[str, Any]:
-    """Padded batch; `references` carries the target texts for corpus BLEU."""
+    """Padded batch; `references` carries the target texts for corpus BLEU.
+
+    Examples hold numpy arrays and the batch is filled in numpy: several times faster than
+    building tensors example by example, which matters when a training step takes 30 ms.
+    """
     batch = len(examples)
     src_len = [len(s) for s, _, _ in examples]
     tgt_len = [len(t) - 1 for _, t, _ in examples]
-    src = torch.full((batch, max(src_len)), PAD_ID, dtype=torch.long)
-    tgt_in = torch.full((batch, max(tgt_len)), PAD_ID, dtype=torch.long)
-    tgt_out = torch.full((batch, max(tgt_len)), -100, dtype=torch.long)
+    src = np.full((batch, max(src_len)), PAD_ID, dtype=np.int64)
+    tgt_in = np.full((batch, max(tgt_len)), PAD_ID, dtype=np.int64)
+    tgt_out = np.full((batch, max(tgt_len)), -100, dtype=np.int64)
     for i, (s, t, _) in enumerate(examples):
-        src[i, : len(s)] = torch.tensor(s)
-        target = torch.tensor(t)
-        tgt_in[i, : len(t) - 1] = target[:-1]
-        tgt_out[i, : len(t) - 1] = target[1:]
+        src[i, : src_len[i]] = s
+        tgt_in[i, : tgt_len[i]] = t[:-1]
+        tgt_out[i, : tgt_len[i]] = t[1:]
     return {
-        "src": src,
+        "src": torch.from_numpy(src),
         "src_lengths": torch.tensor(src_len),
-        "tgt_in": tgt_in,
-        "tgt_out": tgt_out,
+        "tgt_in": torch.from_numpy(tgt_in),
+        "tgt_out": torch.from_numpy(tgt_out),
         "references": [text for _, _, text in examples],
     }
 
