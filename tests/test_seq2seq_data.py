@@ -145,6 +145,21 @@ def test_maximum_lengths_drop_long_training_pairs_only(tmp_path):
         load_sentence_pairs(too_short, None)
 
 
+def test_concatenation_adds_joined_training_pairs_deterministically(tmp_path):
+    path = write(tmp_path, "train.txt", SCAN_LINES)
+    config = ScanConfig(path=path, concat_pairs=2.0, split_seed=5)
+    data, again = load_scan(config, None), load_scan(config, None)
+    examples = plain(data.splits["train"])
+    assert len(examples) == 5 + 10 and examples == plain(again.splits["train"])
+    originals = [(s, t[1:-1]) for s, t, _ in examples[:5]]
+    for s, t, text in examples[5:]:
+        joined = [(s1 + s2, [2, *t1, *t2, 3]) for s1, t1 in originals for s2, t2 in originals]
+        assert (s, t) in joined and text.count("I_") == len(t) - 2
+    assert data.state["max_target_length"] > 3  # the decoding limit follows the longer outputs
+    other = load_scan(ScanConfig(path=path, concat_pairs=2.0, split_seed=6), None)
+    assert plain(other.splits["train"]) != examples
+
+
 @pytest.mark.parametrize(
     ("text", "mode", "punctuation", "tokens"),
     [

@@ -98,7 +98,14 @@ class ScanConfig:
     max_target_length: int = param(
         0, "drop training pairs with longer action sequences (0: keep all)", min=0
     )
-    split_seed: int = param(0, "seed of the held-out split", min=0)
+    concat_pairs: float = param(
+        0.0,
+        "add this share of extra training pairs, each two random pairs joined end to end "
+        "(longer outputs than the data has; 0: off)",
+        min=0.0,
+        max=10.0,
+    )
+    split_seed: int = param(0, "seed of the held-out split and of concat_pairs", min=0)
 
 
 @dataclass
@@ -129,7 +136,14 @@ class SentencePairsConfig:
     test_fraction: float = param(
         0.05, "share of the pairs held out for testing (unless --test)", min=0.0, max=0.9
     )
-    split_seed: int = param(0, "seed of the held-out split", min=0)
+    concat_pairs: float = param(
+        0.0,
+        "add this share of extra training pairs, each two random pairs joined end to end "
+        "(longer outputs than the data has; 0: off)",
+        min=0.0,
+        max=10.0,
+    )
+    split_seed: int = param(0, "seed of the held-out split and of concat_pairs", min=0)
 
 
 # The SCAN recipe: see benchmarks/seq2seq_scan.py for how it was chosen and what it reaches.
@@ -171,7 +185,7 @@ def register_datasets(register):
             task="seq2seq",
             config=WordPairsConfig,
             loader="zoo_plugins.rnn_seq2seq.data:load_word_pairs",
-            train_defaults={"epochs": 150, "batch_size": 8},
+            train_defaults={"epochs": 80, "batch_size": 8},
         )
     )
     register(

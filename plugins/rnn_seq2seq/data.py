@@ -15,6 +15,7 @@ punctuation off words) and "bleu" (score outputs with corpus BLEU). Targets are 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from collections.abc import Callable, Iterator
 from importlib import resources
@@ -229,6 +230,23 @@ def _within_limits(rows: Rows, pairs: list[Pair], config: Any) -> tuple[Rows, li
     return [rows[i] for i in keep], [pairs[i] for i in keep]
 
 
+def _concatenated(
+    rows: Rows, pairs: list[Pair], share: float, seed: int, mode: str
+) -> tuple[Rows, list[Pair]]:
+    """Extra training pairs, each two random training pairs joined source to source and target
+    to target (Nguyen et al. 2021, "Data augmentation by concatenation"): outputs longer than
+    any in the data, so the decoder learns that length alone is no reason to stop."""
+    rng = random.Random(seed)
+    glue = [" "] if mode == "char" else []
+    extra_rows, extra_pairs = [], []
+    for _ in range(round(share * len(pairs))):
+        i, j = rng.randrange(len(pairs)), rng.randrange(len(pairs))
+        (s1, t1), (s2, t2) = pairs[i], pairs[j]
+        extra_pairs.append(([*s1, *glue, *s2], [*t1, *glue, *t2]))
+        extra_rows.append((0, f"{rows[i][1]} {rows[j][1]}", f"{rows[i][2]} {rows[j][2]}"))
+    return rows + extra_rows, pairs + extra_pairs
+
+
 def load_pairs(
     config: Any,
     state: dict[str, Any] | None,
@@ -288,6 +306,14 @@ def load_pairs(
                 "no training pairs left after valid_fraction, test_fraction and the maximum "
                 "lengths",
                 path=where,
+            )
+        if getattr(config, "concat_pairs", 0.0):
+            split_rows["train"], split_pairs["train"] = _concatenated(
+                split_rows["train"],
+                split_pairs["train"],
+                config.concat_pairs,
+                config.split_seed,
+                getattr(config, "tokens", "word"),
             )
         state = make_state(
             split_pairs["train"],

@@ -66,7 +66,7 @@ def evaluate(
             hits = sum(p == t for p, t in zip(predicted, target))
             token_hits += hits / max(len(target), len(predicted), 1)
             sequences += 1
-        if want_bleu:
+        if want_bleu and "references" in batch:  # other seq2seq datasets may not carry texts
             hypotheses.extend(detok(vocab.decode(ids)) for ids in outputs)
             references.extend(batch["references"])
     metrics = {
@@ -74,7 +74,7 @@ def evaluate(
         "exact_match": exact / max(sequences, 1),
         "token_accuracy": token_hits / max(sequences, 1),
     }
-    if want_bleu:
+    if want_bleu and len(references) == sequences:
         metrics["bleu"] = corpus_bleu(hypotheses, [references]).score
     return metrics
 
