@@ -1,0 +1,231 @@
+"""The encoder-decoder network: embeddings, RNN encoder, attention, RNN decoder, output layer.
+
+    memory, state = Encoder(Embed(x_1 .. x_n))          # bidirectional: both halves joined
+    no attention:  s_t = Dec(Embed(y_{t-1}), s_{t-1});  o_t = s_t
+    luong:         s_t = Dec(Embed(y_{t-1}), s_{t-1});  c_t = Attn(s_t, memory);
+                   o_t = tanh(W_c [c_t; s_t])
+    bahdanau:      c_t = Attn(s_{t-1}, memory);  s_t = Dec([Embed(y_{t-1}); c_t], s_{t-1});
+                   o_t = tanh(W_c [c_t; s_t])
+    p(y_t) = softmax(W_o o_t + b)
+
+Without attention, or with Luong attention, a teacher-forced decoder does not depend on its own
+outputs, so training runs the decoder RNN over the whole target in one call (torch's fused
+loop); Bahdanau attention, or a teacher-forcing ratio below 1, steps through time instead.
+Both paths use the same `step`-compatible layers, so a model trained one way decodes the other.
+
+Layer names are torch's own (`encoder.weight_ih_l0`, `tgt_embedding.weight`), so the weights
+load into plain `nn.LSTM`/`nn.GRU`/`nn.RNN`, `nn.Embedding` and `nn.Linear` layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .data import PAD_ID
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+# An RNN state: h [layers, batch, hidden], or (h, c) for an LSTM.
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class LuongAttention(nn.Module):
+    """Multiplicative ("general") attention: score(s, m) = s^T W m, padding masked out."""
+
+    def __init__(self, query_size: int, memory_size: int):
+        super().__init__()
+        self.linear_in = nn.Linear(memory_size, query_size, bias=False)
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """W m for every memory position, computed once per source batch."""
+        return self.linear_in(memory)
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(query, keys.transpose(1, 2))  # [B, T, S]
+
+
+class BahdanauAttention(nn.Module):
+    """Additive attention: score(s, m) = v^T tanh(W_q s + W_m m), padding masked out."""
+
+    def __init__(self, query_size: int, memory_size: int):
+        super().__init__()
+        self.memory_layer = nn.Linear(memory_size, query_size, bias=False)
+        self.query_layer = nn.Linear(query_size, query_size)
+        self.v = nn.Linear(query_size, 1, bias=False)
+
+    def keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.memory_layer(memory)
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        q = self.query_layer(query).unsqueeze(2)  # [B, T, 1, A]
+        return self.v(torch.tanh(q + keys.unsqueeze(1))).squeeze(-1)  # [B, T, S]
+
+
+ATTENTIONS = {"luong": LuongAttention, "bahdanau": BahdanauAttention}
+
+
+def attend(
+    attention: nn.Module,
+    query: torch.Tensor,
+    keys: torch.Tensor,
+    memory: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Context vectors [B, T, M] for queries [B, T, H]; `mask` [B, S] is True on real tokens."""
+    scores = attention.scores(query, keys).masked_fill(~mask.unsqueeze(1), float("-inf"))
+    return torch.bmm(torch.softmax(scores, dim=-1), memory)
+
+
+class Encoded:
+    """What the decoder needs from the encoder, expandable for beam search."""
+
+    def __init__(self, memory: torch.Tensor, keys: torch.Tensor | None, mask: torch.Tensor):
+        self.memory, self.keys, self.mask = memory, keys, mask
+
+    def repeat(self, times: int) -> Encoded:
+        """Each source `times` times in a row (beam search's batch x beam layout)."""
+
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat_interleave(times, dim=0)
+
+        return Encoded(rep(self.memory), rep(self.keys), rep(self.mask))  # type: ignore[arg-type]
+
+
+def map_state(state: State, fn: Any) -> State:
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)  # type: ignore[return-value]
+
+
+class Seq2Seq(nn.Module):
+    """RNN encoder-decoder with optional attention; see the module docstring for the equations."""
+
+    def __init__(self, config: Any, source_vocab: int, target_vocab: int, max_length: int):
+        super().__init__()
+        emb, hidden, layers = config.embedding_dim, config.hidden_size, config.num_layers
+        self.cell = config.cell
+        self.attention_type = config.attention
+        self.bidirectional = config.bidirectional
+        self.num_layers = layers
+        self.max_length = max_length
+        self.teacher_forcing = config.teacher_forcing
+        between = config.dropout if layers > 1 else 0.0
+        rnn = CELLS[config.cell]
+
+        self.src_embedding = nn.Embedding(source_vocab, emb, padding_idx=PAD_ID)
+        if config.tie_embeddings == "all":
+            self.tgt_embedding = self.src_embedding
+        else:
+            self.tgt_embedding = nn.Embedding(target_vocab, emb, padding_idx=PAD_ID)
+        # A bidirectional encoder has half the units per direction, so its outputs and its
+        # final states (both directions joined) have the decoder's size.
+        enc_hidden = hidden // 2 if config.bidirectional else hidden
+        self.encoder = rnn(
+            emb,
+            enc_hidden,
+            layers,
+            batch_first=True,
+            dropout=between,
+            bidirectional=config.bidirectional,
+        )
+        dec_input = emb + (hidden if config.attention == "bahdanau" else 0)
+        self.decoder = rnn(dec_input, hidden, layers, batch_first=True, dropout=between)
+        if config.attention != "none":
+            self.attention = ATTENTIONS[config.attention](hidden, hidden)
+            self.combine = nn.Linear(2 * hidden, hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        readout = hidden
+        if config.tie_embeddings != "none" and hidden != emb:
+            self.project = nn.Linear(hidden, emb, bias=False)
+            readout = emb
+        self.out = nn.Linear(readout, target_vocab)
+        if config.tie_embeddings != "none":
+            self.out.weight = self.tgt_embedding.weight
+
+    # ----------------------------------------------------------------------------- encoder
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[Encoded, State]:
+        """Encoder outputs (padding masked) and the decoder's initial state."""
+        packed = pack_padded_sequence(
+            self.dropout(self.src_embedding(src)),
+            lengths.cpu(),
+            batch_first=True,
+            enforce_sorted=False,
+        )
+        out, state = self.encoder(packed)
+        if self.bidirectional:
+            state = map_state(state, self._join_directions)
+        if self.attention_type == "none":
+            return Encoded(src.new_empty(0), None, src.new_empty(0, dtype=torch.bool)), state
+        memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
+        mask = src != PAD_ID
+        return Encoded(memory, self.attention.keys(memory), mask), state
+
+    def _join_directions(self, h: torch.Tensor) -> torch.Tensor:
+        """[layers*2, B, H/2] -> [layers, B, H]: each layer's forward and backward halves."""
+        layers2, batch, half = h.shape
+        return h.view(layers2 // 2, 2, batch, half).transpose(1, 2).reshape(-1, batch, 2 * half)
+
+    # ----------------------------------------------------------------------------- decoder
+    def readout(self, hidden: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        """Scores over the target vocabulary from decoder outputs (and attention contexts)."""
+        if context is not None:
+            hidden = torch.tanh(self.combine(torch.cat([context, hidden], dim=-1)))
+        hidden = self.dropout(hidden)
+        if hasattr(self, "project"):
+            hidden = self.project(hidden)
+        return self.out(hidden)
+
+    def step(
+        self, tokens: torch.Tensor, state: State, encoded: Encoded
+    ) -> tuple[torch.Tensor, State]:
+        """One decoder step for a batch: previous tokens [B] -> scores [B, V], new state."""
+        emb = self.dropout(self.tgt_embedding(tokens)).unsqueeze(1)
+        context = None
+        if self.attention_type == "bahdanau":
+            top = (state[0] if isinstance(state, tuple) else state)[-1].unsqueeze(1)
+            context = attend(self.attention, top, encoded.keys, encoded.memory, encoded.mask)
+            emb = torch.cat([emb, context], dim=-1)
+        out, state = self.decoder(emb, state)
+        if self.attention_type == "luong":
+            context = attend(self.attention, out, encoded.keys, encoded.memory, encoded.mask)
+        return self.readout(out, context).squeeze(1), state
+
+    def forward(
+        self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores [B, T, V] for every target position, the decoder fed `tgt_in` (teacher
+        forcing), or in training with a ratio below 1, sometimes its own previous choice."""
+        encoded, state = self.encode(src, lengths)
+        sampling = self.training and self.teacher_forcing < 1.0
+        if self.attention_type == "bahdanau" or sampling:
+            return self._stepwise(tgt_in, state, encoded, sampling)
+        out, _ = self.decoder(self.dropout(self.tgt_embedding(tgt_in)), state)
+        context = None
+        if self.attention_type == "luong":
+            context = attend(self.attention, out, encoded.keys, encoded.memory, encoded.mask)
+        return self.readout(out, context)
+
+    def _stepwise(
+        self, tgt_in: torch.Tensor, state: State, encoded: Encoded, sampling: bool
+    ) -> torch.Tensor:
+        scores = []
+        tokens = tgt_in[:, 0]
+        for t in range(tgt_in.shape[1]):
+            step_scores, state = self.step(tokens, state, encoded)
+            scores.append(step_scores)
+            if t + 1 < tgt_in.shape[1]:
+                tokens = tgt_in[:, t + 1]
+                if sampling:
+                    own = torch.rand(tokens.shape, device=tokens.device) >= self.teacher_forcing
+                    guess = step_scores.detach().argmax(-1)
+                    # never replace padding: the loss ignores it, and it keeps lengths honest
+                    tokens = torch.where(own & (tokens != PAD_ID), guess, tokens)
+        return torch.stack(scores, dim=1)
+
+
+def sequence_loss(scores: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over real target tokens (-100 marks padding)."""
+    return F.cross_entropy(scores.flatten(0, 1), gold.flatten(), ignore_index=-100)
