@@ -237,6 +237,8 @@ def _evaluation_data(
     base: dict[str, Any] = {}
     if name == model.dataset and not isinstance(model.data_config, dict):
         base = cfg.to_dict(model.data_config)
+    if data is not None:  # new data replaces the training files, --dev/--test ones included
+        base = {k: v for k, v in base.items() if k not in PATH_OPTIONS.values()}
     values = {**base, **{k.removeprefix("data."): v for k, v in data_settings.items()}}
     if data is not None:
         if "path" not in cfg.field_names(spec.config):
