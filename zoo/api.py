@@ -140,6 +140,9 @@ def create(
         raise DataError("the training split is empty", path=getattr(resolved.data, "path", None))
     torch.manual_seed(resolved.train.seed)
     module = impl.build(resolved.model, loaded.state, ds_entry.spec.task)
+    initialise = getattr(impl, "initialise", None)
+    if initialise is not None:  # e.g. pretrained vectors: once at creation, never at load
+        initialise(module, resolved.model, loaded, ds_entry.spec.task)
     return Model(
         architecture=spec,
         dataset=dataset,
