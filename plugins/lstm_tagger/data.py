@@ -6,7 +6,9 @@ The saved state is {"words": [...], "tags": [...], "chars": [...], "lowercase": 
 training characters in their original case, for the character-level word features.
 
 A batch is the `tagging` task's `words` [B,T], `lengths` [B] and `tags` [B,T] (-100 padding),
-plus the optional character keys: `chars` [U,L] the character ids of the U distinct word forms
+(and, in evaluation splits only, `UNSEEN_TAG` = -2
+for a gold tag the model does not know: counted as a word, never right), plus the optional
+character keys: `chars` [U,L] the character ids of the U distinct word forms
 of the batch (between begin/end-of-word symbols, padded with 0), `char_lengths` [U], and
 `forms` [B,T], which row of `chars` each word is. Computing each distinct form once per batch
 saves a third of the character work on English text.
@@ -33,6 +35,7 @@ Example = tuple[list[int], tuple[str, ...], list[int]]
 
 BOW, EOW = "<w>", "</w>"
 CHAR_SPECIALS = (Vocab.PAD, Vocab.UNK, BOW, EOW)
+UNSEEN_TAG = -2  # gold tag of an evaluation word that the model has never seen
 MAX_WORD_CHARS = 30  # longer forms (URLs) keep their first and last 15 characters
 
 
@@ -70,10 +73,16 @@ def clip_form(form: str) -> str:
     return form[:half] + form[-half:]
 
 
-def make_state(train: list[Sentence], lowercase: bool) -> dict[str, Any]:
+def make_state(
+    train: list[Sentence], lowercase: bool, known_tags: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Vocabularies from the training sentences; `known_tags` (a closed tag set such as UPOS's
+    seventeen) are added after the training tags, so a tag that training lacks is still one
+    the model can be scored on."""
+    tags = Vocab.build([ts for _, ts in train], specials=()).to_list()
     return {
         "words": Vocab.build([[normalise(w, lowercase) for w in ws] for ws, _ in train]).to_list(),
-        "tags": Vocab.build([ts for _, ts in train], specials=()).to_list(),
+        "tags": tags + [t for t in known_tags if t not in tags],
         "chars": Vocab.build(
             (clip_form(w) for ws, _ in train for w in ws), specials=CHAR_SPECIALS
         ).to_list(),
@@ -81,7 +90,11 @@ def make_state(train: list[Sentence], lowercase: bool) -> dict[str, Any]:
     }
 
 
-def encode(sentences: list[Sentence], state: dict[str, Any], source: str = "") -> list[Example]:
+def encode(
+    sentences: list[Sentence], state: dict[str, Any], source: str = "", *, training: bool = True
+) -> list[Example]:
+    """Ids of words and tags. A gold tag the model does not know is an error in training data
+    and, in evaluation data, `UNSEEN_TAG`: a word the model cannot get right."""
     words, tags = Vocab(state["words"]), Vocab(state["tags"], unk=None)
     lowercase = state["lowercase"]
     out = []
@@ -89,10 +102,13 @@ def encode(sentences: list[Sentence], state: dict[str, Any], source: str = "") -
         try:
             tag_ids = tags.encode(ts)
         except KeyError as e:
-            where = f"{source}: " if source else ""
-            raise DataError(
-                f"{where}tag {e.args[0]!r} is not among the model's tags {state['tags']}"
-            ) from None
+            if not training:
+                tag_ids = [tags.index.get(t, UNSEEN_TAG) for t in ts]
+            else:
+                where = f"{source}: " if source else ""
+                raise DataError(
+                    f"{where}tag {e.args[0]!r} is not among the model's tags {state['tags']}"
+                ) from None
         out.append((words.encode(normalise(w, lowercase) for w in ws), tuple(ws), tag_ids))
     return out
 
@@ -156,8 +172,8 @@ def load_toy_tags(config: Any, state: dict[str, Any] | None) -> Data:
         state=state,
         splits={
             "train": encode(train, state),
-            "valid": encode(valid, state),
-            "test": encode(test, state),
+            "valid": encode(valid, state, training=False),
+            "test": encode(test, state, training=False),
         },
         collate=make_collate(state),
         length=example_length,
@@ -166,6 +182,27 @@ def load_toy_tags(config: Any, state: dict[str, Any] | None) -> Data:
 
 
 # ------------------------------------------------------------------------------- CoNLL-U
+UPOS = [
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
+]  # the Universal POS tags, a closed set
+
+
 def find_split_files(folder: Path) -> dict[str, Path]:
     """The `*-ud-train/dev/test.conllu` files of a treebank folder (each at most once)."""
     found: dict[str, Path] = {}
@@ -223,15 +260,19 @@ def load_conllu(config: Any, state: dict[str, Any] | None) -> Data:
     """A treebank's train/dev/test files; vocabularies from train only."""
     files = conllu_files(config, training=state is None)
     read = {split: read_conllu_sentences(p, config) for split, p in files.items()}
+    fresh = state is None
     if state is None:
-        state = make_state(read["train"], config.lowercase)
+        state = make_state(read["train"], config.lowercase, UPOS if config.column == "upos" else ())
         state["column"] = config.column
     elif state.get("column", config.column) != config.column:
         raise UsageError(
             f"the model was trained on the {state['column'].upper()} column; "
             f"--set column={state['column']}"
         )
-    splits = {split: encode(s, state, str(files[split])) for split, s in read.items()}
+    splits = {
+        split: encode(s, state, str(files[split]), training=split == "train" and fresh)
+        for split, s in read.items()
+    }
     sizes = ", ".join(
         f"{split} {files[split].name} {len(s):,} sentences / {sum(len(w) for w, _ in s):,} words"
         for split, s in read.items()

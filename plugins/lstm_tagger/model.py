@@ -112,6 +112,28 @@ def build(config: Any, state: dict[str, Any], task: str) -> LSTMTagger:
     return LSTMTagger(config, len(state["words"]), len(state["tags"]), chars)
 
 
+def initialise(module: LSTMTagger, config: Any, data: Any, task: str) -> None:
+    """Start the word embeddings from `pretrained_vectors` when given (at creation only)."""
+    if not config.pretrained_vectors:
+        return
+    from .vectors import read_vectors
+
+    state = data.state
+    wanted = {w: i for i, w in enumerate(state["words"]) if i > UNK_ID}
+    lowercase = bool(state.get("lowercase"))
+    found = read_vectors(
+        config.pretrained_vectors,
+        wanted,
+        config.embedding_dim,
+        (lambda w: w.lower()) if lowercase else (lambda w: w),
+    )
+    if found:
+        rows = torch.tensor(sorted(found))
+        with torch.no_grad():
+            module.embedding.weight[rows] = torch.tensor([found[int(r)] for r in rows])
+    module.pretrained_coverage = len(found) / max(1, len(wanted))
+
+
 def scores_of(module: LSTMTagger, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return module(
         batch["words"],
@@ -141,14 +163,15 @@ def evaluate(
         scores = scores_of(module, batch)
         tags = batch["tags"]
         valid = tags != -100
-        loss_sum += float(F.cross_entropy(scores[valid], tags[valid], reduction="sum"))
+        scored = tags >= 0  # not padding, and a tag the model knows (see data.UNSEEN_TAG)
+        loss_sum += float(F.cross_entropy(scores[scored], tags[scored], reduction="sum"))
         hit = (scores.argmax(-1) == tags) & valid
         is_unknown = (batch["words"] == UNK_ID) & valid
         total += float(valid.sum())
         correct += float(hit.sum())
         unknown += float(is_unknown.sum())
         unknown_correct += float((hit & is_unknown).sum())
-        per_tag += torch.bincount(tags[valid].cpu(), minlength=num_tags)
+        per_tag += torch.bincount(tags[scored].cpu(), minlength=num_tags)
         per_tag_hit += torch.bincount(tags[hit].cpu(), minlength=num_tags)
     known = total - unknown
     metrics: dict[str, float] = {"loss": loss_sum / total, "accuracy": correct / total}
