@@ -26,6 +26,13 @@ class TaggerConfig:
         min=0.0,
         max=1.0,
     )
+    unk_alpha: float = param(
+        0.0,
+        "frequency-aware word dropout: a training word seen c times becomes the unknown word "
+        "with chance unk_alpha/(unk_alpha+c), when that beats word_dropout (0: off)",
+        min=0.0,
+        max=1000.0,
+    )
     char_encoder: Literal["cnn", "lstm", "none"] = param(
         "cnn", "character-level word features: a char CNN, a char BiLSTM, or none (words only)"
     )

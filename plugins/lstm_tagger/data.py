@@ -8,7 +8,8 @@ training characters in their original case, for the character-level word feature
 A batch is the `tagging` task's `words` [B,T], `lengths` [B] and `tags` [B,T] (-100 padding),
 (and, in evaluation splits only, `UNSEEN_TAG` = -2
 for a gold tag the model does not know: counted as a word, never right), plus the optional
-character keys: `chars` [U,L] the character ids of the U distinct word forms
+keys: `counts` [B,T] (training batches only), how often each word occurs in the
+training data, and the character keys: `chars` [U,L] the character ids of the U distinct word forms
 of the batch (between begin/end-of-word symbols, padded with 0), `char_lengths` [U], and
 `forms` [B,T], which row of `chars` each word is. Computing each distinct form once per batch
 saves a third of the character work on English text.
@@ -17,6 +18,7 @@ saves a third of the character work on English text.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -30,8 +32,9 @@ from zoo.errors import DataError, UsageError
 from . import conllu
 
 Sentence = tuple[list[str], list[str]]
-# An encoded example: word ids, the original forms, tag ids.
-Example = tuple[list[int], tuple[str, ...], list[int]]
+# An encoded example: word ids, the original forms, tag ids, and for training examples how
+# often each word occurs in the training data (for frequency-aware word dropout), else None.
+Example = tuple[list[int], tuple[str, ...], list[int], list[int] | None]
 
 BOW, EOW = "<w>", "</w>"
 CHAR_SPECIALS = (Vocab.PAD, Vocab.UNK, BOW, EOW)
@@ -93,10 +96,14 @@ def make_state(
 def encode(
     sentences: list[Sentence], state: dict[str, Any], source: str = "", *, training: bool = True
 ) -> list[Example]:
-    """Ids of words and tags. A gold tag the model does not know is an error in training data
-    and, in evaluation data, `UNSEEN_TAG`: a word the model cannot get right."""
+    """Ids of words and tags (and, for training data, word counts). A gold tag the model does
+    not know is an error in training data and, in evaluation data, `UNSEEN_TAG`: a word the
+    model cannot get right."""
     words, tags = Vocab(state["words"]), Vocab(state["tags"], unk=None)
     lowercase = state["lowercase"]
+    counts = (
+        Counter(normalise(w, lowercase) for ws, _ in sentences for w in ws) if training else None
+    )
     out = []
     for ws, ts in sentences:
         try:
@@ -109,7 +116,9 @@ def encode(
                 raise DataError(
                     f"{where}tag {e.args[0]!r} is not among the model's tags {state['tags']}"
                 ) from None
-        out.append((words.encode(normalise(w, lowercase) for w in ws), tuple(ws), tag_ids))
+        normal = [normalise(w, lowercase) for w in ws]
+        seen = [counts[w] for w in normal] if counts is not None else None
+        out.append((words.encode(normal), tuple(ws), tag_ids, seen))
     return out
 
 
@@ -148,12 +157,14 @@ def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[st
 
     def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         batch = {
-            "words": pad([w for w, _, _ in examples], 0),
-            "lengths": torch.tensor([len(w) for w, _, _ in examples]),
-            "tags": pad([t for _, _, t in examples], -100),
+            "words": pad([ex[0] for ex in examples], 0),
+            "lengths": torch.tensor([len(ex[0]) for ex in examples]),
+            "tags": pad([ex[2] for ex in examples], -100),
         }
         if chars.vocab is not None:
-            batch.update(chars.batch([f for _, f, _ in examples]))
+            batch.update(chars.batch([ex[1] for ex in examples]))
+        if all(ex[3] is not None for ex in examples):
+            batch["counts"] = pad([ex[3] for ex in examples], 0)  # type: ignore[misc]
         return batch
 
     return collate

@@ -33,6 +33,7 @@ class LSTMTagger(nn.Module):
     def __init__(self, config: Any, num_words: int, num_tags: int, num_chars: int = 0):
         super().__init__()
         self.word_dropout = config.word_dropout
+        self.unk_alpha = config.unk_alpha
         self.char_encoder = config.char_encoder if num_chars else "none"
         self.embedding = nn.Embedding(num_words, config.embedding_dim, padding_idx=0)
         features = config.embedding_dim
@@ -62,6 +63,20 @@ class LSTMTagger(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden_size * (2 if config.bidirectional else 1), num_tags)
 
+    def drop_words(self, words: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
+        """Replace training words by the unknown word: each with chance `word_dropout`, or
+        alpha / (alpha + count) when that is larger (rare words more often: they are the ones
+        that look like the unknown words of new text)."""
+        chance: torch.Tensor | float = self.word_dropout
+        if self.unk_alpha > 0 and counts is not None:
+            chance = torch.clamp(
+                self.unk_alpha / (self.unk_alpha + counts.float()), min=self.word_dropout
+            )
+        elif self.word_dropout <= 0:
+            return words
+        drop = (torch.rand(words.shape, device=words.device) < chance) & (words > UNK_ID)
+        return words.masked_fill(drop, UNK_ID)
+
     def char_features(self, chars: torch.Tensor, char_lengths: torch.Tensor) -> torch.Tensor:
         """chars: [U, L] ids of U distinct forms -> [U, features]."""
         x = self.char_embedding(chars)
@@ -80,13 +95,11 @@ class LSTMTagger(nn.Module):
         chars: torch.Tensor | None = None,
         char_lengths: torch.Tensor | None = None,
         forms: torch.Tensor | None = None,
+        counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """words: [batch, time] ids, lengths: [batch] -> tag scores [batch, time, tags]."""
-        if self.training and self.word_dropout > 0:
-            drop = (torch.rand(words.shape, device=words.device) < self.word_dropout) & (
-                words > UNK_ID
-            )
-            words = words.masked_fill(drop, UNK_ID)
+        if self.training:
+            words = self.drop_words(words, counts)
         x = self.embedding(words)
         if self.char_encoder != "none":
             if chars is None or char_lengths is None or forms is None:
@@ -141,6 +154,7 @@ def scores_of(module: LSTMTagger, batch: dict[str, torch.Tensor]) -> torch.Tenso
         batch.get("chars"),
         batch.get("char_lengths"),
         batch.get("forms"),
+        batch.get("counts"),
     )
 
 
