@@ -72,7 +72,9 @@ def test_padding_changes_nothing_and_costs_no_loss(encoder):
 
 
 def test_eval_reports_known_unknown_and_per_tag_accuracy(zoo, tmp_path):
-    zoo("run", "lstm-tagger", "--epochs", "20", "--out", "t.safetensors")
+    run = zoo("run", "lstm-tagger", "--epochs", "20", "--out", "t.safetensors")
+    shown = [line for line in run.stderr.splitlines() if ": valid " in line]
+    assert shown and all("unknown_accuracy" in s and "accuracy/" not in s for s in shown)
     r = zoo("eval", "t.safetensors", "--json")
     m = r.json()["metrics"]
     assert {"accuracy", "known_accuracy", "unknown_accuracy", "unknown_words"} <= set(m)
