@@ -1,6 +1,6 @@
 """Training throughput of zoo's trainer against hand-written PyTorch loops, side by side.
 
-    python benchmarks/tagger_speed.py [--data ../shared/data/ud-english-ewt] [--threads 1]
+    python benchmarks/tagger_speed.py [--data ../shared/data/ud-english-ewt] [--threads 1 [2]]
                                       [--steps 40] [--repeats 3] [--sentences 200]
 
 All three loops train the same network (the `conllu` defaults: word embeddings + char CNN +
@@ -13,15 +13,18 @@ the same initial weights, in one process:
 - one-by-one: the teaching code's loop, one sentence per step, over the first --sentences
             sentences of the same order.
 
-zoo and minimal alternate --repeats times; medians are reported. Prints one JSON document:
-words per second of each loop (wall and CPU), and the ratios zoo/minimal and zoo/one-by-one.
-Run it through /work/tools/slot on a shared machine.
+zoo and minimal alternate --repeats times (for each thread count given, in turn); medians are
+reported. Prints one JSON document: words per second of each loop (wall and CPU) per thread
+count, and the ratios zoo/minimal and zoo/one-by-one. Run it through /work/tools/slot on a
+shared machine; with `--threads 1 2`, hold both slots (`slot slot python ...`) so that the
+second thread has a core to itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import statistics
 import time
@@ -45,18 +48,14 @@ def timed(fn) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ud-english-ewt"))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sentences", type=int, default=200)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     opts = ap.parse_args()
     settings = dict(s.split("=", 1) for s in opts.sets)
-    torch.set_num_threads(opts.threads)
-
-    model = zoo.create(
-        "lstm-tagger", "conllu", opts.data, threads=opts.threads, steps=opts.steps, **settings
-    )
+    model = zoo.create("lstm-tagger", "conllu", opts.data, steps=opts.steps, **settings)
     cfg = model.train_config
     impl, data = model.impl, model.data
     train_only = Data(data.state, {"train": data.splits["train"]}, data.collate, data.length)
@@ -77,7 +76,7 @@ def main() -> None:
         return module.train()
 
     def zoo_loop() -> None:
-        trainer.fit(impl, fresh(), train_only, model.state, model.task, cfg)
+        trainer.fit(impl, fresh(), train_only, model.state, model.task, cfg_threads)
 
     def minimal_loop() -> None:
         module = fresh()
@@ -102,13 +101,6 @@ def main() -> None:
             torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
             opt.step()
 
-    minimal_loop()  # warm-up: first-call allocations
-    results: dict[str, list[tuple[float, float]]] = {"zoo": [], "minimal": []}
-    for _ in range(opts.repeats):
-        results["minimal"].append(timed(minimal_loop))
-        results["zoo"].append(timed(zoo_loop))
-    one = timed(sentence_loop)
-
     def rate(runs: list[tuple[float, float]], n: int) -> dict[str, float]:
         wall = statistics.median(r[0] for r in runs)
         cpu = statistics.median(r[1] for r in runs)
@@ -119,21 +111,36 @@ def main() -> None:
             "cpu_s": round(cpu, 2),
         }
 
-    report = {
-        "threads": torch.get_num_threads(),
+    report: dict = {
         "steps": opts.steps,
         "batch_size": cfg.batch_size,
         "words": words,
         "parameters": model.num_parameters(),
-        "zoo": rate(results["zoo"], words),
-        "minimal": rate(results["minimal"], words),
-        "one_by_one": rate([one], one_words) | {"sentences": opts.sentences},
-        "runs": {k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in results.items()},
+        "settings": settings,
     }
-    z, m, o = report["zoo"], report["minimal"], report["one_by_one"]
-    report["zoo_vs_minimal"] = round(z["words_per_s"] / m["words_per_s"], 3)
-    report["zoo_vs_minimal_cpu"] = round(z["words_per_cpu_s"] / m["words_per_cpu_s"], 3)
-    report["zoo_vs_one_by_one"] = round(z["words_per_s"] / o["words_per_s"], 1)
+    for threads in opts.threads:
+        torch.set_num_threads(threads)
+        cfg_threads = dataclasses.replace(cfg, threads=threads)
+        minimal_loop()  # warm-up: first-call allocations
+        results: dict[str, list[tuple[float, float]]] = {"zoo": [], "minimal": []}
+        for _ in range(opts.repeats):
+            results["minimal"].append(timed(minimal_loop))
+            results["zoo"].append(timed(zoo_loop))
+        one = timed(sentence_loop)
+        z, m, o = (
+            rate(results["zoo"], words),
+            rate(results["minimal"], words),
+            rate([one], one_words),
+        )
+        report[f"threads={threads}"] = {
+            "zoo": z,
+            "minimal": m,
+            "one_by_one": o | {"sentences": opts.sentences},
+            "zoo_vs_minimal": round(z["words_per_s"] / m["words_per_s"], 3),
+            "zoo_vs_minimal_cpu": round(z["words_per_cpu_s"] / m["words_per_cpu_s"], 3),
+            "zoo_vs_one_by_one": round(z["words_per_s"] / o["words_per_s"], 1),
+            "runs": {k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in results.items()},
+        }
     print(json.dumps(report, indent=2))
 
 
