@@ -175,3 +175,10 @@ def test_ewt_slice_trains_and_tags(tmp_path):
     zoo.train(model)
     scores = zoo.evaluate(model)
     assert scores["accuracy"] > 0.45 and scores["unknown_words"] > 0
+
+
+def test_settings_that_cannot_work_are_usage_errors(zoo):
+    r = zoo("run", "lstm-tagger", "--set", "char_kernel=4")
+    assert r.code == 2 and "char_kernel must be odd" in r.error_line()
+    r = zoo("run", "lstm-tagger", "--set", "char_encoder=gru")
+    assert r.code == 2 and "char_encoder" in r.error_line()

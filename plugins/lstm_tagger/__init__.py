@@ -47,6 +47,10 @@ class TaggerConfig:
         "embedding_dim); read once when the model is created, never when it is loaded",
     )
 
+    def check(self) -> None:
+        if self.char_kernel % 2 == 0:
+            raise ValueError("char_kernel must be odd: the window is centred on each character")
+
 
 @dataclass
 class TaggerPredictConfig:
