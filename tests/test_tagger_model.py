@@ -168,7 +168,14 @@ def test_bad_vector_files_are_data_errors(tmp_path, text, message):
 def test_ewt_slice_trains_and_tags(tmp_path):
     """The first 200 sentences of each EWT file: loads, trains a little, far beats always-NOUN (17%)."""
     model = zoo.create(
-        "lstm-tagger", dataset="conllu", data=EWT, limit=200, epochs=4, lr=0.01, hidden_size=32
+        "lstm-tagger",
+        dataset="conllu",
+        data=EWT,
+        limit=200,
+        epochs=5,
+        batch_size=8,
+        lr=0.005,
+        hidden_size=32,
     )
     assert model.data.size("train") == 200 and model.data.size("test") == 200
     assert len(model.state["tags"]) == 17  # the UPOS tag set
