@@ -189,3 +189,16 @@ def test_settings_that_cannot_work_are_usage_errors(zoo):
     assert r.code == 2 and "char_kernel must be odd" in r.error_line()
     r = zoo("run", "lstm-tagger", "--set", "char_encoder=gru")
     assert r.code == 2 and "char_encoder" in r.error_line()
+
+
+def test_the_char_cnn_is_the_convolution_it_names():
+    """char_cnn.weight is used as windows @ weights (to spare oneDNN's per-shape cache); the
+    numbers must be those of the plain nn.Conv1d it is stored as."""
+    model = zoo.create("lstm-tagger", char_kernel=5, epochs=1)
+    module = model.module.eval()
+    batch = model.data.collate(model.data.splits["train"][:8])
+    x = module.char_embedding(batch["chars"]).transpose(1, 2)
+    conv = module.char_cnn(x).masked_fill((batch["chars"] == 0).unsqueeze(1), float("-inf"))
+    expected = torch.tanh(conv.amax(dim=2))
+    got = module.char_features(batch["chars"], batch["char_lengths"])
+    assert torch.allclose(got, expected, atol=1e-6)

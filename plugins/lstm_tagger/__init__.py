@@ -88,7 +88,7 @@ CONLLU_RECIPE = {
     "char_encoder": "cnn",
     "char_dim": 32,
     "char_hidden": 100,
-    "lr": 2e-3,
+    "lr": 3e-3,
     "lr_schedule": "cosine",
     "grad_clip": 5.0,
 }
@@ -131,6 +131,6 @@ def register_datasets(register):
             task="tagging",
             config=ConlluConfig,
             loader="zoo_plugins.lstm_tagger.data:load_conllu",
-            train_defaults={"epochs": 14, "batch_size": 32},
+            train_defaults={"epochs": 13, "batch_size": 64},
         )
     )
