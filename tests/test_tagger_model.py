@@ -154,10 +154,12 @@ def test_pretrained_vectors_start_the_embeddings_at_creation_only(tmp_path):
         ("the 1 2 3\n", "vec.txt:1: expected a word and 4 numbers"),
         ("the 1 2 3 x\n", "vec.txt:1: a value of 'the' is not a number"),
         ("", "vec.txt: no vectors"),
+        (None, "vec.txt: pretrained_vectors: no such file"),
     ],
 )
 def test_bad_vector_files_are_data_errors(tmp_path, text, message):
-    (tmp_path / "vec.txt").write_text(text)
+    if text is not None:
+        (tmp_path / "vec.txt").write_text(text)
     with pytest.raises(DataError, match=message):
         zoo.create(
             "lstm-tagger", embedding_dim=4, pretrained_vectors=str(tmp_path / "vec.txt"), epochs=1

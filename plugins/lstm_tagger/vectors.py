@@ -22,7 +22,15 @@ def read_vectors(
     name = os.fspath(path)
     found: dict[int, list[float]] = {}
     lines = 0
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115  (closed below; opening errors get one line)
+    except FileNotFoundError:
+        raise DataError("pretrained_vectors: no such file", path=name) from None
+    except IsADirectoryError:
+        raise DataError("pretrained_vectors: is a folder, expected a file", path=name) from None
+    except PermissionError:
+        raise DataError("pretrained_vectors: permission denied", path=name) from None
+    with f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
