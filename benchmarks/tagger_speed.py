@@ -1,7 +1,7 @@
 """Training throughput of zoo's trainer against hand-written PyTorch loops, side by side.
 
     python benchmarks/tagger_speed.py [--data ../shared/data/ud-english-ewt] [--threads 1 [2]]
-                                      [--steps 40] [--repeats 3] [--sentences 200]
+                                      [--steps 40] [--repeats 3] [--sentences 300]
 
 All three loops train the same network (the `conllu` defaults: word embeddings + char CNN +
 2-layer BiLSTM) with the same optimizer (Adam, the recipe's learning rate and clipping), from
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--sentences", type=int, default=200)
+    ap.add_argument("--sentences", type=int, default=300)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     opts = ap.parse_args()
     settings = dict(s.split("=", 1) for s in opts.sets)
