@@ -13,7 +13,7 @@ def test_list_and_filter():
         zoo.list_architectures()
     )
     assert zoo.list_architectures("gru*") == ["gru-regressor"]
-    assert zoo.list_datasets(task="tagging") == ["toy-tags"]
+    assert zoo.list_datasets(task="tagging") == ["conllu", "toy-tags"]
 
 
 def test_create_with_overrides_train_save_load_predict(tmp_path):

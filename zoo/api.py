@@ -147,6 +147,9 @@ def create(
         raise DataError("the training split is empty", path=getattr(resolved.data, "path", None))
     torch.manual_seed(resolved.train.seed)
     module = impl.build(resolved.model, loaded.state, ds_entry.spec.task)
+    initialise = getattr(impl, "initialise", None)
+    if initialise is not None:  # e.g. pretrained vectors: once at creation, never at load
+        initialise(module, resolved.model, loaded, ds_entry.spec.task)
     return Model(
         architecture=spec,
         dataset=dataset,
@@ -258,6 +261,8 @@ def _evaluation_data(
     base: dict[str, Any] = {}
     if name == model.dataset and not isinstance(model.data_config, dict):
         base = cfg.to_dict(model.data_config)
+    if data is not None:  # new data replaces the training files, --dev/--test ones included
+        base = {k: v for k, v in base.items() if k not in PATH_OPTIONS.values()}
     values = {**base, **{k.removeprefix("data."): v for k, v in data_settings.items()}}
     if data is not None:
         if "path" not in cfg.field_names(spec.config):

@@ -59,7 +59,8 @@ class Progress:
             )
 
     def validation(self, step: int, scores: dict[str, float], improved: bool) -> None:
-        shown = " ".join(f"{k} {_fmt(v)}" for k, v in scores.items())
+        # per-class keys (`accuracy/NOUN`) stay out of the one-line display, as in `zoo run`'s
+        shown = " ".join(f"{k} {_fmt(v)}" for k, v in scores.items() if "/" not in k)
         self._write(f"  step {step}: valid {shown}{' *' if improved else ''}")
 
     def epoch(self, epoch: int, step: int, train_loss: float) -> None:

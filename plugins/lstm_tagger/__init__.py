@@ -1,12 +1,14 @@
-"""LSTM tagger: word embeddings, an LSTM over the sentence, a linear tag layer per word.
+"""LSTM tagger: word embeddings and character features, a BiLSTM, a linear tag layer per word.
 
 Task `tagging`: a sentence (whitespace-separated words) in, one tag per word out. The built-in
-data grows the PyTorch tutorial's "The dog ate the apple" into fifty tagged sentences.
+data grows the PyTorch tutorial's "The dog ate the apple" into fifty tagged sentences; the
+`conllu` dataset reads Universal Dependencies treebanks (UPOS or XPOS).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from zoo import Architecture, Dataset, hookimpl, param
 
@@ -24,6 +26,35 @@ class TaggerConfig:
         min=0.0,
         max=1.0,
     )
+    unk_alpha: float = param(
+        0.0,
+        "frequency-aware word dropout: a training word seen c times becomes the unknown word "
+        "with chance unk_alpha/(unk_alpha+c), when that beats word_dropout (0: off)",
+        min=0.0,
+        max=1000.0,
+    )
+    char_encoder: Literal["cnn", "lstm", "none"] = param(
+        "cnn", "character-level word features: a char CNN, a char BiLSTM, or none (words only)"
+    )
+    char_dim: int = param(32, "character embedding size", min=1, max=4096)
+    char_hidden: int = param(
+        64, "char CNN filters, or char LSTM units per direction", min=1, max=65536
+    )
+    char_kernel: int = param(3, "char CNN window (characters)", min=1, max=15)
+    pretrained_vectors: str | None = param(
+        None,
+        "word2vec/GloVe text file whose vectors start the word embeddings (its size must be "
+        "embedding_dim); read once when the model is created, never when it is loaded",
+    )
+
+    def check(self) -> None:
+        if self.char_kernel % 2 == 0:
+            raise ValueError("char_kernel must be odd: the window is centred on each character")
+
+
+@dataclass
+class TaggerPredictConfig:
+    batch_size: int = param(256, "sentences tagged at once", min=1, max=1_000_000)
 
 
 @dataclass
@@ -32,6 +63,35 @@ class ToyTagsConfig:
     valid_fraction: float = param(0.1, "share of sentences for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.1, "share of sentences for the test", min=0.0, max=0.9)
     split_seed: int = param(0, "seed of the split", min=0)
+
+
+@dataclass
+class ConlluConfig:
+    path: str | None = param(
+        None, "TRAIN.conllu, or a folder holding *-ud-{train,dev,test}.conllu (--data)"
+    )
+    dev_path: str | None = param(None, "validation CoNLL-U file (--dev)")
+    test_path: str | None = param(None, "test CoNLL-U file (--test)")
+    column: Literal["upos", "xpos"] = param("upos", "which tag column to learn and fill")
+    lowercase: bool = param(True, "lower-case words for the word embeddings (characters keep case)")
+    limit: int = param(0, "read only the first N sentences of each file (0: all)", min=0)
+
+
+# The recipe for treebanks, chosen on the EWT dev set (README, benchmarks/tagger_ewt.py).
+CONLLU_RECIPE = {
+    "embedding_dim": 100,
+    "hidden_size": 160,
+    "num_layers": 2,
+    "dropout": 0.33,
+    "word_dropout": 0.0,
+    "unk_alpha": 0.25,
+    "char_encoder": "cnn",
+    "char_dim": 32,
+    "char_hidden": 100,
+    "lr": 3e-3,
+    "lr_schedule": "cosine",
+    "grad_clip": 5.0,
+}
 
 
 @hookimpl
@@ -45,7 +105,9 @@ def register_architectures(register):
             default_dataset="toy-tags",
             implementation="zoo_plugins.lstm_tagger.model",
             train_defaults={"lr": 0.01},
+            dataset_defaults={"conllu": CONLLU_RECIPE},
             monitor=("accuracy", "max"),
+            predict_config=TaggerPredictConfig,
         )
     )
 
@@ -60,5 +122,15 @@ def register_datasets(register):
             config=ToyTagsConfig,
             loader="zoo_plugins.lstm_tagger.data:load_toy_tags",
             train_defaults={"epochs": 80, "batch_size": 8},
+        )
+    )
+    register(
+        Dataset(
+            name="conllu",
+            description="CoNLL-U treebank files (Universal Dependencies): UPOS or XPOS tags",
+            task="tagging",
+            config=ConlluConfig,
+            loader="zoo_plugins.lstm_tagger.data:load_conllu",
+            train_defaults={"epochs": 13, "batch_size": 64},
         )
     )

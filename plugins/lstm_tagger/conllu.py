@@ -1,0 +1,179 @@
+"""Reading (and re-writing) CoNLL-U, the Universal Dependencies file format, without torch.
+
+A CoNLL-U file is UTF-8 text: sentences separated by blank lines; `#` lines are comments; each
+word line has ten tab-separated columns ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC.
+Only lines whose ID is a positive integer are words: multiword-token ranges (`3-4`) and empty
+nodes (`8.1`) are skipped, as the published UPOS scores skip them.
+
+The reader is strict where a silent guess would train on garbage: a wrong column count, a
+malformed ID, words out of order, an empty FORM or tag, or bytes that are not UTF-8 stop it
+with a `DataError` naming the file and line. It reads the whole file with one `read()` and a
+single pass over its lines (EWT train, 204,577 words, loads in about a second).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from zoo.errors import DataError
+
+COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
+TAG_COLUMNS = {"upos": 3, "xpos": 4}
+_WORD_ID = re.compile(r"[1-9][0-9]*")
+_RANGE_ID = re.compile(r"([1-9][0-9]*)-([1-9][0-9]*)")
+_EMPTY_ID = re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*")
+
+
+@dataclass
+class Sentence:
+    """The words of one sentence, their tags (None where the column is `_`), and where each
+    word line is in the file (0-based line numbers, so a writer can replace just the tag)."""
+
+    words: list[str]
+    tags: list[str | None]
+    lines: list[int]
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The file as text; bytes that are not UTF-8 are a DataError naming the line."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"not UTF-8 text ({e.reason} at byte {e.start})", path=os.fspath(path), line=line
+        ) from None
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on '\\n' only (not on the other characters str.splitlines breaks at); a
+    trailing '\\r' stays on its line so that a writer can give back the very same bytes."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def parse(
+    text: str, source: str, column: str = "upos", *, require_tags: bool = True
+) -> list[Sentence]:
+    """The sentences of CoNLL-U `text` (read from `source`, named in errors)."""
+    index = TAG_COLUMNS[column]
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    tags: list[str | None] = []
+    where: list[int] = []
+
+    def close() -> None:
+        nonlocal words, tags, where
+        if words:
+            sentences.append(Sentence(words, tags, where))
+        words, tags, where = [], [], []
+
+    for i, raw in enumerate(split_lines(text)):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        if not line.strip():
+            close()
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 10:
+            raise DataError(
+                f"expected 10 tab-separated columns (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL "
+                f"DEPS MISC), got {len(cols)}",
+                path=source,
+                line=i + 1,
+            )
+        wid = cols[0]
+        if _WORD_ID.fullmatch(wid):
+            expected = len(words) + 1
+            if int(wid) != expected:
+                raise DataError(
+                    f"word id {wid} out of order: expected {expected}", path=source, line=i + 1
+                )
+            form = cols[1]
+            if not form.strip():
+                raise DataError("empty FORM column", path=source, line=i + 1)
+            tag: str | None = cols[index]
+            if tag == "_" or tag == "":
+                if require_tags:
+                    raise DataError(
+                        f"no {column.upper()} tag ('{cols[index]}') for word {form!r}",
+                        path=source,
+                        line=i + 1,
+                    )
+                tag = None
+            elif tag != tag.strip() or " " in tag:
+                raise DataError(
+                    f"{column.upper()} tag {tag!r} contains spaces", path=source, line=i + 1
+                )
+            words.append(form)
+            tags.append(tag)
+            where.append(i)
+            continue
+        m = _RANGE_ID.fullmatch(wid)
+        if m:
+            start, end = int(m.group(1)), int(m.group(2))
+            if start != len(words) + 1 or end <= start:
+                raise DataError(
+                    f"multiword token range {wid} does not start at the next word "
+                    f"({len(words) + 1}) or is empty",
+                    path=source,
+                    line=i + 1,
+                )
+            continue
+        if _EMPTY_ID.fullmatch(wid):
+            continue
+        raise DataError(
+            f"bad ID {wid!r}: expected a word number (7), a range (3-4) or an empty node (8.1)",
+            path=source,
+            line=i + 1,
+        )
+    close()
+    return sentences
+
+
+def read(
+    path: str | os.PathLike[str],
+    column: str = "upos",
+    *,
+    require_tags: bool = True,
+    limit: int = 0,
+) -> list[Sentence]:
+    """The sentences of a CoNLL-U file; an empty file (no words) is a DataError.
+
+    `limit` > 0 keeps only the first `limit` sentences (for quick runs and tests)."""
+    name = os.fspath(path)
+    sentences = parse(read_text(path), name, column, require_tags=require_tags)
+    if not sentences:
+        raise DataError("no sentences: expected CoNLL-U word lines (ID FORM ... MISC)", path=name)
+    return sentences[:limit] if limit else sentences
+
+
+def looks_like_conllu(text: str) -> bool:
+    """True when the first line that is neither blank nor a comment has ten tab-separated
+    columns, or the text starts with a `#` comment (how CoNLL-U files start)."""
+    for line in text.split("\n", 200)[:200]:
+        if not line.strip():
+            continue
+        if line.startswith("#"):
+            return True
+        return line.count("\t") == 9
+    return False
+
+
+def with_tags(text: str, sentences: list[Sentence], tags: list[list[str]], column: str) -> str:
+    """`text` with the tag column of every word line replaced by `tags`, all else untouched."""
+    lines = text.split("\n")
+    index = TAG_COLUMNS[column]
+    for sentence, predicted in zip(sentences, tags):
+        for lineno, tag in zip(sentence.lines, predicted):
+            cols = lines[lineno].split("\t")
+            cols[index] = tag
+            lines[lineno] = "\t".join(cols)
+    return "\n".join(lines)
