@@ -115,8 +115,14 @@ def load(
     *,
     registry: Registry | None = None,
     device: str | torch.device = "cpu",
+    config: dict[str, Any] | None = None,
 ) -> Model:
-    """Rebuild a model from its file; the architecture comes from installed plugins only."""
+    """Rebuild a model from its file; the architecture comes from installed plugins only.
+
+    `config` changes model settings that leave the tensors as they are, such as
+    `{"impl": "cells"}` to run a model trained with torch's fused layers through zoo.cells;
+    a change that alters the tensors is refused like a mismatched file.
+    """
     name = str(path)
     metadata, index = modelfile.read_header(path)
     fields = modelfile.decode_metadata(path, metadata)
@@ -141,10 +147,12 @@ def load(
             f"{name}: task {task!r} is not one of {arch_name}'s tasks ({', '.join(spec.tasks)})"
         )
     try:
-        config = cfg.build(spec.config, fields["config"], where=f"{name}: config")
+        model_config = cfg.build(spec.config, fields["config"], where=f"{name}: config")
         train_config = cfg.build(TrainConfig, fields["train_config"], where=f"{name}: train_config")
     except UsageError as e:
         raise ModelFileError(str(e)) from None
+    if config:
+        model_config = cfg.replace(model_config, config, where="load config")
     data_config: Any = fields["data_config"]
     if fields["dataset"] in reg.datasets:
         try:
@@ -156,7 +164,7 @@ def load(
         except UsageError as e:
             raise ModelFileError(str(e)) from None
     state = fields["data_state"]
-    module = build_checked(impl, config, state, task, index, where=name)
+    module = build_checked(impl, model_config, state, task, index, where=name)
     try:
         tensors = safetensors.torch.load_file(os.fspath(path), device="cpu")
     except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -170,7 +178,7 @@ def load(
         architecture=spec,
         dataset=fields["dataset"],
         task=task,
-        config=config,
+        config=model_config,
         data_config=data_config,
         train_config=train_config,
         state=state,
