@@ -127,6 +127,10 @@ def test_same_state_dict_names_shapes_and_initial_weights(kind, bidirectional):
         assert torch.equal(a[name], b[name]), name  # same seed, same draws
     ours.load_state_dict(theirs.state_dict())  # and back: strict by default
     theirs.load_state_dict(ours.state_dict())
+    assert [[w.shape for w in ws] for ws in ours.all_weights] == [
+        [w.shape for w in ws] for ws in theirs.all_weights
+    ]
+    ours.flatten_parameters()  # accepted, as code written for torch's layers calls it
 
 
 @pytest.mark.parametrize("kind", KINDS)

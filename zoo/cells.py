@@ -319,6 +319,14 @@ class Recurrent(nn.Module):
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
+    def flatten_parameters(self) -> None:
+        """A no-op, so code written for torch's layers (which call it for cuDNN) runs as is."""
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Per layer and direction: [weight_ih, weight_hh, bias_ih, bias_hh], as torch's."""
+        return [[getattr(self, n) for n in names if n] for names in self._weight_names]
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
