@@ -11,7 +11,7 @@ parameters (Elman 535, GRU 300, LSTM 256 units). Each row is exactly the command
 
     zoo run elman-rnn --dataset text --data EWT/en_ewt-ud-train.conllu \\
         --dev EWT/en_ewt-ud-dev.conllu --set cell=CELL --set hidden_size=H \\
-        --batch-size 64 --epochs E --set bptt=64 --lr 0.003 --set lr_schedule=cosine
+        --batch-size 64 --epochs E --set bptt=64 --lr 0.002 --set lr_schedule=cosine
 
 run through the Python API, and prints: cell, parameters, validation bits per character of
 the best epoch, epochs, wall seconds and CPU seconds of the training, torch threads; then
@@ -31,7 +31,7 @@ HIDDEN = {"elman": 535, "gru": 300, "lstm": 256}
 RECIPE = {
     "batch_size": 64,
     "bptt": 64,
-    "lr": 0.003,
+    "lr": 0.002,
     "lr_schedule": "cosine",
     "grad_clip": 1.0,
     "threads": 1,
@@ -43,14 +43,14 @@ def command(cell: str, epochs: int) -> str:
         "zoo run elman-rnn --dataset text --data ../shared/data/ud-english-ewt/en_ewt-ud-train.conllu "
         "--dev ../shared/data/ud-english-ewt/en_ewt-ud-dev.conllu "
         f"--set cell={cell} --set hidden_size={HIDDEN[cell]} --batch-size 64 --epochs {epochs} "
-        "--set bptt=64 --lr 0.003 --set lr_schedule=cosine"
+        "--set bptt=64 --lr 0.002 --set lr_schedule=cosine"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", choices=[*HIDDEN, "all"], default="all")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--impl", choices=["torch", "cells"], default="torch")
     parser.add_argument("--out-dir", default="/tmp")
     args = parser.parse_args()
