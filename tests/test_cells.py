@@ -18,6 +18,15 @@ OUR_CELLS = {"rnn": cells.ElmanCell, "lstm": cells.LSTMCell, "gru": cells.GRUCel
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """zoo's default: small recurrent models on a shared CPU are fastest on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pair(kind: str, **kwargs):
     """The torch layer and the zoo.cells layer, built on the same seed."""
     torch.manual_seed(1234)

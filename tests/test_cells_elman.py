@@ -10,6 +10,15 @@ import zoo
 from zoo import cells
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """zoo's default: small recurrent models on a shared CPU are fastest on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def trained(impl: str, **settings):
     model = zoo.create("elman-rnn", impl=impl, **settings)
     result = zoo.train(model)
