@@ -214,6 +214,11 @@ def test_eval_scores_a_whole_other_text(lm_file, zoo, tmp_path):
     assert doc["metrics"]["bpc"] > 0
     valid = zoo("eval", path, "--split", "valid", "--json").json()["metrics"]
     assert valid["characters"] == 140
+    short = tmp_path / "short.txt"
+    short.write_text("Hi!")  # too short to cut a validation part off: evaluation needs none
+    assert zoo("eval", path, "--data", short, "--json").json()["metrics"]["characters"] == 2
+    short.write_text("H")
+    assert "needs at least 2" in zoo("eval", path, "--data", short).error_line()
 
 
 def test_cli_errors_for_bad_text_files(zoo, tmp_path):
@@ -233,6 +238,10 @@ def test_cli_errors_for_bad_text_files(zoo, tmp_path):
         "run", "elman-rnn", "--dataset", "text", "--set", "bidirectional=true", "--epochs", "1"
     ).error_line()
     assert "reads left to right" in line
+    line = zoo(
+        "run", "elman-rnn", "--set", "cell=gru", "--set", "nonlinearity=relu", "--epochs", "1"
+    ).error_line()
+    assert "nonlinearity applies to the elman cell only" in line
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

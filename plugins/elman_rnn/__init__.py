@@ -35,6 +35,10 @@ class ElmanConfig:
         "equations (same weights and results, slower)",
     )
 
+    def check(self) -> None:
+        if self.cell != "elman" and self.nonlinearity != "tanh":
+            raise ValueError(f"nonlinearity applies to the elman cell only, not to {self.cell}")
+
 
 @dataclass
 class SineCosineConfig:

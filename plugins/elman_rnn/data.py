@@ -240,19 +240,17 @@ def load_text(config: Any, state: dict[str, Any] | None) -> Data:
         valid = read_text(config.dev_path, config.format)
     if config.test_path:
         test = read_text(config.test_path, config.format)
-    for name, part, fraction in (
-        ("training", train, 1.0),
-        ("validation", valid, valid_f),
-        ("test", test, test_f),
-    ):
+    evaluating = state is not None
+    parts = (("training", train, 1.0), ("validation", valid, valid_f), ("test", test, test_f))
+    for name, part, fraction in parts if not evaluating else (("", text, 1.0),):
         if fraction > 0 and len(part) < 2:
             raise DataError(
-                f"the {name} part has {len(part)} character(s) of {len(text)}; a language "
-                "model needs at least 2 (a character and the next); use a longer text or "
-                "change valid_fraction/test_fraction",
+                f"the {name + ' part' if name else 'text'} has {len(part)} character(s)"
+                + (f" of {len(text)}" if name else "")
+                + "; a language model needs at least 2 (a character and the next)"
+                + ("; use a longer text or change valid_fraction/test_fraction" if name else ""),
                 path=config.path,
             )
-    evaluating = state is not None
     if state is None:
         vocab = Vocab.build([train], specials=(Vocab.UNK,), min_count=config.min_count)
         state = {"vocab": vocab.to_list()}
