@@ -224,6 +224,19 @@ def cut(text: str, valid_fraction: float, test_fraction: float) -> tuple[str, st
     return text[:n_train], text[n_train + n_test :], text[n_train : n_train + n_test]
 
 
+def check_length(what: str, part: str, path: str | None, cut_by_fraction: bool = False) -> None:
+    """A language model needs at least one (character, next character) pair per split."""
+    if len(part) < 2:
+        hint = (
+            "; use a longer text or change valid_fraction/test_fraction" if cut_by_fraction else ""
+        )
+        raise DataError(
+            f"{what} has {len(part)} character(s); a language model needs at least 2 "
+            f"(a character and the next){hint}",
+            path=path,
+        )
+
+
 def load_text(config: Any, state: dict[str, Any] | None) -> Data:
     """A character language-model dataset from a text file (or the embedded soliloquy)."""
     source = config.path or "the embedded text (Hamlet, III.1)"
@@ -241,16 +254,14 @@ def load_text(config: Any, state: dict[str, Any] | None) -> Data:
     if config.test_path:
         test = read_text(config.test_path, config.format)
     evaluating = state is not None
-    parts = (("training", train, 1.0), ("validation", valid, valid_f), ("test", test, test_f))
-    for name, part, fraction in parts if not evaluating else (("", text, 1.0),):
-        if fraction > 0 and len(part) < 2:
-            raise DataError(
-                f"the {name + ' part' if name else 'text'} has {len(part)} character(s)"
-                + (f" of {len(text)}" if name else "")
-                + "; a language model needs at least 2 (a character and the next)"
-                + ("; use a longer text or change valid_fraction/test_fraction" if name else ""),
-                path=config.path,
-            )
+    if evaluating:  # a trained model: any text of 2 characters or more can be scored
+        check_length("the text", text, config.path)
+    else:
+        check_length("the training part", train, config.path, True)
+        if valid_f > 0 or config.dev_path:
+            check_length("the validation part", valid, config.dev_path or config.path, valid_f > 0)
+        if test_f > 0 or config.test_path:
+            check_length("the test part", test, config.test_path or config.path, test_f > 0)
     if state is None:
         vocab = Vocab.build([train], specials=(Vocab.UNK,), min_count=config.min_count)
         state = {"vocab": vocab.to_list()}
