@@ -285,3 +285,14 @@ def test_gigantic_metadata_is_bounded_by_the_header_limit(tmp_path):
         f.write(b"{" + b" " * 1024)
     with pytest.raises(ModelFileError, match="over the"):
         zoo.load(p)
+def test_load_can_change_settings_that_keep_the_tensors(model_file):
+    saved = zoo.load(model_file)
+    changed = zoo.load(model_file, config={"nonlinearity": "relu"})
+    assert changed.config.nonlinearity == "relu" and saved.config.nonlinearity == "tanh"
+    for key, value in saved.module.state_dict().items():
+        assert torch.equal(value, changed.module.state_dict()[key])
+    assert changed.module.rnn.nonlinearity == "relu"  # built from the changed setting
+    with pytest.raises(ModelFileError, match="tensors do not match the config"):
+        zoo.load(model_file, config={"hidden_size": 9})
+    with pytest.raises(zoo.UsageError, match="hidden_sise"):
+        zoo.load(model_file, config={"hidden_sise": 9})

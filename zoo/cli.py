@@ -677,6 +677,49 @@ def eval_command(
     click.echo(f"({seconds:.2f} s, {used_threads} thread(s))", err=True)
 
 
+# ----------------------------------------------------------------------------------- gates
+@cli.command("gates")
+@click.argument("model_file", metavar="FILE", type=click.Path())
+@click.argument("text", metavar="INPUT")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False),
+    default="gates.png",
+    show_default=True,
+    help="PNG file to write.",
+)
+@set_option
+@json_option
+def gates_command(
+    model_file: str, text: str, out: str, assignments: tuple[str, ...], as_json: bool
+) -> None:
+    """Draw the gate activations of a model's zoo.cells layers over time for one INPUT, as a
+    heat map PNG (rows: gates and units; columns: time steps; blue -1, white 0, red +1).
+
+    --set passes predict options (e.g. length=40 for a language model's continuation).
+    """
+    from zoo.fileio import check_writable
+
+    check_writable(out)
+    options = cfg.parse_assignments(assignments)
+    from zoo.api import load
+    from zoo.gates import draw
+    from zoo.trainer import set_threads
+
+    set_threads(1)
+    doc = draw(load(model_file), text, out, **options)
+    if as_json:
+        emit_json(doc)
+        return
+    click.echo(f"wrote {out} ({doc['width']}x{doc['height']} pixels, {doc['steps']} steps)")
+    for block in doc["blocks"]:
+        gates = ", ".join(f"{g} ({n} units)" for g, n in block["gates"].items())
+        click.echo(f"  {block['name']}: {gates}")
+    if doc["prediction"] is not None:
+        click.echo(f"  prediction: {doc['prediction']}")
+
+
 # ---------------------------------------------------------------------------------- inspect
 @cli.command("inspect")
 @click.argument("model_file", metavar="FILE", type=click.Path())

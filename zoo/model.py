@@ -128,10 +128,16 @@ def load(
     *,
     registry: Registry | None = None,
     device: str | torch.device = "cpu",
+    config: dict[str, Any] | None = None,
 ) -> Model:
-    """Rebuild a model from its file; the architecture comes from installed plugins only."""
+    """Rebuild a model from its file; the architecture comes from installed plugins only.
+
+    `config` changes model settings that leave the tensors as they are, such as
+    `{"impl": "cells"}` to run a model trained with torch's fused layers through zoo.cells;
+    a change that alters the tensors is refused like a mismatched file.
+    """
     fields, index = modelfile.read_verified(path)
-    model = from_fields(fields, index, str(path), registry=registry)
+    model = from_fields(fields, index, str(path), registry=registry, config=config)
     model.module.load_state_dict(read_tensors(path), strict=True)
     model.module.to(device).eval()
     return model
@@ -150,6 +156,7 @@ def from_fields(
     name: str,
     *,
     registry: Registry | None = None,
+    config: dict[str, Any] | None = None,
 ) -> Model:
     """A model with freshly built weights of the right shapes, from a file's decoded metadata;
     `index` (tensor name -> dtype, shape) must match the network before anything is allocated."""
@@ -174,7 +181,7 @@ def from_fields(
             f"{name}: task {task!r} is not one of {arch_name}'s tasks ({', '.join(spec.tasks)})"
         )
     try:
-        config = cfg.build(spec.config, fields["config"], where=f"{name}: config")
+        model_config = cfg.build(spec.config, fields["config"], where=f"{name}: config")
         train_config = cfg.build(TrainConfig, fields["train_config"], where=f"{name}: train_config")
         data_config: Any = fields["data_config"]
         if fields["dataset"] in reg.datasets:
@@ -182,13 +189,15 @@ def from_fields(
             data_config = cfg.build(data_spec.config, data_config, where=f"{name}: data_config")
     except UsageError as e:
         raise ModelFileError(str(e)) from None
+    if config:
+        model_config = cfg.replace(model_config, config, where="load config")
     state = fields["data_state"]
-    module = build_checked(impl, config, state, task, index, where=name)
+    module = build_checked(impl, model_config, state, task, index, where=name)
     return Model(
         architecture=spec,
         dataset=fields["dataset"],
         task=task,
-        config=config,
+        config=model_config,
         data_config=data_config,
         train_config=train_config,
         state=state,

@@ -1,8 +1,11 @@
 """Elman RNN: a multi-layer simple recurrent network that predicts one output per time step.
 
-It serves two tasks: `step-regression` (a number per step: sin -> cos) and
-`step-classification` (a symbol per step: hello -> ohlol). This module only registers; the
-network lives in `model.py` and the data in `data.py`, imported when used.
+It serves three tasks: `step-regression` (a number per step: sin -> cos),
+`step-classification` (a symbol per step: hello -> ohlol) and `char-lm` (the next character
+of a text, trained by truncated back-propagation through time with the hidden state carried
+across batches). `cell` swaps the Elman cell for a GRU or LSTM cell, for comparison; `impl`
+picks torch's fused layers or zoo.cells, which step through the equations. This module only
+registers; the network lives in `model.py` and the data in `data.py`, imported when used.
 """
 
 from __future__ import annotations
@@ -21,8 +24,20 @@ class ElmanConfig:
     bidirectional: bool = param(False, "also read each sequence backwards")
     dropout: float = param(0.0, "dropout between stacked layers", min=0.0, max=0.99)
     embedding_dim: int = param(
-        0, "symbol embedding size for step-classification (0: one-hot input)", min=0, max=65536
+        0, "symbol embedding size for symbol input (0: one-hot input)", min=0, max=65536
     )
+    cell: Literal["elman", "gru", "lstm"] = param(
+        "elman", "recurrent cell: elman (the simple RNN; see nonlinearity), gru or lstm"
+    )
+    impl: Literal["torch", "cells"] = param(
+        "torch",
+        "torch: fused nn.RNN/GRU/LSTM (fast); cells: zoo.cells, stepping through the "
+        "equations (same weights and results, slower)",
+    )
+
+    def check(self) -> None:
+        if self.cell != "elman" and self.nonlinearity != "tanh":
+            raise ValueError(f"nonlinearity applies to the elman cell only, not to {self.cell}")
 
 
 @dataclass
@@ -45,18 +60,57 @@ class CharPairsConfig:
     split_seed: int = param(0, "seed of the split", min=0)
 
 
+@dataclass
+class TextConfig:
+    path: str | None = param(None, "UTF-8 text file (default: a short embedded text)")
+    dev_path: str | None = param(
+        None, "validation text file (--dev), used instead of cutting valid_fraction off"
+    )
+    test_path: str | None = param(None, "test text file (--test)")
+    format: Literal["auto", "plain", "conllu"] = param(
+        "auto",
+        "plain: the file as it is; conllu: its '# text = ' sentence lines, one per line; "
+        "auto: conllu for *.conllu files",
+    )
+    valid_fraction: float = param(
+        0.1, "share of the text, at its end, for validation (without --dev)", min=0.0, max=0.9
+    )
+    test_fraction: float = param(
+        0.0, "share of the text, before the validation part, for the test", min=0.0, max=0.9
+    )
+    bptt: int = param(64, "characters per truncated back-propagation window", min=1, max=1_000_000)
+    min_count: int = param(
+        1, "characters seen fewer times in training map to <unk>", min=1, max=1_000_000
+    )
+
+
+@dataclass
+class ElmanPredictOptions:
+    length: int = param(
+        200, "char-lm: characters to generate after the prompt", min=0, max=1_000_000
+    )
+    temperature: float = param(
+        0.8, "char-lm: sampling temperature (0: always the likeliest character)", min=0.0, max=100.0
+    )
+    seed: int = param(0, "char-lm: seed of the sampling", min=0, max=2**63 - 1)
+
+
 @hookimpl
 def register_architectures(register):
     register(
         Architecture(
             name="elman-rnn",
-            description="Multi-layer Elman RNN (tanh or relu) with one output per time step",
-            tasks=("step-regression", "step-classification"),
+            description="Multi-layer Elman RNN (or GRU/LSTM cell), one output per step; char LM",
+            tasks=("step-regression", "step-classification", "char-lm"),
             config=ElmanConfig,
             default_dataset="sine-cosine",
             implementation="zoo_plugins.elman_rnn.model",
             train_defaults={"lr": 0.01, "grad_clip": 1.0},
-            dataset_defaults={"char-pairs": {"epochs": 60, "lr": 0.05}},
+            dataset_defaults={
+                "char-pairs": {"epochs": 60, "lr": 0.05},
+                "text": {"hidden_size": 128, "lr": 0.005, "bptt": 32},
+            },
+            predict_config=ElmanPredictOptions,
         )
     )
 
@@ -81,5 +135,15 @@ def register_datasets(register):
             config=CharPairsConfig,
             loader="zoo_plugins.elman_rnn.data:load_char_pairs",
             train_defaults={"batch_size": 16},
+        )
+    )
+    register(
+        Dataset(
+            name="text",
+            description="Any UTF-8 text (or CoNLL-U sentences) for a character language model",
+            task="char-lm",
+            config=TextConfig,
+            loader="zoo_plugins.elman_rnn.data:load_text",
+            train_defaults={"batch_size": 8, "epochs": 60},
         )
     )

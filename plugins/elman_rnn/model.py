@@ -3,12 +3,19 @@
     h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)      (nn.RNN, per layer)
     y_t = W_out h_t + b_out                                  (readout, per step)
 
-Tensor names are nn.RNN's and nn.Linear's own (`rnn.weight_ih_l0`, `readout.weight`), so the
-weights load into plain torch layers.
+`cell` swaps the recurrence for a GRU or LSTM; `impl` builds the layer from torch's fused
+nn.RNN/GRU/LSTM or from zoo.cells (the same equations, written out). Tensor names are torch's
+own (`rnn.weight_ih_l0`, `readout.weight`) either way, so the weights load into plain torch
+layers and a file saved with one implementation loads with the other.
+
+On the `char-lm` task the network reads a text as contiguous streams (see data.py) and keeps
+its final state between batches: the next window starts where the last one ended, with the
+state detached so back-propagation stops there (truncated BPTT).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,8 +24,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from zoo.cells import recurrent_layer
 from zoo.data import Vocab, parse_numbers
 from zoo.errors import UsageError
+
+State = Any  # h, or (h, c) for the LSTM
+
+
+def detach(state: State) -> State:
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def rows(state: State) -> int:
+    return int((state[0] if isinstance(state, tuple) else state).shape[1])
 
 
 class ElmanRNN(nn.Module):
@@ -32,26 +50,35 @@ class ElmanRNN(nn.Module):
             if vocab_size is not None and config.embedding_dim > 0
             else None
         )
-        self.rnn = nn.RNN(
+        extra = {"nonlinearity": config.nonlinearity} if config.cell == "elman" else {}
+        self.rnn = recurrent_layer(
+            config.cell,
+            config.impl,
             input_size,
             config.hidden_size,
             num_layers=config.num_layers,
-            nonlinearity=config.nonlinearity,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             bidirectional=config.bidirectional,
             batch_first=True,
+            **extra,
         )
         directions = 2 if config.bidirectional else 1
         self.readout = nn.Linear(config.hidden_size * directions, output_size)
+        # char-lm: the final state of the last window, per mode (training and evaluation
+        # read different streams); not a parameter, never saved.
+        self.carry: dict[bool, State] = {}
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Symbol ids [batch, time] as embeddings or one-hot vectors; numbers pass through."""
+        if self.vocab_size is None:
+            return x
+        if self.embedding is not None:
+            return self.embedding(x)
+        return F.one_hot(x, self.vocab_size).float()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """x: [batch, time, features] of numbers, or [batch, time] of symbol ids."""
-        if self.vocab_size is not None:
-            x = (
-                self.embedding(x)
-                if self.embedding is not None
-                else F.one_hot(x, self.vocab_size).float()
-            )
+        x = self.inputs(x)
         if lengths is not None and bool((lengths != x.shape[1]).any()):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.rnn(packed)
@@ -60,8 +87,33 @@ class ElmanRNN(nn.Module):
             out, _ = self.rnn(x)
         return self.readout(out)
 
+    def run(self, x: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
+        """Logits [batch, time, symbols] for ids [batch, time] from `state`, and the state after."""
+        out, state = self.rnn(self.inputs(x), state)
+        return self.readout(out), state
+
+    def stream(self, x: torch.Tensor, reset: bool) -> torch.Tensor:
+        """Logits for the next window of the text streams, continuing from the state the
+        previous window ended in (the teaching code's h_state), detached so gradients stop at
+        the window's start; `reset` starts afresh (first window of a pass)."""
+        state = None if reset else self.carry.get(self.training)
+        if state is not None and rows(state) != x.shape[0]:
+            state = None
+        logits, state = self.run(x, state)
+        self.carry[self.training] = detach(state)
+        return logits
+
 
 def build(config: Any, state: dict[str, Any], task: str) -> ElmanRNN:
+    if task == "char-lm":
+        if config.bidirectional:
+            raise UsageError(
+                "bidirectional: a language model reads left to right (it would see the "
+                "character it has to predict); use bidirectional=False"
+            )
+        vocab = len(state["vocab"])
+        input_size = config.embedding_dim if config.embedding_dim > 0 else vocab
+        return ElmanRNN(config, input_size, vocab, vocab_size=vocab)
     if task == "step-classification":
         vocab, outputs = len(state["input_vocab"]), len(state["output_vocab"])
         input_size = config.embedding_dim if config.embedding_dim > 0 else vocab
@@ -69,7 +121,10 @@ def build(config: Any, state: dict[str, Any], task: str) -> ElmanRNN:
     return ElmanRNN(config, int(state["input_size"]), int(state["output_size"]))
 
 
-def loss(module: ElmanRNN, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+def loss(module: ElmanRNN, batch: dict[str, Any]) -> torch.Tensor:
+    if "reset" in batch:  # char-lm
+        out = module.stream(batch["x"], batch["reset"])
+        return F.cross_entropy(out.flatten(0, 1), batch["y"].flatten(), ignore_index=-100)
     out = module(batch["x"], batch["lengths"])
     if "mask" in batch:  # step-regression
         mask = batch["mask"]
@@ -91,6 +146,8 @@ def evaluate(
             ae += float(diff.abs().sum())
             n += diff.numel()
         return {"loss": se / n, "mse": se / n, "mae": ae / n}
+    if task == "char-lm":
+        return evaluate_lm(module, batches)
     total_loss = correct = tokens = exact = sequences = 0.0
     for batch in batches:
         out = module(batch["x"], batch["lengths"])
@@ -109,9 +166,59 @@ def evaluate(
     }
 
 
+def evaluate_lm(module: ElmanRNN, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Bits per character: the mean negative log2-probability of each next character."""
+    nats = correct = count = 0.0
+    for batch in batches:
+        out = module.stream(batch["x"], batch["reset"])
+        y = batch["y"]
+        valid = y != -100
+        nats += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
+        correct += float((out.argmax(-1)[valid] == y[valid]).sum())
+        count += float(valid.sum())
+    return {
+        "loss": nats / count,
+        "bpc": nats / count / math.log(2),
+        "accuracy": correct / count,
+        "characters": int(count),
+    }
+
+
+def generate(
+    module: ElmanRNN, prompt: str, vocab: Vocab, options: Any, generator: torch.Generator
+) -> str:
+    """Read the prompt, then sample one character at a time, feeding each back in. The
+    unknown symbol is never sampled."""
+    ids = torch.tensor([vocab.encode(prompt)])
+    logits, state = module.run(ids)
+    out = []
+    for _ in range(options.length):
+        scores = logits[0, -1].clone()
+        if vocab.unk_id is not None and len(vocab) > 1:
+            scores[vocab.unk_id] = -math.inf
+        if options.temperature == 0:
+            nxt = int(scores.argmax())
+        else:
+            probs = torch.softmax(scores / options.temperature, dim=-1)
+            nxt = int(torch.multinomial(probs, 1, generator=generator))
+        out.append(vocab.tokens[nxt])
+        logits, state = module.run(torch.tensor([[nxt]]), state)
+    return "".join(out)
+
+
 def predict(
     module: ElmanRNN, inputs: list[str], state: dict[str, Any], task: str, options: Any
 ) -> list[dict[str, Any]]:
+    if task == "char-lm":
+        vocab = Vocab(state["vocab"])
+        generator = torch.Generator().manual_seed(options.seed)
+        results = []
+        for prompt in inputs:
+            if not prompt:
+                raise UsageError('empty prompt: give some text to continue, e.g. "To be"')
+            text = generate(module, prompt, vocab, options, generator)
+            results.append({"input": prompt, "output": text, "text": prompt + text})
+        return results
     if task == "step-classification":
         vocab, outputs = Vocab(state["input_vocab"]), Vocab(state["output_vocab"])
         results = []
