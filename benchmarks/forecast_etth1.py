@@ -27,7 +27,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv"
-TARGETS = {24: ("<", 0.034), 48: ("<", 0.050), 96: ("<=", 0.053), 168: ("<", 0.087), 336: ("<", 0.081)}
+TARGETS = {
+    24: ("<", 0.034),
+    48: ("<", 0.050),
+    96: ("<=", 0.053),
+    168: ("<", 0.087),
+    336: ("<", 0.081),
+}
 
 
 def zoo_command() -> list[str]:
@@ -115,8 +121,10 @@ def main() -> None:
                 f"command {r['command_seconds']:.0f} s",
                 flush=True,
             )
-    print("\n| H | test MSE (mean ± sd, min-max) | test MAE | repeat-last MSE / MAE | "
-          "seasonal-naive MSE / MAE | target | met | train wall s (max) |")
+    print(
+        "\n| H | test MSE (mean ± sd, min-max) | test MAE | repeat-last MSE / MAE | "
+        "seasonal-naive MSE / MAE | target | met | train wall s (max) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for horizon in sorted({r["horizon"] for r in runs}):
         rs = [r for r in runs if r["horizon"] == horizon]

@@ -240,7 +240,7 @@ def test_predict_mistakes(zoo, tmp_path):
     r = zoo("predict", model)
     assert r.code == 2 and "give INPUT arguments or --input FILE" in r.error_line()
     r = zoo("predict", model, "--input", tmp_path / "none.txt")
-    assert r.code == 2 and "no such file" in r.error_line()
+    assert r.code == 2 and "not trained on the csv dataset" in r.error_line()
     r = zoo("predict", model, "1", "--set", "beam=3")
     assert r.code == 2 and "takes no predict options" in r.error_line()
     r = zoo("eval", model, "--split", "nope")

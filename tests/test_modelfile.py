@@ -285,6 +285,8 @@ def test_gigantic_metadata_is_bounded_by_the_header_limit(tmp_path):
         f.write(b"{" + b" " * 1024)
     with pytest.raises(ModelFileError, match="over the"):
         zoo.load(p)
+
+
 def test_load_can_change_settings_that_keep_the_tensors(model_file):
     saved = zoo.load(model_file)
     changed = zoo.load(model_file, config={"nonlinearity": "relu"})
