@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from zoo.config import param
+from zoo.config import impl_param, param
 from zoo.errors import DataError, ModelFileError, PluginError, UsageError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.registry import Architecture, Dataset
@@ -44,6 +44,7 @@ __all__ = [
     "ZooError",
     "__version__",
     "hookimpl",
+    "impl_param",
     "param",
     *_LAZY,
 ]

@@ -41,6 +41,19 @@ def param(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+IMPL_HELP = (
+    "torch: fused nn.RNN/GRU/LSTM (fast); cells: zoo.cells, stepping through the equations "
+    "(same weights and results, slower)"
+)
+
+
+def impl_param() -> Any:
+    """The `impl` setting (torch or cells) every recurrent architecture should offer; pair it
+    with the annotation `Literal["torch", "cells"]` and build layers with
+    `zoo.cells.recurrent_layer(kind, config.impl, ...)`."""
+    return param("torch", IMPL_HELP)
+
+
 @dataclasses.dataclass(frozen=True)
 class FieldInfo:
     """What `zoo info` shows about one config field."""

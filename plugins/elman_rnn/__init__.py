@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, param
+from zoo import Architecture, Dataset, hookimpl, impl_param, param
 
 
 @dataclass
@@ -29,11 +29,7 @@ class ElmanConfig:
     cell: Literal["elman", "gru", "lstm"] = param(
         "elman", "recurrent cell: elman (the simple RNN; see nonlinearity), gru or lstm"
     )
-    impl: Literal["torch", "cells"] = param(
-        "torch",
-        "torch: fused nn.RNN/GRU/LSTM (fast); cells: zoo.cells, stepping through the "
-        "equations (same weights and results, slower)",
-    )
+    impl: Literal["torch", "cells"] = impl_param()
 
     def check(self) -> None:
         if self.cell != "elman" and self.nonlinearity != "tanh":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, param
+from zoo import Architecture, Dataset, hookimpl, impl_param, param
 
 from .presets import PRESET_NAMES
 
@@ -43,6 +43,7 @@ class GRURegressorConfig:
         max=100_000,
     )
     loss: Literal["mse", "mae", "huber"] = param("mse", "training loss")
+    impl: Literal["torch", "cells"] = impl_param()
 
 
 @dataclass

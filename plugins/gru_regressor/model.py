@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.cells import recurrent_layer
 from zoo.data import parse_numbers
 from zoo.errors import DataError, UsageError
 
@@ -66,7 +67,9 @@ class GRURegressor(nn.Module):
         self.has_targets = targets is not None
         index = torch.tensor(list(targets) if targets is not None else [], dtype=torch.long)
         self.register_buffer("target_index", index, persistent=False)
-        self.gru = nn.GRU(
+        self.gru = recurrent_layer(
+            "gru",
+            config.impl,
             self.patch * features,
             config.hidden_size,
             num_layers=config.num_layers,
@@ -79,7 +82,9 @@ class GRURegressor(nn.Module):
         else:
             self.head = nn.Linear(config.hidden_size, self.patch * outputs)
         if config.decoder == "seq2seq":
-            self.decoder = nn.GRU(
+            self.decoder = recurrent_layer(
+                "gru",
+                config.impl,
                 self.patch * outputs,
                 config.hidden_size,
                 num_layers=config.num_layers,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, param
+from zoo import Architecture, Dataset, hookimpl, impl_param, param
 
 
 @dataclass
@@ -46,6 +46,7 @@ class TaggerConfig:
         "word2vec/GloVe text file whose vectors start the word embeddings (its size must be "
         "embedding_dim); read once when the model is created, never when it is loaded",
     )
+    impl: Literal["torch", "cells"] = impl_param()
 
     def check(self) -> None:
         if self.char_kernel % 2 == 0:

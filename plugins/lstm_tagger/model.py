@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from zoo.cells import recurrent_layer
 from zoo.data import Vocab
 from zoo.errors import UsageError
 
@@ -63,11 +64,18 @@ class LSTMTagger(nn.Module):
                 )
                 features += config.char_hidden
             else:
-                self.char_lstm = nn.LSTM(
-                    config.char_dim, config.char_hidden, bidirectional=True, batch_first=True
+                self.char_lstm = recurrent_layer(
+                    "lstm",
+                    config.impl,
+                    config.char_dim,
+                    config.char_hidden,
+                    bidirectional=True,
+                    batch_first=True,
                 )
                 features += 2 * config.char_hidden
-        self.lstm = nn.LSTM(
+        self.lstm = recurrent_layer(
+            "lstm",
+            config.impl,
             features,
             config.hidden_size,
             num_layers=config.num_layers,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, param
+from zoo import Architecture, Dataset, hookimpl, impl_param, param
 
 
 @dataclass
@@ -50,6 +50,7 @@ class Seq2SeqConfig:
         min=0,
         max=100_000,
     )
+    impl: Literal["torch", "cells"] = impl_param()
 
     def check(self) -> None:
         if self.bidirectional and self.hidden_size % 2:

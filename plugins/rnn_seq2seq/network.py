@@ -19,6 +19,7 @@ load into plain `nn.LSTM`/`nn.GRU`/`nn.RNN`, `nn.Embedding` and `nn.Linear` laye
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -26,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .data import PAD_ID
+from zoo.cells import recurrent_layer
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+from .data import PAD_ID
 
 # An RNN state: h [layers, batch, hidden], or (h, c) for an LSTM.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -113,7 +114,7 @@ class Seq2Seq(nn.Module):
         self.max_length = max_length
         self.teacher_forcing = config.teacher_forcing
         between = config.dropout if layers > 1 else 0.0
-        rnn = CELLS[config.cell]
+        rnn = functools.partial(recurrent_layer, config.cell, config.impl)
 
         self.src_embedding = nn.Embedding(source_vocab, emb, padding_idx=PAD_ID)
         if config.tie_embeddings == "all":
