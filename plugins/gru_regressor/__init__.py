@@ -118,7 +118,7 @@ def register_architectures(register):
     register(
         Architecture(
             name="gru-regressor",
-            description="GRU encoder over a window with a linear head predicting all values at once",
+            description="GRU forecaster: a window in, all H values out (direct, autoregressive or seq2seq)",
             tasks=("window-regression",),
             config=GRURegressorConfig,
             default_dataset="sine-windows",

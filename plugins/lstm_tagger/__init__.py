@@ -100,7 +100,7 @@ def register_architectures(register):
     register(
         Architecture(
             name="lstm-tagger",
-            description="Word embeddings + (bi)LSTM + linear layer: one tag per word",
+            description="Word embeddings + character CNN/LSTM + BiLSTM + linear layer: one tag per word",
             tasks=("tagging",),
             config=TaggerConfig,
             default_dataset="toy-tags",
