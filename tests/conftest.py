@@ -35,6 +35,18 @@ class Result:
 
 
 @pytest.fixture
+def one_thread():
+    """zoo's default: small recurrent models on a shared CPU are fastest on one thread.
+    Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def zoo(tmp_path, monkeypatch):
     """Run `zoo ARGS...` in-process in a fresh working folder; returns a Result."""
     monkeypatch.chdir(tmp_path)

@@ -18,13 +18,7 @@ OUR_CELLS = {"rnn": cells.ElmanCell, "lstm": cells.LSTMCell, "gru": cells.GRUCel
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """zoo's default: small recurrent models on a shared CPU are fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def pair(kind: str, **kwargs):

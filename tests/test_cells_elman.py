@@ -9,14 +9,7 @@ from torch import nn
 import zoo
 from zoo import cells
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """zoo's default: small recurrent models on a shared CPU are fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def trained(impl: str, **settings):

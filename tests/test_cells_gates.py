@@ -7,19 +7,11 @@ import struct
 import zlib
 
 import pytest
-import torch
 
 import zoo
 from zoo import gates
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """zoo's default: small recurrent models on a shared CPU are fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def read_png(path) -> tuple[int, int, bytes]:

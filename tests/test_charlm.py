@@ -19,13 +19,7 @@ from zoo.errors import DataError
 EWT = SHARED_DATA / "ud-english-ewt"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """zoo's default: small recurrent models on a shared CPU are fastest on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def text_config(**values) -> TextConfig:

@@ -18,7 +18,7 @@ import click
 
 from zoo import __version__
 from zoo import config as cfg
-from zoo.errors import UsageError, ZooError
+from zoo.errors import UsageError, ZooError, reading_input
 from zoo.fileio import atomic_write_text, check_writable
 from zoo.registry import get_registry
 
@@ -502,15 +502,8 @@ def run_command(
 
 # --------------------------------------------------------------------------------- predict
 def _read_lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return [line.rstrip("\n").rstrip("\r") for line in f]
-    except FileNotFoundError:
-        raise UsageError(f"--input {path!r}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--input {path!r}: is a folder") from None
-    except UnicodeDecodeError as e:
-        raise UsageError(f"--input {path!r}: not UTF-8 text (byte {e.start})") from None
+    with reading_input(path), open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").rstrip("\r") for line in f]
 
 
 @cli.command(

@@ -7,6 +7,9 @@ traceback. Anything else escaping is a bug in zoo or in a plugin.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class ZooError(Exception):
     """A failure the user can act on; the CLI prints it as one line and exits 1."""
@@ -38,3 +41,19 @@ class ModelFileError(ZooError):
 
 class PluginError(ZooError):
     """A plugin that failed to load, misregistered, or clashes with another plugin."""
+
+
+@contextlib.contextmanager
+def reading_input(path: object, option: str = "--input") -> Iterator[None]:
+    """Turn the OS's complaints about a file the user named (missing, a folder, unreadable,
+    not UTF-8) into one usage error naming the option and the path."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise UsageError(f"{option} {str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{option} {str(path)!r}: is a folder") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{option} {str(path)!r}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise UsageError(f"{option} {str(path)!r}: cannot read ({e.strerror or e})") from None

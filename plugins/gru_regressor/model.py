@@ -31,7 +31,7 @@ from torch import nn
 
 from zoo.cells import recurrent_layer
 from zoo.data import parse_numbers
-from zoo.errors import DataError, UsageError
+from zoo.errors import DataError, UsageError, reading_input
 
 
 class GRURegressor(nn.Module):
@@ -328,14 +328,8 @@ def predict_file(
             "--input FILE reads a CSV, but this model was not trained on the csv dataset; "
             "give the window as numbers"
         )
-    try:
+    with reading_input(path):
         table = read_table(path)
-    except FileNotFoundError:
-        raise UsageError(f"--input {path!r}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--input {path!r}: is a folder") from None
-    except OSError as e:
-        raise UsageError(f"--input {path!r}: {e.strerror or e}") from None
     length = int(state["input_length"])
     if len(table) < length:
         raise DataError(

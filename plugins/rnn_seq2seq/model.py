@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import Vocab
-from zoo.errors import UsageError
+from zoo.errors import UsageError, reading_input
 
 from .bleu import corpus_bleu
 from .data import PAD_ID, UNK_ID, read_bytes, state_detokenizer, state_tokenizer, text_lines
@@ -128,14 +128,8 @@ def predict_file(
 ) -> tuple[str, list[dict[str, Any]]]:
     """`zoo predict FILE --input PATH`: one output line per input line, in order; all lines
     decoded together in length-sorted batches (an empty line gives an empty line)."""
-    try:
+    with reading_input(path):
         raw = read_bytes(path)
-    except FileNotFoundError:
-        raise UsageError(f"--input {path!r}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--input {path!r}: is a folder") from None
-    except OSError as e:
-        raise UsageError(f"--input {path!r}: cannot read ({e.strerror})") from None
     lines = [text for _, text in text_lines(raw, path)]
     if lines and lines[-1] == "":
         lines.pop()  # the newline that ends the last line
