@@ -98,18 +98,21 @@ class CSVSeriesConfig:
     )
 
 
-# What works on real series (tuned on ETTh1's validation months; see README "Forecasting"):
-# per-window normalisation, the linear skip path, and early stopping on validation MSE.
+# What works on real series, chosen on ETTh1's validation months at every horizon (see README
+# "Forecasting"): per-window normalisation (subtract the last value), day patches, a gentle
+# learning rate and early stopping checked every 50 steps (the best model often comes within
+# the first epoch, so per-epoch checks overshoot it). The NLinear skip path (linear_skip)
+# lost on validation once the learning rate was lowered.
 CSV_RECIPE = {
     "window_norm": "last",
-    "linear_skip": True,
+    "linear_skip": False,
     "patch_length": 24,
     "hidden_size": 64,
     "epochs": 20,
     "batch_size": 32,
-    "lr": 0.001,
-    "eval_every": 0,
-    "patience": 5,
+    "lr": 0.0003,
+    "eval_every": 50,
+    "patience": 10,
 }
 
 
