@@ -167,6 +167,54 @@ def test_conllu_a_file_of_ranges_and_empty_nodes_only_has_no_sentences(tmp_path)
         load("conllu", path=path)
 
 
+def test_conllu_a_treebank_folder_with_two_train_files_is_refused(tmp_path):
+    for name in ("a-ud-train.conllu", "b-ud-train.conllu"):
+        write(tmp_path, name, CONLLU)
+    with pytest.raises(DataError, match="several \\*-ud-train.conllu files .*; give files"):
+        load("conllu", path=tmp_path)
+
+
+# ------------------------------------------------------------------ pretrained word vectors
+def vectors(path: Path) -> dict[int, list[float]]:
+    from zoo_plugins.lstm_tagger.vectors import read_vectors
+
+    return read_vectors(path, {"the": 0, "dog": 1}, 2, str.lower)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"2 2\nthe 1 2\ndog 1 \xff\n", r"v\.txt:3: not UTF-8 text"),
+        (b"the 1 2\ndog 1 nan\n", r"v\.txt:2: 'dog' has a value that is not finite"),
+        (b"the 1 2\ndog 1 inf\n", r"v\.txt:2: 'dog' has a value that is not finite"),
+        (b"\n\n", r"v\.txt: no vectors"),
+    ],
+)
+def test_vector_files_bad_bytes_and_values_name_the_line(tmp_path, content, message):
+    with pytest.raises(DataError, match=message):
+        vectors(write(tmp_path, "v.txt", content))
+
+
+def test_vector_file_a_folder_is_named(tmp_path):
+    with pytest.raises(DataError, match="pretrained_vectors: is a folder, expected a file"):
+        vectors(tmp_path)
+
+
+@FUZZ
+@given(content=st.one_of(st.binary(max_size=200), st.text("2 the dog1.e-\n\r", max_size=200)))
+def test_vector_files_load_or_raise_data_error(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = write(
+            Path(folder), "v.txt", content.encode() if isinstance(content, str) else content
+        )
+        try:
+            found = vectors(path)
+        except DataError as e:
+            assert str(e).startswith(str(path)) and "\n" not in str(e)
+            return
+    assert set(found) <= {0, 1} and all(len(v) == 2 for v in found.values())
+
+
 # -------------------------------------------------------------------------------- char-pairs
 @pytest.mark.parametrize(
     ("content", "message"),
@@ -272,6 +320,12 @@ def test_predict_input_bad_bytes_and_empty_files(zoo, tmp_path, models):
         assert r.code == 0 and (tmp_path / f"{name}.out").read_bytes() == b"", name
     r = zoo("predict", models["csv"], "--input", empty)
     assert r.code == 1 and "empty.txt: the file is empty" in r.error_line()
+
+
+def test_predict_output_in_a_missing_folder_is_refused_before_loading(zoo, tmp_path):
+    out = tmp_path / "no" / "out.txt"
+    r = zoo("predict", tmp_path / "not-even-a-model.safetensors", "x", "--output", out)
+    assert r.code == 2 and "--output" in r.error_line() and "does not exist" in r.error_line()
 
 
 def test_predict_csv_forecast_past_year_9999_is_a_data_error(zoo, tmp_path, models):
