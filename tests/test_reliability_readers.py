@@ -132,6 +132,35 @@ def test_a_folder_where_a_file_belongs_is_named(tmp_path, dataset, name, content
     assert str(e.value).startswith(f"{tmp_path}: ")
 
 
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (PermissionError(13, "Permission denied", "X"), "X: permission denied"),
+        (FileNotFoundError(2, "No such file or directory", "X"), "X: no such file or folder"),
+        (IsADirectoryError(21, "Is a directory", "X"), "X: is a folder, expected a file"),
+        (
+            UnicodeDecodeError("utf-8", b"ab\xff", 2, 3, "invalid start byte"),
+            "{path}: not UTF-8 text (invalid start byte at byte 2)",
+        ),
+    ],
+)
+def test_load_data_names_the_path_of_a_reader_file_system_error(
+    tmp_path, monkeypatch, error, message
+):
+    """zoo.api.load_data's net under every reader (simulated: the tests run as root, for whom
+    permissions do not apply)."""
+    from zoo_plugins.rnn_seq2seq import data as seq2seq_data
+
+    def fail(path):
+        raise error
+
+    monkeypatch.setattr(seq2seq_data, "read_bytes", fail)
+    path = write(tmp_path, "x.txt", "IN: jump OUT: I_JUMP\n")
+    with pytest.raises(DataError) as e:
+        load("scan", path=path)
+    assert str(e.value) == message.format(path=path)
+
+
 # ---------------------------------------------------------------------------------- CoNLL-U
 @pytest.mark.parametrize(
     ("line", "message"),
@@ -164,6 +193,12 @@ def test_conllu_a_file_of_ranges_and_empty_nodes_only_has_no_sentences(tmp_path)
     only = "# sent_id = 1\n1-2\tdon't\t_\t_\t_\t_\t_\t_\t_\t_\n0.1\tx\t_\t_\t_\t_\t_\t_\t_\t_\n\n"
     path = write(tmp_path, "x.conllu", only)
     with pytest.raises(DataError, match=r"x\.conllu: no sentences"):
+        load("conllu", path=path)
+
+
+def test_conllu_a_tag_with_spaces_names_the_line(tmp_path):
+    path = write(tmp_path, "x.conllu", "1\tDogs\tdog\tNO UN\tNNS\t_\t0\troot\t_\t_\n\n")
+    with pytest.raises(DataError, match=r"x\.conllu:1: UPOS tag 'NO UN' contains spaces"):
         load("conllu", path=path)
 
 
@@ -234,9 +269,23 @@ def test_char_pairs_bad_files_name_file_and_line(tmp_path, content, message):
         load("char-pairs", path=write(tmp_path, "x.tsv", content))
 
 
+def test_char_pairs_fractions_that_leave_no_training_pair(tmp_path):
+    path = write(tmp_path, "x.tsv", "ab\tba\n")
+    with pytest.raises(DataError, match=r"x\.tsv: the training split is empty"):
+        zoo.create(
+            "elman-rnn", "char-pairs", data=path, valid_fraction=0.5, test_fraction=0.5, epochs=1
+        )
+
+
 def test_char_pairs_missing_file(tmp_path):
     with pytest.raises(DataError, match=r"nope\.tsv: no such file or folder$"):
         load("char-pairs", path=tmp_path / "nope.tsv")
+
+
+def test_csv_syntax_errors_name_file_and_line(tmp_path):
+    path = write(tmp_path, "x.csv", "a,b\n1,2\n3," + "9" * 200_000 + "\n")
+    with pytest.raises(DataError, match=r"x\.csv:3: not valid CSV \(field larger than"):
+        load("csv", path=path)
 
 
 # ------------------------------------------------------------------- zoo.load(config=...)
@@ -326,6 +375,17 @@ def test_predict_output_in_a_missing_folder_is_refused_before_loading(zoo, tmp_p
     out = tmp_path / "no" / "out.txt"
     r = zoo("predict", tmp_path / "not-even-a-model.safetensors", "x", "--output", out)
     assert r.code == 2 and "--output" in r.error_line() and "does not exist" in r.error_line()
+
+
+def test_tagger_evaluation_files_and_the_tag_column(zoo, tmp_path, models):
+    """A gold tag the model does not know counts as a word it gets wrong; evaluating another
+    tag column than the model learnt is refused."""
+    other = write(tmp_path, "o.conllu", "1\tDogs\tdog\tFOO\tNNS\t_\t0\troot\t_\t_\n\n")
+    r = zoo("eval", models["tagger"], "--data", other, "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["metrics"]["words"] == 1 and r.json()["metrics"]["accuracy"] == 0
+    r = zoo("eval", models["tagger"], "--data", other, "--set", "column=xpos")
+    assert r.code == 2 and "trained on the UPOS column; --set column=upos" in r.error_line()
 
 
 def test_predict_csv_forecast_past_year_9999_is_a_data_error(zoo, tmp_path, models):
