@@ -56,25 +56,36 @@ def collate_regression(
 
 
 def read_pairs(path: str) -> list[tuple[str, str]]:
-    """'input<TAB>target' lines; blank lines skipped; lengths must agree per line."""
+    """'input<TAB>target' lines; blank lines skipped; lengths must agree per line.
+
+    The file is decoded whole (not line by line in text mode), so a byte that is not UTF-8 is
+    reported with its line and its offset in the file."""
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+            path=path,
+            line=raw[: e.start].count(b"\n") + 1,
+        ) from None
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise DataError("expected 'input<TAB>target'", path=path, line=lineno)
-            source, target = parts[0], parts[1]
-            if len(source) != len(target) or not source:
-                raise DataError(
-                    f"input and target must have the same non-zero length "
-                    f"({len(source)} vs {len(target)})",
-                    path=path,
-                    line=lineno,
-                )
-            pairs.append((source, target))
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # as text mode does
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataError("expected 'input<TAB>target'", path=path, line=lineno)
+        source, target = parts[0], parts[1]
+        if len(source) != len(target) or not source:
+            raise DataError(
+                f"input and target must have the same non-zero length "
+                f"({len(source)} vs {len(target)})",
+                path=path,
+                line=lineno,
+            )
+        pairs.append((source, target))
     if not pairs:
         raise DataError("no pairs found (empty file?)", path=path)
     return pairs

@@ -345,9 +345,17 @@ def predict_file(
         seen = table.timestamps(date)
         step = state.get("step_seconds") or step_seconds(seen)
         if step:
-            stamps = [
-                str(seen[-1] + timedelta(seconds=step * k)) for k in range(1, len(values) + 1)
-            ]
+            try:
+                stamps = [
+                    str(seen[-1] + timedelta(seconds=step * k)) for k in range(1, len(values) + 1)
+                ]
+            except OverflowError:
+                raise DataError(
+                    f"column {date!r}: the forecast times after {seen[-1]} pass the latest "
+                    "date there is (9999-12-31)",
+                    path=path,
+                    line=table.lines[-1],
+                ) from None
     first = date if stamps is not None else "step"
     lines = [",".join([first, *state["targets"]])]
     keys = stamps if stamps is not None else [str(k) for k in range(1, len(values) + 1)]

@@ -49,6 +49,11 @@ def read_text(path: str | os.PathLike[str]) -> str:
         ) from None
 
 
+def _shown(wid: str) -> str:
+    """An ID as quoted in an error message: at most 20 characters, so the message stays short."""
+    return wid if len(wid) <= 20 else wid[:20] + "..."
+
+
 def split_lines(text: str) -> list[str]:
     """Lines split on '\\n' only (not on the other characters str.splitlines breaks at); a
     trailing '\\r' stays on its line so that a writer can give back the very same bytes."""
@@ -92,9 +97,11 @@ def parse(
         wid = cols[0]
         if _WORD_ID.fullmatch(wid):
             expected = len(words) + 1
-            if int(wid) != expected:
+            if wid != str(expected):  # as text: int() refuses ids over 4300 digits
                 raise DataError(
-                    f"word id {wid} out of order: expected {expected}", path=source, line=i + 1
+                    f"word id {_shown(wid)} out of order: expected {expected}",
+                    path=source,
+                    line=i + 1,
                 )
             form = cols[1]
             if not form.strip():
@@ -118,10 +125,12 @@ def parse(
             continue
         m = _RANGE_ID.fullmatch(wid)
         if m:
-            start, end = int(m.group(1)), int(m.group(2))
-            if start != len(words) + 1 or end <= start:
+            start, end = m.group(1), m.group(2)
+            # compared as text (no leading zeros: longer is larger), as int() refuses ids over
+            # 4300 digits
+            if start != str(len(words) + 1) or (len(end), end) <= (len(start), start):
                 raise DataError(
-                    f"multiword token range {wid} does not start at the next word "
+                    f"multiword token range {_shown(wid)} does not start at the next word "
                     f"({len(words) + 1}) or is empty",
                     path=source,
                     line=i + 1,
@@ -130,7 +139,7 @@ def parse(
         if _EMPTY_ID.fullmatch(wid):
             continue
         raise DataError(
-            f"bad ID {wid!r}: expected a word number (7), a range (3-4) or an empty node (8.1)",
+            f"bad ID {_shown(wid)!r}: expected a word number (7), a range (3-4) or an empty node (8.1)",
             path=source,
             line=i + 1,
         )

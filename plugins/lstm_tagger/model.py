@@ -287,7 +287,14 @@ def predict_file(
     plain text (one sentence a line, whitespace-tokenised; blank lines stay blank)."""
     from . import conllu
 
-    text = conllu.read_text(path)
+    try:
+        text = conllu.read_text(path)
+    except FileNotFoundError:
+        raise UsageError(f"--input {path!r}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--input {path!r}: is a folder") from None
+    except OSError as e:
+        raise UsageError(f"--input {path!r}: cannot read ({e.strerror})") from None
     batch_size = options.batch_size if options is not None else 256
     if conllu.looks_like_conllu(text):
         column = state.get("column", "upos")
