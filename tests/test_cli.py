@@ -284,3 +284,10 @@ def test_metrics_out_writes_the_json_document(zoo, tmp_path):
     assert r.code == 0 and json.loads(metrics.read_text())["metrics"]["mse"] > 0
     r = zoo("eval", model, "--metrics-out", tmp_path / "no" / "m.json")
     assert r.code == 2 and "--metrics-out" in r.error_line()
+
+
+def test_held_out_fractions_over_one_are_refused(zoo):
+    """Each fraction may be up to 0.9, but together they must leave the parts disjoint."""
+    r = zoo("run", "lstm-tagger", "--set", "valid_fraction=0.6", "--set", "test_fraction=0.5")
+    assert r.code == 2
+    assert "valid_fraction/test_fraction" in r.error_line() and "1.1" in r.error_line()

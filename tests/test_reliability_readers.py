@@ -297,6 +297,8 @@ def test_load_config_values_are_checked_like_settings(tmp_path):
         zoo.load(path, config={"impl": "numpy"})
     with pytest.raises(UsageError, match="hidden_size='big' is not valid; expected int"):
         zoo.load(path, config={"hidden_size": "big"})
+    with pytest.raises(UsageError, match="expected a dict of settings"):
+        zoo.load(path, config="impl=cells")
 
 
 # ----------------------------------------------------------------- predict --input files
@@ -349,7 +351,7 @@ def test_predict_input_read_by_zoo_itself(zoo, tmp_path, models):
     assert r.code == 2 and "is a folder" in r.error_line()
     bad = write(tmp_path, "bad.txt", b"hello\nh\xffllo\n")
     r = zoo("predict", model, "--input", bad)
-    assert r.code == 2 and f"--input '{bad}': not UTF-8 text (byte 7)" in r.error_line()
+    assert r.code == 2 and f"--input '{bad}': line 2: not UTF-8 text (byte 7)" in r.error_line()
     empty = write(tmp_path, "empty.txt", b"")
     r = zoo("predict", model, "--input", empty)
     assert r.code == 0 and r.stdout == ""

@@ -502,8 +502,12 @@ def run_command(
 
 # --------------------------------------------------------------------------------- predict
 def _read_lines(path: str) -> list[str]:
-    with reading_input(path), open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n").rstrip("\r") for line in f]
+    with reading_input(path), open(path, "rb") as f:
+        text = f.read().decode("utf-8")  # whole, so a bad byte's line can be named
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if lines[-1] == "":  # the end of the last line, or an empty file
+        lines.pop()
+    return lines
 
 
 @cli.command(

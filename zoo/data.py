@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from zoo.errors import UsageError
+
 SPLITS = ("train", "valid", "test")
 
 
@@ -108,7 +110,14 @@ def split_by_fraction(
     examples: Sequence[Any], fractions: Sequence[float], seed: int
 ) -> list[list[Any]]:
     """Shuffle deterministically by `seed` and cut into parts of the given fractions; the last
-    part takes the remainder, so no example is dropped."""
+    part takes the remainder, so no example is dropped. Held-out fractions that add up to more
+    than 1 would make parts overlap: that is refused."""
+    if any(f < -1e-9 for f in fractions):
+        held_out = sum(fractions[1:])
+        raise UsageError(
+            f"--set valid_fraction/test_fraction: the held-out shares add up to {held_out:g}; "
+            "expected at most 1 together"
+        )
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     parts, start = [], 0
@@ -191,8 +200,6 @@ def parse_numbers(text: str, *, where: str = "input") -> list[list[float]]:
 
     Raises UsageError naming the bad token, for predict inputs typed by a user.
     """
-    from zoo.errors import UsageError
-
     rows = []
     for token in text.split():
         try:

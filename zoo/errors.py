@@ -54,6 +54,10 @@ def reading_input(path: object, option: str = "--input") -> Iterator[None]:
     except IsADirectoryError:
         raise UsageError(f"{option} {str(path)!r}: is a folder") from None
     except UnicodeDecodeError as e:
-        raise UsageError(f"{option} {str(path)!r}: not UTF-8 text (byte {e.start})") from None
+        # e.object is what was being decoded: the line is right when that was the whole file
+        line = bytes(e.object[: e.start]).count(b"\n") + 1
+        raise UsageError(
+            f"{option} {str(path)!r}: line {line}: not UTF-8 text (byte {e.start})"
+        ) from None
     except OSError as e:
         raise UsageError(f"{option} {str(path)!r}: cannot read ({e.strerror or e})") from None

@@ -189,6 +189,8 @@ def from_fields(
             data_config = cfg.build(data_spec.config, data_config, where=f"{name}: data_config")
     except UsageError as e:
         raise ModelFileError(str(e)) from None
+    if config is not None and not isinstance(config, dict):
+        raise UsageError(f"load(config=...): expected a dict of settings, got {config!r}")
     if config:
         model_config = cfg.replace(model_config, config, where="load config")
     state = fields["data_state"]

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo.cells import recurrent_layer
 from zoo.data import Vocab
-from zoo.errors import UsageError
+from zoo.errors import UsageError, reading_input
 
 from .data import CharEncoder, pad_ids
 
@@ -287,14 +287,8 @@ def predict_file(
     plain text (one sentence a line, whitespace-tokenised; blank lines stay blank)."""
     from . import conllu
 
-    try:
+    with reading_input(path):
         text = conllu.read_text(path)
-    except FileNotFoundError:
-        raise UsageError(f"--input {path!r}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--input {path!r}: is a folder") from None
-    except OSError as e:
-        raise UsageError(f"--input {path!r}: cannot read ({e.strerror})") from None
     batch_size = options.batch_size if options is not None else 256
     if conllu.looks_like_conllu(text):
         column = state.get("column", "upos")
