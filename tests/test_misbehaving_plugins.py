@@ -13,6 +13,7 @@ import torch
 
 from zoo import Architecture, Dataset, hookimpl, param
 from zoo.data import Data
+from zoo.errors import PluginError
 from zoo.registry import Registry
 
 
@@ -114,3 +115,16 @@ def test_zoo_debug_shows_the_original_exception(zoo, use_registry, monkeypatch):
     monkeypatch.setenv("ZOO_DEBUG", "1")
     with pytest.raises(Exception, match="plugin bug"):
         zoo("run", "shaky", "-q")
+
+
+def test_a_loss_computed_under_no_grad_is_not_called_detached():
+    """Benchmarks and evaluation code call loss under torch.no_grad: that is not a plugin bug."""
+    registry = registry_with()
+    impl = registry.implementation("shaky")
+    module = impl.build(Cfg(), {}, "toy")
+    batch = {"x": torch.ones(2, 1), "y": torch.zeros(2, 1)}
+    with torch.no_grad():
+        assert impl.loss(module, batch).requires_grad is False
+    detached = registry_with(loss=lambda m, b: m(b["x"]).sum().detach()).implementation("shaky")
+    with pytest.raises(PluginError, match="does not require grad"):
+        detached.loss(module, batch)

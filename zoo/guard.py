@@ -24,7 +24,7 @@ def _module(out: Any) -> str | None:
 def _loss(out: Any) -> str | None:
     if not isinstance(out, torch.Tensor) or out.numel() != 1:
         return f"{type(out).__name__}, not a one-element tensor"
-    if not out.requires_grad:
+    if torch.is_grad_enabled() and not out.requires_grad:  # under no_grad, none would
         return "a tensor that does not require grad (is it detached?)"
     return None
 
