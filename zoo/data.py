@@ -8,6 +8,7 @@ encode new input with nothing else at hand.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo.errors import UsageError
@@ -82,13 +84,21 @@ class Vocab:
 def pad(
     sequences: Sequence[Sequence[int]], value: int = 0, dtype: torch.dtype = torch.long
 ) -> torch.Tensor:
-    """A [batch, longest] tensor of the sequences, right-padded with `value`."""
-    longest = max((len(s) for s in sequences), default=0)
-    out = torch.full((len(sequences), longest), value, dtype=dtype)
-    for i, s in enumerate(sequences):
-        if len(s):
-            out[i, : len(s)] = torch.as_tensor(s, dtype=dtype)
-    return out
+    """A [batch, longest] tensor of the sequences, right-padded with `value`. Filled from one
+    flat numpy array through a mask: several times faster than a tensor per row for the
+    hundreds of short rows of a batch (the character rows of a tagger batch, say), which
+    otherwise costs a visible share of a training step."""
+    n = len(sequences)
+    sizes = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=n)
+    longest = int(sizes.max()) if n else 0
+    np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    out = np.full((n, longest), value, dtype=np_dtype)
+    if longest:
+        flat = itertools.chain.from_iterable(sequences)
+        out[np.arange(longest) < sizes[:, None]] = np.fromiter(
+            flat, dtype=np_dtype, count=int(sizes.sum())
+        )
+    return torch.from_numpy(out)
 
 
 def lengths(sequences: Sequence[Sequence[Any]]) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, Vocab, split_by_fraction
+from zoo.data import Data, Vocab, pad, split_by_fraction
 from zoo.errors import DataError, UsageError
 
 from . import conllu
@@ -145,17 +145,10 @@ class CharEncoder:
         index = [[rows.setdefault(f, len(rows)) for f in forms] for forms in sentences]
         ids = [self(f) for f in rows]
         return {
-            "chars": pad_ids(ids, 0),
+            "chars": pad(ids, 0),
             "char_lengths": torch.tensor([len(c) for c in ids]),
-            "forms": pad_ids(index, 0),
+            "forms": pad(index, 0),
         }
-
-
-def pad_ids(sequences: Sequence[Sequence[int]], value: int) -> torch.Tensor:
-    """[len(sequences), longest] long tensor, right-padded: one torch.tensor call on padded
-    lists, several times faster than filling a tensor row by row for hundreds of short rows."""
-    longest = max((len(s) for s in sequences), default=0)
-    return torch.tensor([[*s, *([value] * (longest - len(s)))] for s in sequences])
 
 
 def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[str, torch.Tensor]]:
@@ -164,14 +157,14 @@ def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[st
 
     def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         batch = {
-            "words": pad_ids([ex[0] for ex in examples], 0),
+            "words": pad([ex[0] for ex in examples], 0),
             "lengths": torch.tensor([len(ex[0]) for ex in examples]),
-            "tags": pad_ids([ex[2] for ex in examples], -100),
+            "tags": pad([ex[2] for ex in examples], -100),
         }
         if chars.vocab is not None:
             batch.update(chars.batch([ex[1] for ex in examples]))
         if all(ex[3] is not None for ex in examples):
-            batch["counts"] = pad_ids([ex[3] for ex in examples], 0)  # type: ignore[misc]
+            batch["counts"] = pad([ex[3] for ex in examples], 0)  # type: ignore[misc]
         return batch
 
     return collate

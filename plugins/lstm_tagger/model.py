@@ -22,10 +22,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo.cells import recurrent_layer
-from zoo.data import Vocab
+from zoo.data import Vocab, pad
 from zoo.errors import UsageError, reading_input
 
-from .data import CharEncoder, pad_ids
+from .data import CharEncoder
 
 UNK_ID = 1  # Vocab.build puts <pad>, <unk> first
 EMBEDDING_STD = 0.1
@@ -243,7 +243,7 @@ def tag_sentences(
         idx = order[start : start + batch_size]
         group = [sentences[i] for i in idx]
         batch = {
-            "words": pad_ids(
+            "words": pad(
                 [words_vocab.encode(w.lower() if lowercase else w for w in ws) for ws in group], 0
             ),
             "lengths": torch.tensor([len(ws) for ws in group]),

@@ -1,0 +1,44 @@
+"""zoo.data helpers that every loader leans on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zoo.data import pad, split_by_fraction
+from zoo.errors import UsageError
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(-(2**40), 2**40), max_size=12), max_size=9),
+    st.integers(-100, 5),
+)
+def test_pad_matches_row_by_row_padding(sequences, value):
+    longest = max((len(s) for s in sequences), default=0)
+    expected = torch.full((len(sequences), longest), value, dtype=torch.long)
+    for i, s in enumerate(sequences):
+        expected[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    assert torch.equal(pad(sequences, value), expected)
+    arrays = [np.array(s, dtype=np.int64) for s in sequences]
+    assert torch.equal(pad(arrays, value), expected)
+
+
+def test_pad_keeps_the_dtype():
+    out = pad([[0.5, 1.5], [2.5]], value=0, dtype=torch.float32)
+    assert out.dtype == torch.float32
+    assert out.tolist() == [[0.5, 1.5], [2.5, 0.0]]
+    assert pad([]).shape == (0, 0) and pad([[], []]).shape == (2, 0)
+
+
+def test_split_by_fraction_is_a_seeded_partition():
+    parts = split_by_fraction(list(range(100)), [0.7, 0.2, 0.1], seed=3)
+    assert [len(p) for p in parts] == [70, 20, 10]
+    assert sorted(x for p in parts for x in p) == list(range(100))
+    assert parts == split_by_fraction(list(range(100)), [0.7, 0.2, 0.1], seed=3)
+    assert parts != split_by_fraction(list(range(100)), [0.7, 0.2, 0.1], seed=4)
+    with pytest.raises(UsageError, match="add up to 1.2"):
+        split_by_fraction(list(range(10)), [-0.2, 0.6, 0.6], seed=0)
