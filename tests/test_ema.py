@@ -14,7 +14,7 @@ from zoo.progress import Progress
 from zoo.trainer import update_ema
 
 TINY = {"epochs": 6, "lr_schedule": "cosine"}  # toy tagger: 5 steps an epoch, 30 in all
-DECAY = 0.7  # the ramp (1 + t) / (10 + t) is below it until step 20, above it after
+DECAY = 0.8
 
 
 class Recorder(Progress):
@@ -39,13 +39,17 @@ def train(**settings):
 
 
 def hand_averages(raw, decay):
-    """The average after each step t, in float64: a_t = d_t a_(t-1) + (1 - d_t) w_t."""
-    average = {k: v.double() for k, v in raw[0].items()}
-    out = [average]
-    for t, weights in enumerate(raw[1:], start=1):
-        d = min(decay, (1 + t) / (10 + t))
-        average = {k: d * average[k] + (1 - d) * weights[k].double() for k in average}
-        out.append(average)
+    """The average after each step t, in float64: sum_i decay**(t-i) w_i / sum_i decay**(t-i)
+    over the weights w_1 .. w_t after steps 1 .. t (raw[0], the initial weights, has none)."""
+    out = [None]
+    for t in range(1, len(raw)):
+        shares = [decay ** (t - i) for i in range(1, t + 1)]
+        out.append(
+            {
+                k: sum(s * raw[i][k].double() for i, s in enumerate(shares, start=1)) / sum(shares)
+                for k in raw[0]
+            }
+        )
     return out
 
 
@@ -113,6 +117,8 @@ def test_buffers_that_are_not_floats_are_copied_not_averaged():
     assert torch.equal(ema["1.num_batches_tracked"], now["1.num_batches_tracked"])
     assert ema["1.num_batches_tracked"].item() == 1
     assert torch.allclose(ema["0.bias"], now["0.bias"] - 0.5)  # half-way to the new weights
+    update_ema(ema, module, 0.5, step=1)  # the first step's weights replace the initial ones
+    assert all(torch.allclose(ema[k], v.to(ema[k].dtype)) for k, v in now.items())
 
 
 @pytest.mark.parametrize(

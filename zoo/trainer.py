@@ -129,15 +129,16 @@ def evaluate(
 def update_ema(
     ema: dict[str, torch.Tensor], module: torch.nn.Module, decay: float, step: int
 ) -> None:
-    """Move the averaged weights towards the module's after optimizer step `step` (from 1).
+    """Fold the module's weights after optimizer step `step` (from 1) into the average.
 
-    The decay ramps up as min(decay, (1 + step) / (10 + step)) so that the random initial
-    weights are soon forgotten; buffers that are not floating point (counters) are copied.
+    The average after step t weighs the weights after step i by decay**(t - i), normalised
+    (as Adam corrects its moments' bias), so the random initial weights count for nothing and
+    a large decay means what it says even in short runs. Non-float buffers are copied.
     """
-    d = min(decay, (1 + step) / (10 + step))
+    share = (1.0 - decay) / (1.0 - decay**step)  # the newest weights' share: 1 at step 1
     for name, value in module.state_dict().items():
         if value.is_floating_point():
-            ema[name].lerp_(value, 1.0 - d)
+            ema[name].lerp_(value, share)
         else:
             ema[name].copy_(value)
 
