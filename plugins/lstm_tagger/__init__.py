@@ -80,7 +80,7 @@ class ConlluConfig:
 
 # The recipe for treebanks, chosen on the EWT dev set (README, benchmarks/tagger_ewt.py).
 # A constant learning rate with weight averaging beat the cosine schedule there: dev 95.24%
-# against 95.07% in the same 13 epochs (the average does the annealing).
+# against 95.07% in the same 13 epochs (the average does the annealing), 95.30% in 14.
 CONLLU_RECIPE = {
     "embedding_dim": 100,
     "hidden_size": 160,
@@ -135,6 +135,6 @@ def register_datasets(register):
             task="tagging",
             config=ConlluConfig,
             loader="zoo_plugins.lstm_tagger.data:load_conllu",
-            train_defaults={"epochs": 13, "batch_size": 64},
+            train_defaults={"epochs": 14, "batch_size": 64},
         )
     )
