@@ -65,6 +65,27 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, uninterrupted, 
     assert not ckpt.exists()  # the finished model supersedes it
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_ema(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole-ema") / "t.safetensors"
+    zoo.run("lstm-tagger", out=out, ema_decay=0.9, **TAGGER)
+    return weights(out)
+
+
+@pytest.mark.parametrize("stop_at", [7, 23])
+def test_resume_with_weight_averaging_is_bit_identical(
+    tmp_path, uninterrupted, uninterrupted_ema, stop_at
+):
+    out = tmp_path / "t.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        zoo.run("lstm-tagger", out=out, progress=InterruptAt(stop_at), ema_decay=0.9, **TAGGER)
+    saved = weights(default_path(out))
+    assert {k[4:] for k in saved if k.startswith("ema/")} == set(uninterrupted_ema)
+    zoo.resume(default_path(out))
+    assert same_weights(weights(out), uninterrupted_ema)
+    assert not same_weights(uninterrupted_ema, uninterrupted)
+
+
 def test_resume_twice_and_with_periodic_checkpoints(tmp_path, uninterrupted):
     out = tmp_path / "t.safetensors"
     with pytest.raises(TrainingInterrupted):

@@ -7,6 +7,7 @@ else to rebuild the network and reload the data) with format "zoo.checkpoint" an
 |---|---|
 | tensors `optimizer/<param>/<key>` | the optimizer's per-parameter state (Adam's moments, ...) |
 | tensors `best/<name>` | the weights of the best validation so far |
+| tensors `ema/<name>` | the moving average of the weights (when `ema_decay` is on) |
 | tensors `rng/torch`, `rng/epoch`, `rng/cuda/<i>` | torch's RNG, the shuffle RNG at the epoch's start |
 | metadata `checkpoint` (JSON) | step, epoch, position in the epoch, patience counters, history, the optimizer's settings and non-tensor state, the output path |
 
@@ -60,6 +61,8 @@ def save_checkpoint(
     loop = ckpt.loop
     if loop.best_weights is not None:
         tensors.update({f"best/{k}": v for k, v in cpu_tensors(loop.best_weights).items()})
+    if loop.ema is not None:
+        tensors.update({f"ema/{k}": v for k, v in cpu_tensors(loop.ema).items()})
     tensors["rng/torch"] = ckpt.rng.clone()
     if loop.epoch_rng is not None:
         tensors["rng/epoch"] = loop.epoch_rng.clone()
@@ -102,6 +105,7 @@ def load_checkpoint(
             values.update({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             optimizer["state"][int(index_key)] = values
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")} or None
+        ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")} or None
         loop = LoopState(
             step=int(progress["step"]),
             epoch=int(progress["epoch"]),
@@ -112,6 +116,7 @@ def load_checkpoint(
             best_weights=best,
             bad_validations=int(progress["bad_validations"]),
             last_validated=int(progress["last_validated"]),
+            ema=ema,
             result=TrainResult(**progress["result"]),
         )
         cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]

@@ -41,6 +41,13 @@ class TrainConfig:
         "constant", "learning-rate schedule over the whole run, after warm-up"
     )
     warmup_steps: int = param(0, "linear learning-rate warm-up steps", min=0)
+    ema_decay: float = param(
+        0.0,
+        "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "
+        "validation, the final evaluation and the saved model use the average",
+        min=0.0,
+        max=1.0,
+    )
     eval_every: int = param(0, "validate every N steps (0: after each epoch)", min=0)
     patience: int = param(
         0, "stop after this many validations without improvement (0: never stop early)", min=0
@@ -57,6 +64,10 @@ class TrainConfig:
     def check(self) -> None:
         if self.epochs == 0 and self.steps == 0:
             raise ValueError("epochs and steps are both 0: nothing to train")
+        if not self.ema_decay < 1.0:
+            raise ValueError(
+                f"ema_decay={self.ema_decay!r}: expected at least 0 and below 1 (e.g. 0.999; 0: off)"
+            )
 
 
 KINDS = ("model", "data", "train")

@@ -125,6 +125,24 @@ def evaluate(
     return {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}
 
 
+@torch.no_grad()
+def update_ema(
+    ema: dict[str, torch.Tensor], module: torch.nn.Module, decay: float, step: int
+) -> None:
+    """Fold the module's weights after optimizer step `step` (from 1) into the average.
+
+    The average after step t weighs the weights after step i by decay**(t - i), normalised
+    (as Adam corrects its moments' bias), so the random initial weights count for nothing and
+    a large decay means what it says even in short runs. Non-float buffers are copied.
+    """
+    share = (1.0 - decay) / (1.0 - decay**step)  # the newest weights' share: 1 at step 1
+    for name, value in module.state_dict().items():
+        if value.is_floating_point():
+            ema[name].lerp_(value, share)
+        else:
+            ema[name].copy_(value)
+
+
 class TrainingInterrupted(ZooError):
     """Ctrl-C during training: stopped cleanly after a step, with a checkpoint when one is kept."""
 
@@ -144,6 +162,7 @@ class LoopState:
     best_weights: dict[str, torch.Tensor] | None = None
     bad_validations: int = 0
     last_validated: int = -1
+    ema: dict[str, torch.Tensor] | None = None  # the averaged weights, when ema_decay > 0
     result: TrainResult = field(default_factory=TrainResult)
 
 
@@ -193,6 +212,12 @@ def fit(
         if resume.cuda_rng is not None and device.type == "cuda":
             torch.cuda.set_rng_state_all(resume.cuda_rng)
     result = loop.result
+    # Weight averaging: `averaged` is a twin of the module holding the average (loop.ema holds
+    # its tensors); it is what validation scores, best-weight selection keeps and fit returns.
+    averaged = copy.deepcopy(module) if cfg.ema_decay else None
+    if averaged is not None and loop.ema is not None:  # resumed: continue the saved average
+        averaged.load_state_dict(loop.ema)
+    loop.ema = averaged.state_dict() if averaged is not None else None
 
     per_epoch = math.ceil(data.size("train") / cfg.batch_size)
     total = cfg.steps if cfg.steps else cfg.epochs * per_epoch
@@ -205,7 +230,8 @@ def fit(
     def validate() -> bool:
         """Score the valid split; return True when training should stop early."""
         loop.last_validated = loop.step
-        scores = evaluate(impl, module, data, "valid", state, task, cfg.batch_size, device)
+        scored = averaged if averaged is not None else module
+        scores = evaluate(impl, scored, data, "valid", state, task, cfg.batch_size, device)
         if metric not in scores:
             raise ZooError(f"monitor metric {metric!r} missing from {sorted(scores)}")
         score = scores[metric]
@@ -213,7 +239,7 @@ def fit(
         better = best is None or (score < best if mode == "min" else score > best)
         if better and math.isfinite(score):
             loop.best_score, loop.bad_validations = score, 0
-            loop.best_weights = copy.deepcopy(module.state_dict())
+            loop.best_weights = copy.deepcopy(scored.state_dict())
             result.best = {"step": loop.step, **scores}
         else:
             loop.bad_validations += 1
@@ -270,6 +296,8 @@ def fit(
                     torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
                 optimizer.step()
                 loop.step += 1
+                if loop.ema is not None:
+                    update_ema(loop.ema, module, cfg.ema_decay, loop.step)
                 loop.batch_in_epoch += 1
                 loop.epoch_loss += value
                 result.steps = loop.step
@@ -301,8 +329,9 @@ def fit(
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    if loop.best_weights is not None:
-        module.load_state_dict(loop.best_weights)
+    final = loop.best_weights if loop.best_weights is not None else loop.ema
+    if final is not None:
+        module.load_state_dict(final)
     result.seconds = time.perf_counter() - wall0
     result.cpu_seconds = time.process_time() - cpu0
     progress.finish()

@@ -79,6 +79,8 @@ class ConlluConfig:
 
 
 # The recipe for treebanks, chosen on the EWT dev set (README, benchmarks/tagger_ewt.py).
+# A constant learning rate with weight averaging beat the cosine schedule there: dev 95.24%
+# against 95.07% in the same 13 epochs (the average does the annealing), 95.30% in 14.
 CONLLU_RECIPE = {
     "embedding_dim": 100,
     "hidden_size": 160,
@@ -90,7 +92,8 @@ CONLLU_RECIPE = {
     "char_dim": 32,
     "char_hidden": 100,
     "lr": 3e-3,
-    "lr_schedule": "cosine",
+    "lr_schedule": "constant",
+    "ema_decay": 0.998,
     "grad_clip": 5.0,
 }
 
@@ -132,6 +135,6 @@ def register_datasets(register):
             task="tagging",
             config=ConlluConfig,
             loader="zoo_plugins.lstm_tagger.data:load_conllu",
-            train_defaults={"epochs": 13, "batch_size": 64},
+            train_defaults={"epochs": 14, "batch_size": 64},
         )
     )
