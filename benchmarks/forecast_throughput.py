@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 import zoo
 from zoo import config as cfg
@@ -33,12 +34,19 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv"
 
 
-def hand_loop(module, x, y, order, batch_size, lr, clip, loss_fn) -> None:
-    """What a person would write: Adam, MSE, clip, step, over precomputed batch indices."""
+def hand_loop(module, x, y, order, lr, clip, decay) -> None:
+    """What a person would write: Adam, MSE (each ensemble member's own, averaged), clip, step,
+    the learning rate decaying linearly to zero when the recipe says so, over precomputed
+    batch indices."""
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+    members = list(module.members) if module.members is not None else [module]
     module.train()
-    for idx in order:
-        loss = loss_fn(module(x[idx]), y[idx])
+    for step, idx in enumerate(order):
+        if decay:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * (1 - step / len(order))
+        xb, yb = x[idx], y[idx]
+        loss = torch.stack([F.mse_loss(m(xb), yb) for m in members]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip:
@@ -67,6 +75,12 @@ def main() -> None:
         **settings,
     )
     tc = model.train_config
+    if (
+        tc.lr_schedule not in ("constant", "linear")
+        or tc.warmup_steps
+        or model.config.loss != "mse"
+    ):
+        raise SystemExit("the hand-written loop does constant or linear rates and MSE only")
     full = model.data
     assert full is not None
     # training only: no validation split, so both loops do exactly the same work
@@ -82,7 +96,6 @@ def main() -> None:
         order.extend(perm[i : i + tc.batch_size] for i in range(0, len(perm), tc.batch_size))
     order = order[: args.steps]
     initial = copy.deepcopy(model.module.state_dict())
-    loss_fn = torch.nn.functional.mse_loss
     print(
         f"H={args.horizon} input {model.state['input_length']}, {args.steps} steps of "
         f"{tc.batch_size} windows, {sum(p.numel() for p in model.module.parameters()):,} "
@@ -102,7 +115,7 @@ def main() -> None:
         torch.manual_seed(tc.seed)
         gc.collect()
         w0, c0 = time.perf_counter(), time.process_time()
-        hand_loop(model.module, x, y, order, tc.batch_size, tc.lr, tc.grad_clip, loss_fn)
+        hand_loop(model.module, x, y, order, tc.lr, tc.grad_clip, tc.lr_schedule == "linear")
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         return wall, cpu, copy.deepcopy(model.module.state_dict())
 

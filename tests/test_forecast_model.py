@@ -205,3 +205,37 @@ def test_saved_state_is_json_ready(trained):
     model, _, _ = trained
     json.dumps(model.state, allow_nan=False)
     assert model.state["columns"] == ["OT", "feature"]
+
+
+# --------------------------------------------------------------------------- ensembles
+def test_members_forecast_their_mean_and_each_learns_alone():
+    from zoo_plugins.gru_regressor.model import loss
+
+    module = net(members=3, window_norm="last", patch_length=4)
+    names = set(module.state_dict())
+    assert {f"members.{k}.gru.weight_ih_l0" for k in range(3)} <= names
+    assert "gru.weight_ih_l0" not in names  # one member keeps torch's plain names (above)
+    w = [m.gru.weight_ih_l0 for m in module.members]
+    assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])  # different inits
+    x, y = torch.randn(4, 12, 1), torch.randn(4, 5, 1)
+    each = [m(x) for m in module.members]
+    assert torch.allclose(module(x), torch.stack(each).mean(0))
+    own = torch.stack([torch.nn.functional.mse_loss(f, y) for f in each]).mean()
+    batch = {"x": x, "y": y}
+    assert torch.allclose(loss(module, batch), own)
+    assert not torch.allclose(loss(module, batch), torch.nn.functional.mse_loss(module(x), y))
+
+
+def test_an_ensemble_trains_saves_and_loads(tmp_path):
+    data = write_series(tmp_path / "series.csv", 400)
+    settings = dict(input_length=24, horizon=6, split="250,75,75", epochs=2, hidden_size=8)
+    model = zoo.create("gru-regressor", "csv", data, members=2, window_norm="last", **settings)
+    zoo.train(model)
+    zoo.save(model, tmp_path / "ens.safetensors")
+    again = zoo.load(tmp_path / "ens.safetensors")
+    assert again.config.members == 2
+    values = [f"{10 + 0.1 * i:.2f}" for i in range(24)]
+    assert again.predict(" ".join(values)) == model.predict(" ".join(values))
+    assert evaluate(again, split="test")["mse"] == pytest.approx(
+        evaluate(model, split="test")["mse"]
+    )
