@@ -6,12 +6,15 @@ For each seed this runs, as subprocesses,
     zoo eval M --data DATA/tasks_test_SPLIT.txt
 
 and prints one line per seed (test exact match, token accuracy, training CPU-seconds and wall
-seconds, threads), then the mean, standard deviation, minimum and maximum over seeds. Extra
+seconds, threads), then the mean, standard deviation, median, minimum and maximum over seeds. Extra
 `--set key=value` options go to `zoo run` (to try other recipes); without them the run uses
 the scan dataset's defaults. Run it through the shared machine's CPU slot:
 
     /work/tools/slot python benchmarks/seq2seq_scan.py --split simple --seeds 0 1 2 3 4
     /work/tools/slot python benchmarks/seq2seq_scan.py --split length --seeds 0 --set attention=bahdanau
+    /work/tools/slot python benchmarks/seq2seq_scan.py --split length --seeds 0 1 2 3 4 \
+        --set cell=gru --set attention=bahdanau --set hidden_size=64 --set dropout=0.5 \
+        --set concat_pairs=1.0 --set steps=10640
 
 Lake and Baroni (ICML 2018) report the mean of 5 seeds: 99.8% (simple), 20.8% (length),
 1.2% (add-jump). `--json PATH` also writes every result as JSON lines.
@@ -95,7 +98,7 @@ def main() -> None:
     spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
     print(
         f"{args.split}: exact match mean {statistics.mean(scores):.2f}% (sd {spread:.2f}, "
-        f"min {min(scores):.2f}, max {max(scores):.2f}) over {len(rows)} seed(s); training "
+        f"median {statistics.median(scores):.2f}, min {min(scores):.2f}, max {max(scores):.2f}) over {len(rows)} seed(s); training "
         f"CPU-s median {statistics.median(cpu):.0f} (max {max(cpu):.0f})"
     )
 
