@@ -14,7 +14,7 @@ the scan dataset's defaults. Run it through the shared machine's CPU slot:
     /work/tools/slot python benchmarks/seq2seq_scan.py --split length --seeds 0 --set attention=bahdanau
     /work/tools/slot python benchmarks/seq2seq_scan.py --split length --seeds 0 1 2 3 4 \
         --set cell=gru --set attention=bahdanau --set hidden_size=64 --set dropout=0.5 \
-        --set concat_pairs=1.0 --set steps=10640
+        --set concat_pairs=2.0 --set steps=10640
 
 Lake and Baroni (ICML 2018) report the mean of 5 seeds: 99.8% (simple), 20.8% (length),
 1.2% (add-jump). `--json PATH` also writes every result as JSON lines.
