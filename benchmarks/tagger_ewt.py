@@ -30,7 +30,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ZOO = [sys.executable, "-m", "zoo"]
+# The installed `zoo` script, not `python -m zoo`: -m would import a `zoo/` folder from the
+# current directory (another checkout) ahead of the installed package.
+_EXE = Path(sys.executable).parent / "zoo"
+ZOO = [str(_EXE)] if _EXE.exists() else [sys.executable, "-m", "zoo"]
 
 
 def run_measured(args: list[str]) -> tuple[dict, dict]:
