@@ -239,3 +239,13 @@ def test_an_ensemble_trains_saves_and_loads(tmp_path):
     assert evaluate(again, split="test")["mse"] == pytest.approx(
         evaluate(model, split="test")["mse"]
     )
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_cli_refuses_a_bad_member_count_in_one_line(zoo, value, tmp_path):
+    out = tmp_path / "never.safetensors"
+    r = zoo("run", "gru-regressor", "--set", f"members={value}", "--out", out)
+    assert r.code == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "members" in lines[0] and "Traceback" not in r.stderr
+    assert not out.exists()
