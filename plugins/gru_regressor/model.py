@@ -48,16 +48,15 @@ class GRURegressor(nn.Module):
         length, horizon = int(state["input_length"]), int(state["horizon"])
         targets = state.get("target_index")
         self.horizon, self.output_size, self.input_length = horizon, outputs, length
+        self.loss_name = config.loss
         self.members: nn.ModuleList | None = None
         if config.members > 1:
             # A deep ensemble: each member is a whole one-member network (`members.K.gru...`),
             # initialised from the next draws of the seeded generator, so members differ.
             one = dataclasses.replace(config, members=1)
             self.members = nn.ModuleList(GRURegressor(one, state) for _ in range(config.members))
-            self.loss_name = config.loss
             return
         self.window_norm, self.decoder_kind = config.window_norm, config.decoder
-        self.loss_name = config.loss
         self.patch = min(config.patch_length, length)  # a recipe's 24 still fits short windows
         self.patches = length // self.patch
         needs_targets = [
