@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from zoo import padded
 from zoo.cells import recurrent_layer
 from zoo.data import Vocab, pad
 from zoo.errors import UsageError, reading_input
@@ -138,9 +139,12 @@ class LSTMTagger(nn.Module):
                 )
             x = torch.cat([x, self.char_features(chars, char_lengths)[forms]], dim=-1)
         x = self.dropout(x)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
+        if padded.supports(self.lstm):
+            out = padded.run(self.lstm, x, lengths)  # 1.6x faster than packed on CPU (see there)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
         return self.out(self.dropout(out))
 
 
