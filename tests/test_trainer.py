@@ -146,3 +146,34 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, zoo, use_registry):
 
     model, state, _ = load_checkpoint(ckpt, registry=reg)
     assert state.loop.step == 4 and all(torch.isfinite(p).all() for p in model.module.parameters())
+
+
+def _trained(**settings):
+    model = zoo.create("lstm-tagger", epochs=4, seed=5, **settings)
+    zoo.train(model)
+    return model
+
+
+def test_bf16_precision_trains_reproducibly_and_saves_float32(tmp_path):
+    """precision=bf16 runs the forward pass in bfloat16 (so the weights differ from float32
+    training), learns, gives the same weights on the same seed, and keeps float32 weights."""
+    first, second = _trained(precision="bf16"), _trained(precision="bf16")
+    full = _trained(precision="fp32")
+    for name, tensor in first.module.state_dict().items():
+        assert tensor.dtype == torch.float32, name
+        assert torch.equal(tensor, second.module.state_dict()[name]), name
+    differs = [
+        n
+        for n, t in first.module.state_dict().items()
+        if not torch.equal(t, full.module.state_dict()[n])
+    ]
+    assert differs  # autocast was in effect
+    assert zoo.evaluate(first, split="valid")["accuracy"] > 0.6  # chance is 1/8
+    out = tmp_path / "m.safetensors"
+    zoo.save(first, out)
+    assert zoo.load(out).train_config.precision == "bf16"
+
+
+def test_precision_is_checked():
+    with pytest.raises(zoo.UsageError, match="precision"):
+        zoo.create("lstm-tagger", precision="fp16")

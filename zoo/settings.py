@@ -60,6 +60,12 @@ class TrainConfig:
         min=0,
         max=1024,
     )
+    precision: Literal["fp32", "bf16"] = param(
+        "fp32",
+        "training arithmetic: bf16 runs the forward pass under torch.autocast (matrix products "
+        "and recurrent layers in bfloat16, weights and optimizer in float32); validation, the "
+        "saved model and predictions stay float32",
+    )
 
     def check(self) -> None:
         if self.epochs == 0 and self.steps == 0:

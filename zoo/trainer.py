@@ -223,6 +223,7 @@ def fit(
     total = cfg.steps if cfg.steps else cfg.epochs * per_epoch
     epochs = math.ceil(total / per_epoch) if per_epoch else 0
     metric, mode = monitor
+    low_precision = cfg.precision == "bf16"
     has_valid = data.has("valid")
     wall0, cpu0 = time.perf_counter() - result.seconds, time.process_time() - result.cpu_seconds
     progress.start(total_steps=total, epochs=epochs)
@@ -281,7 +282,8 @@ def fit(
                 factor = lr_factor(loop.step, total, cfg)
                 for group, base in zip(optimizer.param_groups, base_lrs):
                     group["lr"] = base * factor
-                loss = impl.loss(module, batch)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
+                    loss = impl.loss(module, batch)
                 value = loss.item()
                 if not math.isfinite(value):
                     if loop.best_weights is not None:
