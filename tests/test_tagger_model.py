@@ -71,6 +71,21 @@ def test_padding_changes_nothing_and_costs_no_loss(encoder):
         assert torch.allclose(tagger.loss(module, both), expected)
 
 
+def test_label_smoothing_spreads_the_target_over_real_words_only():
+    model = zoo.create("lstm-tagger", label_smoothing=0.1, epochs=1)
+    module = model.module.eval()
+    batch = model.data.collate(list(model.data.splits["train"][:4]))
+    with torch.no_grad():
+        scores = tagger.scores_of(module, batch)
+        real = batch["tags"] != -100
+        log_p = scores[real].log_softmax(-1)
+        nll = -log_p.gather(1, batch["tags"][real].unsqueeze(1)).mean()
+        expected = 0.9 * nll + 0.1 * -log_p.mean(-1).mean()
+        assert torch.allclose(tagger.loss(module, batch), expected, atol=1e-6)
+        module.label_smoothing = 0.0
+        assert torch.allclose(tagger.loss(module, batch), nll, atol=1e-6)
+
+
 def test_eval_reports_known_unknown_and_per_tag_accuracy(zoo, tmp_path):
     run = zoo("run", "lstm-tagger", "--epochs", "20", "--out", "t.safetensors")
     shown = [line for line in run.stderr.splitlines() if ": valid " in line]

@@ -33,6 +33,12 @@ class TaggerConfig:
         min=0.0,
         max=1000.0,
     )
+    label_smoothing: float = param(
+        0.0,
+        "training target: this share of each word's probability spread over all tags",
+        min=0.0,
+        max=0.5,
+    )
     char_encoder: Literal["cnn", "lstm", "none"] = param(
         "cnn", "character-level word features: a char CNN, a char BiLSTM, or none (words only)"
     )

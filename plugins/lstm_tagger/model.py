@@ -51,6 +51,7 @@ class LSTMTagger(nn.Module):
         super().__init__()
         self.word_dropout = config.word_dropout
         self.unk_alpha = config.unk_alpha
+        self.label_smoothing = config.label_smoothing
         self.char_encoder = config.char_encoder if num_chars else "none"
         self.embedding = _embedding(num_words, config.embedding_dim)
         features = config.embedding_dim
@@ -193,7 +194,12 @@ def scores_of(module: LSTMTagger, batch: dict[str, torch.Tensor]) -> torch.Tenso
 
 def loss(module: LSTMTagger, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     scores = scores_of(module, batch)
-    return F.cross_entropy(scores.flatten(0, 1), batch["tags"].flatten(), ignore_index=-100)
+    return F.cross_entropy(
+        scores.flatten(0, 1),
+        batch["tags"].flatten(),
+        ignore_index=-100,
+        label_smoothing=module.label_smoothing,
+    )
 
 
 def evaluate(
