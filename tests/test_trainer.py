@@ -118,6 +118,13 @@ def test_learning_rate_schedules():
     linear = TrainConfig(lr_schedule="linear")
     assert lr_factor(25, 100, linear) == pytest.approx(0.75)
     assert lr_factor(50, 100, TrainConfig()) == 1.0
+    late = TrainConfig(lr_schedule="linear", decay_fraction=0.25)
+    assert [lr_factor(s, 100, late) for s in (0, 74, 75, 90, 100)] == pytest.approx(
+        [1.0, 1.0, 1.0, 0.4, 0.0]
+    )
+    late_cosine = TrainConfig(lr_schedule="cosine", decay_fraction=0.5, warmup_steps=10)
+    assert lr_factor(50, 110, late_cosine) == 1.0
+    assert lr_factor(85, 110, late_cosine) == pytest.approx(0.5)
     assert not math.isnan(lr_factor(0, 0, cfg))
 
 

@@ -41,6 +41,13 @@ class TrainConfig:
         "constant", "learning-rate schedule over the whole run, after warm-up"
     )
     warmup_steps: int = param(0, "linear learning-rate warm-up steps", min=0)
+    decay_fraction: float = param(
+        1.0,
+        "linear/cosine schedules: decay over this last share of the run (after warm-up), "
+        "the rate held constant before it (1: decay all the way)",
+        min=0.0,
+        max=1.0,
+    )
     ema_decay: float = param(
         0.0,
         "keep an exponential moving average of the weights with this decay (e.g. 0.999; 0: off); "

@@ -100,6 +100,11 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     if cfg.lr_schedule == "constant" or total <= cfg.warmup_steps:
         return 1.0
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    # Constant until the last `decay_fraction` of the run, then the schedule's decay.
+    start = 1.0 - cfg.decay_fraction
+    if progress < start or cfg.decay_fraction <= 0:
+        return 1.0
+    progress = (progress - start) / cfg.decay_fraction
     if cfg.lr_schedule == "linear":
         return 1.0 - progress
     return 0.5 * (1.0 + math.cos(math.pi * progress))
