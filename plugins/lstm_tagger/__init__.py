@@ -142,6 +142,6 @@ def register_datasets(register):
             task="tagging",
             config=ConlluConfig,
             loader="zoo_plugins.lstm_tagger.data:load_conllu",
-            train_defaults={"epochs": 14, "batch_size": 64},
+            train_defaults={"epochs": 15, "batch_size": 64},
         )
     )
