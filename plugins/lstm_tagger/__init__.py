@@ -95,6 +95,7 @@ CONLLU_RECIPE = {
     "dropout": 0.33,
     "word_dropout": 0.0,
     "unk_alpha": 0.25,
+    "label_smoothing": 0.1,
     "char_encoder": "cnn",
     "char_dim": 32,
     "char_hidden": 100,
