@@ -141,7 +141,7 @@ class LSTMTagger(nn.Module):
             x = torch.cat([x, self.char_features(chars, char_lengths)[forms]], dim=-1)
         x = self.dropout(x)
         if padded.supports(self.lstm):
-            out = padded.run(self.lstm, x, lengths)  # 1.6x faster than packed on CPU (see there)
+            out = padded.run(self.lstm, x, lengths)  # faster than packing on CPU: see zoo/padded.py
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)
