@@ -52,11 +52,12 @@ def run(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     if not layer.batch_first:
         raise ValueError("padded.run needs a batch_first layer")
     kernel = _KERNELS[layer.mode]
-    batch, steps = x.shape[0], x.shape[1]
-    is_lstm = layer.mode == "LSTM"
-    zero = x.new_zeros(1, batch, layer.hidden_size)
-    hx = (zero, zero) if is_lstm else zero
-    index = None
+    steps = x.shape[1]
+    lengths = lengths.to(x.device)  # the index and mask live beside x, wherever lengths came from
+    zero = x.new_zeros(1, x.shape[0], layer.hidden_size)
+    hx = (zero, zero) if layer.mode == "LSTM" else zero
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if layer.bias else [])
+    directions = ["", "_reverse"] if layer.bidirectional else [""]
     if layer.bidirectional:
         index = reverse_index(lengths, steps).unsqueeze(2)
 
@@ -66,16 +67,13 @@ def run(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     h = x
     for k in range(layer.num_layers):
         outs = []
-        for suffix, reverse in (("", False), ("_reverse", True)):
-            if reverse and not layer.bidirectional:
-                break
-            names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if layer.bias else [])
+        for suffix in directions:
             params = [getattr(layer, f"{n}_l{k}{suffix}") for n in names]
-            inp = flip(h) if reverse else h
+            inp = flip(h) if suffix else h  # the reverse direction reads each row backwards
             out = kernel(inp, hx, params, layer.bias, 1, 0.0, layer.training, False, True)[0]
-            outs.append(flip(out) if reverse else out)
+            outs.append(flip(out) if suffix else out)
         h = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
         if k < layer.num_layers - 1 and layer.dropout > 0:
             h = F.dropout(h, layer.dropout, layer.training)
-    mask = torch.arange(steps, device=h.device).unsqueeze(0) < lengths.to(h.device).unsqueeze(1)
+    mask = torch.arange(steps, device=h.device).unsqueeze(0) < lengths.unsqueeze(1)
     return h * mask.unsqueeze(2)
