@@ -184,3 +184,20 @@ def test_bf16_precision_trains_reproducibly_and_saves_float32(tmp_path):
 def test_precision_is_checked():
     with pytest.raises(zoo.UsageError, match="precision"):
         zoo.create("lstm-tagger", precision="fp16")
+
+
+@pytest.mark.parametrize(
+    "setting, named",
+    [
+        ("precision=fp16", "expected fp32|bf16"),
+        ("decay_fraction=2", "above its maximum 1.0"),
+        ("label_smoothing=0.9", "above its maximum 0.5"),
+    ],
+)
+def test_cli_refuses_bad_new_settings_in_one_line(zoo, tmp_path, setting, named):
+    out = tmp_path / "never.safetensors"
+    r = zoo("run", "lstm-tagger", "--set", setting, "--out", out)
+    assert r.code == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and "Traceback" not in r.stderr
+    assert not out.exists()
