@@ -11,9 +11,10 @@ import importlib
 from typing import Any
 
 from zoo.config import impl_param, param
-from zoo.errors import DataError, ModelFileError, PluginError, UsageError, ZooError
+from zoo.errors import DataError, ModelFileError, PluginError, SettingError, UsageError, ZooError
 from zoo.hookspecs import hookimpl
 from zoo.registry import Architecture, Dataset
+from zoo.splits import Fractions, HeldOut
 
 __version__ = "0.1.0"
 
@@ -22,6 +23,8 @@ _LAZY = {
     "train": "zoo.api",
     "evaluate": "zoo.api",
     "predict": "zoo.api",
+    "predict_file": "zoo.api",
+    "count_parameters": "zoo.api",
     "run": "zoo.api",
     "resume": "zoo.api",
     "load": "zoo.api",
@@ -29,8 +32,13 @@ _LAZY = {
     "list_architectures": "zoo.api",
     "list_datasets": "zoo.api",
     "Model": "zoo.model",
+    "Network": "zoo.network",
     "Data": "zoo.data",
-    "Vocab": "zoo.data",
+    "Vocab": "zoo.vocab",
+    "Tokenizer": "zoo.vocab",
+    "Confusion": "zoo.metrics",
+    "TextFile": "zoo.textfile",
+    "read_text": "zoo.textfile",
     "TrainConfig": "zoo.settings",
 }
 
@@ -38,8 +46,11 @@ __all__ = [
     "Architecture",
     "DataError",
     "Dataset",
+    "Fractions",
+    "HeldOut",
     "ModelFileError",
     "PluginError",
+    "SettingError",
     "UsageError",
     "ZooError",
     "__version__",

@@ -1,4 +1,4 @@
-"""The Python API: the same verbs as the command line.
+"""The Python API: the same verbs as the command line, which is a thin layer over them.
 
     import zoo
     zoo.list_architectures()                       # ['elman-rnn', 'gru-regressor', ...]
@@ -7,6 +7,7 @@
     zoo.save(model, "tagger.safetensors")
     tagger = zoo.load("tagger.safetensors")
     tagger.predict("The dog ate the apple .")
+    zoo.predict_file(tagger, "sentences.txt", output="tagged.txt")
 
 Settings are one flat namespace over the model, data and training configs (see
 `zoo.settings`); a name in two of them takes a prefix (`model.dropout`).
@@ -24,17 +25,19 @@ from typing import Any
 import torch
 
 from zoo import config as cfg
+from zoo import guard, trainer
 from zoo import settings as settings_mod
-from zoo import trainer
 from zoo.data import Data
-from zoo.errors import DataError, PluginError, UsageError, ZooError
-from zoo.fileio import check_writable
-from zoo.model import Model, load, save
+from zoo.errors import DataError, PluginError, SettingError, UsageError, ZooError
+from zoo.fileio import atomic_write_text, check_writable
+from zoo.model import Model, load, reconfigure, save
 from zoo.progress import Progress
 from zoo.registry import Registry, get_registry
+from zoo.textfile import TextFile, file_errors, read_text
 
 __all__ = [
     "RunResult",
+    "count_parameters",
     "create",
     "evaluate",
     "list_architectures",
@@ -42,6 +45,7 @@ __all__ = [
     "load",
     "load_data",
     "predict",
+    "predict_file",
     "resume",
     "run",
     "save",
@@ -62,21 +66,15 @@ def list_datasets(pattern: str | None = None, task: str | None = None) -> list[s
 def load_data(
     registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None
 ) -> Data:
-    """Call a dataset's loader, turning file-system trouble into one-line DataErrors."""
+    """Call a dataset's loader: file-system trouble becomes one DataError line, a failure
+    inside the loader a PluginError naming the plugin."""
     loader = registry.loader(name)
-    path = getattr(data_config, "path", None)
+    path = getattr(data_config, "path", None) or name
     try:
-        data = loader(data_config, state)
+        with file_errors(path):
+            data = loader(data_config, state)
     except ZooError:
         raise
-    except FileNotFoundError as e:
-        raise DataError("no such file or folder", path=e.filename or path) from None
-    except IsADirectoryError as e:
-        raise DataError("is a folder, expected a file", path=e.filename or path) from None
-    except PermissionError as e:
-        raise DataError("permission denied", path=e.filename or path) from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
     except Exception as e:
         plugin = registry.dataset(name).plugin
         raise PluginError(
@@ -134,35 +132,38 @@ def create(
     entry = reg.architecture(name)
     spec = entry.spec
     dataset = dataset or spec.default_dataset
-    ds_entry = reg.dataset(dataset)
+    ds_spec = reg.dataset(dataset).spec
     reg.check_compatible(name, dataset)
     paths = {"--data": data, "--dev": dev, "--test": test}
-    resolved = settings_mod.resolve(
-        spec, ds_entry.spec, _with_paths(settings, paths, ds_entry.spec)
-    )
+    resolved = settings_mod.resolve(spec, ds_spec, _with_paths(settings, paths, ds_spec))
     trainer.resolve_device(resolved.train.device)  # no GPU: say so before loading any data
-    impl = reg.implementation(name)
+    factory = reg.network_class(name, ds_spec.task)
     loaded = load_data(reg, dataset, resolved.data, None)
     if not loaded.has("train"):
         raise DataError("the training split is empty", path=getattr(resolved.data, "path", None))
+    what = f"architecture {name!r} ({entry.plugin.label})"
     torch.manual_seed(resolved.train.seed)
-    module = impl.build(resolved.model, loaded.state, ds_entry.spec.task)
-    initialise = getattr(impl, "initialise", None)
-    if initialise is not None:  # e.g. pretrained vectors: once at creation, never at load
-        initialise(module, resolved.model, loaded, ds_entry.spec.task)
+    network = guard.build(what, factory, resolved.model, loaded.state)
+    guard.Checked(network, what).initialise(loaded)  # e.g. pretrained vectors: never at load
     return Model(
         architecture=spec,
         dataset=dataset,
-        task=ds_entry.spec.task,
+        task=ds_spec.task,
         config=resolved.model,
         data_config=resolved.data,
         train_config=resolved.train,
         state=loaded.state,
-        module=module,
+        module=network,
         plugin=entry.plugin,
-        impl=impl,
         data=loaded,
     )
+
+
+def count_parameters(
+    name: str, dataset: str | None = None, *, registry: Registry | None = None, **settings: Any
+) -> int:
+    """The parameter count of architecture `name` built for `dataset` with `settings`."""
+    return create(name, dataset, registry=registry, **settings).num_parameters()
 
 
 def train(
@@ -187,14 +188,11 @@ def train(
             "create it with zoo.create(...) to train"
         )
     if settings:
-        model.train_config = cfg.replace(model.train_config, settings, where="train")
+        model.train_config = cfg.replace(model.train_config, settings)
     shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     result = trainer.fit(
-        model.impl,
-        model.module,
+        model.checked,
         model.data,
-        model.state,
-        model.task,
         model.train_config,
         monitor=model.architecture.monitor,
         progress=shown,
@@ -210,6 +208,55 @@ def train(
     return result
 
 
+def _saved(model: Model | str | os.PathLike[str], key: str) -> str | None:
+    """A name (`architecture`, `dataset`) a model or model file records, None if unreadable
+    (loading the file then says what is wrong with it)."""
+    if isinstance(model, Model):
+        return model.name if key == "architecture" else model.dataset
+    from zoo.modelfile import read_header
+
+    try:
+        return read_header(model)[0].get(key)
+    except ZooError:
+        return None
+
+
+def _split_settings(
+    reg: Registry,
+    model: Model | str | os.PathLike[str],
+    settings: dict[str, Any],
+    kind: str,
+    names: list[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model settings, the rest) of `settings` given to a trained model. The rest are of
+    `kind` (data settings or predict options, named `names`) and take unprefixed names that
+    the model's config shares; `model.KEY` and `KIND.KEY` say which is meant."""
+    arch = _saved(model, "architecture")
+    model_names = []
+    if arch in reg.architectures:
+        model_names = cfg.field_names(reg.architecture(arch).spec.config)
+    changes: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, value in settings.items():
+        prefix, dot, bare = key.partition(".")
+        if dot and prefix == "model":
+            changes[bare] = value
+        elif dot and prefix == kind:
+            rest[bare] = value
+        elif key in model_names and key not in names:
+            changes[key] = value
+        else:
+            rest[key] = value
+    return changes, rest
+
+
+def _loaded(model: Model | str | os.PathLike[str], reg: Registry, changes: dict[str, Any]) -> Model:
+    """A trained model with `changes` to its settings (those that keep its tensors: impl)."""
+    if isinstance(model, Model):
+        return reconfigure(model, changes, registry=reg)
+    return load(model, registry=reg, config=changes or None)
+
+
 def evaluate(
     model: Model | str | os.PathLike[str],
     data: str | os.PathLike[str] | None = None,
@@ -219,35 +266,31 @@ def evaluate(
     batch_size: int | None = None,
     device: str = "cpu",
     registry: Registry | None = None,
-    **data_settings: Any,
-) -> dict[str, float]:
+    **settings: Any,
+) -> dict[str, Any]:
     """Metrics of a model on a split of a dataset.
 
     Without `data`, the model's own data (attached, or reloaded as it was configured for
-    training) is used; with it, the dataset reads that path using the model's saved
-    vocabularies and normalisation. `dataset` names another dataset of the same task.
+    training, with the same held-out split) is used; with it, the dataset reads that path
+    using the model's saved vocabularies and normalisation, and a file other than the
+    training file is evaluated whole. `dataset` names another dataset of the same task.
+    `settings` are data settings, or model settings that keep the tensors (`impl="cells"`).
     """
     reg = registry or get_registry()
-    if not isinstance(model, Model):
-        model = load(model, registry=reg)
-    loaded = _evaluation_data(reg, model, data, dataset, data_settings)
+    name = dataset or _saved(model, "dataset")
+    names = cfg.field_names(reg.dataset(name).spec.config) if name in reg.datasets else []
+    changes, settings = _split_settings(reg, model, settings, "data", names)
+    model = _loaded(model, reg, changes)
+    loaded = _evaluation_data(reg, model, data, dataset, settings)
     if not loaded.has(split):
         available = [s for s in loaded.splits if loaded.has(s)]
         raise UsageError(
-            f"--split {split}: the data has no {split!r} examples; it has: {', '.join(available)}"
+            f"split {split!r}: the data has no such examples; it has: {', '.join(available)}"
         )
     dev = trainer.resolve_device(device)
     model.module.to(dev)
-    return trainer.evaluate(
-        model.impl,
-        model.module,
-        loaded,
-        split,
-        model.state,
-        model.task,
-        batch_size or model.train_config.batch_size,
-        dev,
-    )
+    size = batch_size or model.train_config.batch_size
+    return trainer.evaluate(model.checked, loaded, split, size, dev)
 
 
 def _evaluation_data(
@@ -268,8 +311,31 @@ def _evaluation_data(
         if "path" not in cfg.field_names(spec.config):
             raise UsageError(f"--data: dataset {name!r} is built in and reads no files")
         values["path"] = os.fspath(data)
-    data_config = cfg.build(spec.config, values, where="--set")
+    data_config = cfg.build(spec.config, values)
     return load_data(reg, name, data_config, model.state)
+
+
+def _predict_options(model: Model, options: dict[str, Any]) -> Any:
+    spec = model.architecture
+    if spec.predict_config is not None:
+        return cfg.build(spec.predict_config, options)
+    if options:
+        raise SettingError(f"{model.name} takes no predict options (got {', '.join(options)})")
+    return None
+
+
+def _predicting(
+    model: Model | str | os.PathLike[str], registry: Registry | None, settings: dict[str, Any]
+) -> tuple[Model, Any]:
+    """The model (with any model settings applied) and its predict options, ready to run."""
+    reg = registry or get_registry()
+    arch = _saved(model, "architecture")
+    spec = reg.architecture(arch).spec if arch in reg.architectures else None
+    names = cfg.field_names(spec.predict_config) if spec and spec.predict_config else []
+    changes, options = _split_settings(reg, model, settings, "predict", names)
+    model = _loaded(model, reg, changes)
+    model.module.eval()
+    return model, _predict_options(model, options)
 
 
 def predict(
@@ -277,32 +343,40 @@ def predict(
     inputs: str | list[str],
     *,
     registry: Registry | None = None,
-    **options: Any,
+    **settings: Any,
 ) -> list[dict[str, Any]]:
     """Predictions for raw inputs (sentences, sequences, numbers as text), from the model alone.
 
-    Each prediction is a dict with at least `input` and `output`, and `text`, a one-line
-    rendering. `options` are the architecture's predict options (e.g. `beam=5`).
+    Each prediction is a dict with at least `input`, `output` and `text`, a one-line
+    rendering. `settings` are the architecture's predict options (e.g. `beam_size=5`), or
+    model settings that keep the tensors (`impl="cells"`).
     """
-    if not isinstance(model, Model):
-        model = load(model, registry=registry)
-    if isinstance(inputs, str):
-        inputs = [inputs]
-    spec = model.architecture
-    if spec.predict_config is not None:
-        options_cfg = cfg.build(spec.predict_config, options, where="predict option")
-    elif options:
-        raise UsageError(f"{model.name} takes no predict options (got {', '.join(options)})")
-    else:
-        options_cfg = None
-    model.module.eval()
+    model, options = _predicting(model, registry, settings)
     with torch.no_grad():
-        out = model.impl.predict(model.module, list(inputs), model.state, model.task, options_cfg)
-    if not isinstance(out, list) or not all(isinstance(p, dict) for p in out):
-        raise PluginError(
-            f"{model.name}: predict returned {type(out).__name__}, expected a list of dicts"
-        )
-    return out
+        return model.checked.predict([inputs] if isinstance(inputs, str) else list(inputs), options)
+
+
+def predict_file(
+    model: Model | str | os.PathLike[str],
+    path: str | os.PathLike[str] | TextFile,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    registry: Registry | None = None,
+    **settings: Any,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Predict from a file: by default one input a line, one output line each, blank lines
+    kept so the output lines up with the input; architectures that read a structured format
+    (CoNLL-U, CSV) fill it in instead. Returns (output text, predictions) and, with
+    `output`, writes the text there atomically."""
+    if output is not None:
+        check_writable(output, option="output")
+    model, options = _predicting(model, registry, settings)
+    file = path if isinstance(path, TextFile) else read_text(path)
+    with torch.no_grad():
+        text, predictions = model.checked.predict_file(file, options)
+    if output is not None:
+        atomic_write_text(output, text)
+    return text, predictions
 
 
 @dataclass
@@ -315,28 +389,44 @@ class RunResult:
     training: trainer.TrainResult
     timings: dict[str, float] = field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The result document (`zoo run --json`, `--metrics-out`)."""
+        model = self.model
+        return {
+            "architecture": model.name,
+            "dataset": model.dataset,
+            "task": model.task,
+            "path": str(self.path),
+            "parameters": model.num_parameters(),
+            "metrics": {k: v for k, v in self.metrics.items() if k != "training"},
+            "training": self.metrics.get("training", {}),
+            "timings": self.timings,
+            "settings": {
+                "model": cfg.to_dict(model.config),
+                "data": cfg.to_dict(model.data_config),
+                "train": cfg.to_dict(model.train_config),
+            },
+        }
 
-def final_metrics(model: Model) -> dict[str, dict[str, float]]:
+
+def final_metrics(model: Model) -> dict[str, dict[str, Any]]:
     """Metrics on the held-out splits the data has (on train only if it has none)."""
     assert model.data is not None
     held_out = [s for s in ("valid", "test") if model.data.has(s)]
-    out = {}
-    for split in held_out or ["train"]:
-        out[split] = evaluate(
-            model, split=split, device=str(next(model.module.parameters()).device)
-        )
-    return out
+    device = str(next(model.module.parameters()).device)
+    return {split: evaluate(model, split=split, device=device) for split in held_out or ["train"]}
 
 
 def run(
-    name: str,
+    name: str | None = None,
     dataset: str | None = None,
     data: str | os.PathLike[str] | None = None,
     *,
     dev: str | os.PathLike[str] | None = None,
     test: str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] | None = None,
-    checkpoint_every: int = 0,
+    resume: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
     progress: bool | Progress = False,
     registry: Registry | None = None,
     **settings: Any,
@@ -344,9 +434,18 @@ def run(
     """Create, train, evaluate and save in one call, as `zoo run` does.
 
     A checkpoint (`<out>.ckpt.safetensors`) is written every `checkpoint_every` steps and when
-    Ctrl-C stops training, and removed once the model file is saved; `resume` continues it.
+    Ctrl-C stops training, and removed once the model file is saved; `resume=CHECKPOINT`
+    continues such a run (then the architecture and data come from the checkpoint).
     """
     reg = registry or get_registry()
+    if resume is not None:
+        return _resume_run(
+            name, resume, (dataset, data, dev, test), out, checkpoint_every, progress, reg, settings
+        )
+    if name is None:
+        raise UsageError(
+            "give the architecture NAME to run (`zoo list`), or a checkpoint to resume"
+        )
     spec = reg.architecture(name).spec
     path = (
         Path(out)
@@ -356,7 +455,37 @@ def run(
     check_writable(path)
     t0 = time.perf_counter()
     model = create(name, dataset, data, dev=dev, test=test, registry=reg, **settings)
-    return _train_and_save(model, path, None, checkpoint_every, progress, t0)
+    return _train_and_save(model, path, None, checkpoint_every or 0, progress, t0)
+
+
+def _resume_run(
+    name: str | None,
+    checkpoint: str | os.PathLike[str],
+    data_options: tuple[Any, ...],
+    out: Any,
+    checkpoint_every: int | None,
+    progress: bool | Progress,
+    reg: Registry,
+    settings: dict[str, Any],
+) -> RunResult:
+    """`run(resume=...)`: the checkpoint names the architecture and the data."""
+    from zoo.modelfile import read_info
+
+    if any(value is not None for value in data_options):
+        raise UsageError(
+            "resume: the data comes from the checkpoint; give no dataset, data, dev or test"
+        )
+    saved = read_info(checkpoint)["architecture"]
+    if name is not None and name != saved:
+        raise UsageError(f"resume {checkpoint}: the checkpoint is of {saved}, not {name}")
+    return globals()["resume"](
+        checkpoint,
+        out=out,
+        checkpoint_every=checkpoint_every,
+        progress=progress,
+        registry=reg,
+        **settings,
+    )
 
 
 def resume(
@@ -383,13 +512,13 @@ def resume(
     train_names = cfg.field_names(settings_mod.TrainConfig)
     for key in train_settings:
         if key.removeprefix("train.") not in train_names:
-            raise UsageError(
-                f"--set {key}: only training settings can change when resuming; the model "
+            raise SettingError(
+                f"{key}: only training settings can change when resuming; the model "
                 "and data settings come from the checkpoint"
             )
     if train_settings:
         overrides = {k.removeprefix("train."): v for k, v in train_settings.items()}
-        model.train_config = cfg.replace(model.train_config, overrides, where="--set")
+        model.train_config = cfg.replace(model.train_config, overrides)
     path = Path(out) if out is not None else Path(info["out"])
     check_writable(path)
     model.data = load_data(reg, model.dataset, model.data_config, None)
@@ -438,7 +567,7 @@ def _train_and_save(
         ) from None
     except trainer.TrainingDiverged as e:
         if written or resuming:
-            step = written[-1] if written else resuming[0].loop.step
+            step = written[-1] if written else resuming[0].loop.step  # type: ignore[index]
             raise trainer.TrainingDiverged(
                 f"{e}. The last good checkpoint (step {step}) is {ckpt_path}: "
                 f"zoo run --resume {ckpt_path} --lr <lower>"

@@ -412,34 +412,57 @@ class Recurrent(nn.Module):
     ) -> tuple[Any, Any]:
         """As nn.RNN/nn.GRU (`hx`: h_0) and nn.LSTM (`hx`: (h_0, c_0)); returns (output, h_n)
         or, for the LSTM, (output, (h_n, c_n))."""
-        packed = isinstance(input, PackedSequence)
-        sorted_indices = unsorted_indices = None
-        batched = True
-        if packed:
-            data, batch_sizes_t, sorted_indices, unsorted_indices = input
-            batch_sizes = batch_sizes_t.tolist()
-            time_steps = len(batch_sizes)
-        else:
-            if input.dim() not in (2, 3):
-                raise ValueError(
-                    f"{self.mode}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead"
-                )
-            batched = input.dim() == 3
-            x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
-            if self.batch_first:
-                x = x.transpose(0, 1)
-            time_steps, batch = x.shape[0], x.shape[1]
-            data = x.reshape(time_steps * batch, x.shape[2])
-            batch_sizes = [batch] * time_steps
+        flat = self._flatten(input)
+        data, batch_sizes = flat["data"], flat["batch_sizes"]
         if data.shape[-1] != self.input_size:
             raise RuntimeError(
                 f"input.size(-1) must be equal to input_size. Expected {self.input_size}, "
                 f"got {data.shape[-1]}"
             )
-        states = self._initial_states(hx, batch_sizes[0] if batch_sizes else 0, data, batched)
-        if sorted_indices is not None:
-            states = tuple(s.index_select(1, sorted_indices) for s in states)
+        states = self._initial_states(
+            hx, batch_sizes[0] if batch_sizes else 0, data, flat["batched"]
+        )
+        if flat["sorted"] is not None:
+            states = tuple(s.index_select(1, flat["sorted"]) for s in states)
+        output, finals = self._run_layers(data, batch_sizes, states, flat["unsorted"])
+        h_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(states)))
+        if flat["unsorted"] is not None:
+            h_n = tuple(s.index_select(1, flat["unsorted"]) for s in h_n)
+        if isinstance(input, PackedSequence):
+            output = PackedSequence(output, input.batch_sizes, flat["sorted"], flat["unsorted"])
+        else:
+            output = output.reshape(len(batch_sizes), batch_sizes[0], -1)
+            if self.batch_first:
+                output = output.transpose(0, 1)
+            if not flat["batched"]:
+                output = output.squeeze(0 if self.batch_first else 1)
+                h_n = tuple(s.squeeze(1) for s in h_n)
+        return output, (h_n if self.mode == "LSTM" else h_n[0])
 
+    def _flatten(self, input: Tensor | PackedSequence) -> dict[str, Any]:
+        """The input as rows of [steps * batch, features], time-major, with the batch size of
+        each step (as a PackedSequence holds it), whatever form it came in."""
+        if isinstance(input, PackedSequence):
+            data, batch_sizes, sorted_indices, unsorted_indices = input
+            return {"data": data, "batch_sizes": batch_sizes.tolist(), "batched": True,
+                    "sorted": sorted_indices, "unsorted": unsorted_indices}  # fmt: skip
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{self.mode}: Expected input to be 2D or 3D, got {input.dim()}D tensor instead"
+            )
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(0 if self.batch_first else 1)
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        time_steps, batch = x.shape[0], x.shape[1]
+        data = x.reshape(time_steps * batch, x.shape[2])
+        return {"data": data, "batch_sizes": [batch] * time_steps, "batched": batched,
+                "sorted": None, "unsorted": None}  # fmt: skip
+
+    def _run_layers(
+        self, data: Tensor, batch_sizes: list[int], states: State, unsorted: Tensor | None
+    ) -> tuple[Tensor, list[Any]]:
+        """Every layer and direction over the flattened input: (top output, final states)."""
         directions = 2 if self.bidirectional else 1
         layer_input, finals = data, []
         record = self.recording is not None
@@ -463,26 +486,11 @@ class Recurrent(nn.Module):
                 outputs.append(out)
                 finals.append(final)
                 if gates is not None:
-                    self._record(layer, direction, gates, batch_sizes, unsorted_indices)
+                    self._record(layer, direction, gates, batch_sizes, unsorted)
             layer_input = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
-
-        h_n = tuple(torch.stack([f[k] for f in finals]) for k in range(len(states)))
-        if unsorted_indices is not None:
-            h_n = tuple(s.index_select(1, unsorted_indices) for s in h_n)
-        if packed:
-            output: Any = PackedSequence(
-                layer_input, batch_sizes_t, sorted_indices, unsorted_indices
-            )
-        else:
-            output = layer_input.reshape(time_steps, batch_sizes[0], -1)
-            if self.batch_first:
-                output = output.transpose(0, 1)
-            if not batched:
-                output = output.squeeze(0 if self.batch_first else 1)
-                h_n = tuple(s.squeeze(1) for s in h_n)
-        return output, (h_n if self.mode == "LSTM" else h_n[0])
+        return layer_input, finals
 
     def _initial_states(self, hx: Any, batch: int, data: Tensor, batched: bool) -> State:
         """hx as a tuple of [layers*directions, batch, hidden] tensors (zeros when None)."""

@@ -1,26 +1,34 @@
-"""The `zoo` command line.
+"""The `zoo` command line: a thin layer over the Python API (`zoo.api`).
 
 Commands that only read the registry (`list`, `plugins`, `inspect`, `--help`) never import
 torch, so they answer at once; the others import `zoo.api` when they run. Every error the user
 can cause is a `ZooError`, shown as one `Error:` line with exit code 1 (runtime) or 2 (usage).
-With `--json`, stdout carries exactly one JSON document and all progress goes to stderr.
+Each command builds one document: `--json` prints it on stdout, otherwise a renderer prints it
+as text; progress and logs go to stderr. Options can also come from environment variables
+`ZOO_<COMMAND>_<OPTION>` (`ZOO_RUN_THREADS=2`), and names complete in the shell
+(`eval "$(_ZOO_COMPLETE=bash_source zoo)"`).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import sys
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 
 from zoo import __version__
 from zoo import config as cfg
-from zoo.errors import UsageError, ZooError, reading_input
+from zoo.errors import SettingError, UsageError, ZooError
 from zoo.fileio import atomic_write_text, check_writable
 from zoo.registry import get_registry
+
+PIPE_CLOSED = 128 + 13  # how a Unix tool killed by SIGPIPE exits
 
 
 class CLIError(click.ClickException):
@@ -29,6 +37,19 @@ class CLIError(click.ClickException):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def _quiet_closed_pipe() -> None:
+    """stdout's reader went away (`zoo list | head -1`): end quietly, as Unix tools do.
+    Point stdout at /dev/null so the interpreter's final flush cannot complain again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise click.exceptions.Exit(PIPE_CLOSED)
+
+
+def _message(e: ZooError) -> str:
+    text = f"--set {e}" if isinstance(e, SettingError) else str(e)
+    return text + (" (ZOO_DEBUG=1 shows the traceback)" if e.__cause__ is not None else "")
 
 
 class ZooGroup(click.Group):
@@ -58,21 +79,31 @@ class ZooGroup(click.Group):
         except ZooError as e:
             if debug and e.__cause__ is not None:
                 raise
-            hint = " (ZOO_DEBUG=1 shows the traceback)" if e.__cause__ is not None else ""
-            raise CLIError(str(e) + hint, e.exit_code) from None
+            raise CLIError(_message(e), e.exit_code) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(130) from None
+        except OSError as e:
+            if e.errno == errno.EPIPE:
+                _quiet_closed_pipe()
+            if debug:
+                raise
+            raise _internal(e) from None
         except Exception as e:
             if debug:
                 raise
-            raise CLIError(
-                f"internal error: {type(e).__name__}: {e} (a bug in zoo or a plugin; "
-                "ZOO_DEBUG=1 shows the traceback)",
-                1,
-            ) from None
+            raise _internal(e) from None
 
 
+def _internal(e: Exception) -> CLIError:
+    return CLIError(
+        f"internal error: {type(e).__name__}: {e} (a bug in zoo or a plugin; "
+        "ZOO_DEBUG=1 shows the traceback)",
+        1,
+    )
+
+
+# ----------------------------------------------------------------------------- output
 def _clean(value: Any) -> Any:
     """JSON-safe: NaN and infinities become null; tuples become lists."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -84,17 +115,25 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def emit_json(doc: Any) -> None:
-    click.echo(json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False))
+def to_json(doc: Any) -> str:
+    return json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def show(doc: Any, as_json: bool, render: Callable[[Any], Iterable[str]]) -> None:
+    """The one way a command prints its document: JSON on stdout, or `render`'s lines."""
+    if as_json:
+        click.echo(to_json(doc))
+        return
+    for line in render(doc):
+        click.echo(line)
 
 
 def write_json(path: str, doc: Any) -> None:
     """The same document as --json, written atomically to a file."""
-    text = json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    atomic_write_text(path, text)
+    atomic_write_text(path, to_json(doc) + "\n")
 
 
-def _table(rows: list[list[str]], headers: list[str], indent: int = 0) -> str:
+def table(rows: list[list[str]], headers: list[str], indent: int = 0) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     lines = [
         " " * indent + "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
@@ -103,7 +142,7 @@ def _table(rows: list[list[str]], headers: list[str], indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     if isinstance(value, float):
         if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e6):
             return f"{value:.4e}"
@@ -111,20 +150,35 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def scores_line(scores: dict[str, Any]) -> str:
+    """The headline numbers of a metrics dict (per-class keys and the matrix left out)."""
+    shown = [(k, v) for k, v in scores.items() if "/" not in k and not isinstance(v, dict)]
+    return "  ".join(f"{k} {fmt(v)}" for k, v in shown)
+
+
 def _warn_problems() -> None:
     for line in get_registry().problems():
         click.echo(f"warning: {line}", err=True)
 
 
+# --------------------------------------------------------------------- completion
+def _complete(kind: str) -> Callable[..., list[Any]]:
+    """Shell completion of architecture and/or dataset names (torch-free)."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        reg = get_registry()
+        names = []
+        if kind in ("architecture", "any"):
+            names += reg.list_architectures()
+        if kind in ("dataset", "any"):
+            names += reg.list_datasets()
+        return [click.shell_completion.CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+    return complete
+
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
-)
-set_option = click.option(
-    "--set",
-    "assignments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Any model, data or training setting (repeatable); `zoo info NAME` lists them.",
 )
 metrics_out_option = click.option(
     "--metrics-out",
@@ -139,6 +193,13 @@ threads_option = click.option(
 )
 
 
+def set_option(help: str) -> Callable[..., Any]:
+    return click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=help)
+
+
+TRAINED_MODEL_SETTINGS = "model settings that keep the trained weights (impl=cells)"
+
+
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="zoo")
 def cli() -> None:
@@ -150,89 +211,88 @@ def cli() -> None:
     zoo run lstm-tagger           train on its default data and save a .safetensors file
     zoo predict FILE "The dog ate the apple ."
     zoo eval FILE --data PATH     metrics of a saved model on a dataset
+
+    Every option can also be set as ZOO_<COMMAND>_<OPTION> (ZOO_RUN_THREADS=2); shell
+    completion: eval "$(_ZOO_COMPLETE=bash_source zoo)" (zsh_source, fish_source).
     """
 
 
 # ------------------------------------------------------------------------------------ list
+def _list_doc(pattern: str | None, task: str | None) -> dict[str, Any]:
+    reg = get_registry()
+
+    def origin(e: Any) -> dict[str, str]:
+        return {
+            "plugin": e.plugin.name,
+            "distribution": e.plugin.distribution,
+            "version": e.plugin.version,
+        }
+
+    archs = [reg.architectures[n] for n in reg.list_architectures(pattern, task)]
+    datasets = [reg.datasets[n] for n in reg.list_datasets(pattern, task)]
+    return {
+        "architectures": [
+            {
+                "name": e.spec.name,
+                "description": e.spec.description,
+                "tasks": list(e.spec.tasks),
+                "default_dataset": e.spec.default_dataset,
+                **origin(e),
+            }
+            for e in archs
+        ],
+        "datasets": [
+            {
+                "name": e.spec.name,
+                "description": e.spec.description,
+                "task": e.spec.task,
+                "reads_files": "path" in cfg.field_names(e.spec.config),
+                **origin(e),
+            }
+            for e in datasets
+        ],
+        "problems": reg.problems(),
+    }
+
+
+def _render_list(doc: dict[str, Any]) -> Iterable[str]:
+    def label(item: dict[str, Any]) -> str:
+        return f"{item['distribution']} {item['version']}"
+
+    archs = [
+        [a["name"], ",".join(a["tasks"]), a["default_dataset"], label(a), a["description"]]
+        for a in doc["architectures"]
+    ]
+    yield "Architectures"
+    headers = ["NAME", "TASK", "DEFAULT DATASET", "PLUGIN", "DESCRIPTION"]
+    yield table(archs, headers, indent=2) if archs else "  (none)"
+    data = [
+        [
+            d["name"],
+            d["task"],
+            "file" if d["reads_files"] else "built-in",
+            label(d),
+            d["description"],
+        ]
+        for d in doc["datasets"]
+    ]
+    yield "\nDatasets"
+    yield (
+        table(data, ["NAME", "TASK", "DATA", "PLUGIN", "DESCRIPTION"], indent=2)
+        if data
+        else "  (none)"
+    )
+
+
 @cli.command("list")
-@click.argument("pattern", required=False)
+@click.argument("pattern", required=False, shell_complete=_complete("any"))
 @click.option("--task", help="Only what serves this task.")
 @json_option
 def list_command(pattern: str | None, task: str | None, as_json: bool) -> None:
     """List architectures and datasets (PATTERN is a glob, e.g. 'lstm*')."""
-    reg = get_registry()
-    archs = [reg.architectures[n] for n in reg.list_architectures(pattern, task)]
-    datasets = [reg.datasets[n] for n in reg.list_datasets(pattern, task)]
+    doc = _list_doc(pattern, task)
     _warn_problems()
-    if as_json:
-        emit_json(
-            {
-                "architectures": [
-                    {
-                        "name": e.spec.name,
-                        "description": e.spec.description,
-                        "tasks": list(e.spec.tasks),
-                        "default_dataset": e.spec.default_dataset,
-                        "plugin": e.plugin.name,
-                        "distribution": e.plugin.distribution,
-                        "version": e.plugin.version,
-                    }
-                    for e in archs
-                ],
-                "datasets": [
-                    {
-                        "name": e.spec.name,
-                        "description": e.spec.description,
-                        "task": e.spec.task,
-                        "reads_files": "path" in cfg.field_names(e.spec.config),
-                        "plugin": e.plugin.name,
-                        "distribution": e.plugin.distribution,
-                        "version": e.plugin.version,
-                    }
-                    for e in datasets
-                ],
-                "problems": reg.problems(),
-            }
-        )
-        return
-    click.echo("Architectures")
-    click.echo(
-        _table(
-            [
-                [
-                    e.spec.name,
-                    ",".join(e.spec.tasks),
-                    e.spec.default_dataset,
-                    e.plugin.label,
-                    e.spec.description,
-                ]
-                for e in archs
-            ],
-            ["NAME", "TASK", "DEFAULT DATASET", "PLUGIN", "DESCRIPTION"],
-            indent=2,
-        )
-        if archs
-        else "  (none)"
-    )
-    click.echo("\nDatasets")
-    click.echo(
-        _table(
-            [
-                [
-                    e.spec.name,
-                    e.spec.task,
-                    "file" if "path" in cfg.field_names(e.spec.config) else "built-in",
-                    e.plugin.label,
-                    e.spec.description,
-                ]
-                for e in datasets
-            ],
-            ["NAME", "TASK", "DATA", "PLUGIN", "DESCRIPTION"],
-            indent=2,
-        )
-        if datasets
-        else "  (none)"
-    )
+    show(doc, as_json, _render_list)
 
 
 # ------------------------------------------------------------------------------------ info
@@ -242,109 +302,150 @@ def _fields_doc(config_cls: type, values: Any = None) -> list[dict[str, Any]]:
         item = {"name": f.name, "type": f.type_name, "default": f.default, "help": f.help}
         if values is not None:
             item["default"] = getattr(values, f.name)
-        if f.min is not None:
-            item["min"] = f.min
-        if f.max is not None:
-            item["max"] = f.max
+        item.update({k: getattr(f, k) for k in ("min", "max") if getattr(f, k) is not None})
         out.append(item)
     return out
 
 
-def _print_fields(title: str, fields: list[dict[str, Any]]) -> None:
-    click.echo(f"\n{title}")
+def _print_fields(title: str, fields: list[dict[str, Any]]) -> Iterable[str]:
+    yield f"\n{title}"
     if not fields:
-        click.echo("  (none)")
+        yield "  (none)"
         return
     rows = [[f["name"], f["type"], json.dumps(_clean(f["default"])), f["help"]] for f in fields]
-    click.echo(_table(rows, ["NAME", "TYPE", "DEFAULT", "HELP"], indent=2))
+    yield table(rows, ["NAME", "TYPE", "DEFAULT", "HELP"], indent=2)
+
+
+def _dataset_doc(name: str) -> dict[str, Any]:
+    reg = get_registry()
+    e = reg.dataset(name)
+    return {
+        "description": e.spec.description,
+        "task": e.spec.task,
+        "plugin": e.plugin.name,
+        "distribution": e.plugin.distribution,
+        "version": e.plugin.version,
+        "architectures": reg.list_architectures(task=e.spec.task),
+        "settings": _fields_doc(e.spec.config),
+    }
+
+
+def _architecture_doc(name: str) -> dict[str, Any]:
+    from zoo.settings import resolve
+
+    reg = get_registry()
+    e = reg.architecture(name)  # raises with suggestions when unknown
+    spec = e.spec
+    resolved = resolve(spec, reg.dataset(spec.default_dataset).spec)
+    doc: dict[str, Any] = {
+        "description": spec.description,
+        "tasks": list(spec.tasks),
+        "plugin": e.plugin.name,
+        "distribution": e.plugin.distribution,
+        "version": e.plugin.version,
+        "default_dataset": spec.default_dataset,
+        "compatible_datasets": reg.compatible_datasets(name),
+        "monitor": list(spec.monitor),
+        "settings": _fields_doc(spec.config),
+        "training": _fields_doc(type(resolved.train), resolved.train),
+        "data_settings": _fields_doc(type(resolved.data), resolved.data),
+        "predict_options": _fields_doc(spec.predict_config) if spec.predict_config else [],
+    }
+    from zoo.api import count_parameters
+
+    try:
+        doc["parameters"] = count_parameters(name, epochs=1)
+    except ZooError as err:
+        doc["parameters"], doc["parameters_error"] = None, str(err)
+    return doc
+
+
+def _render_architecture(name: str, a: dict[str, Any]) -> Iterable[str]:
+    params = a["parameters"]
+    yield f"{name}: {a['description']}"
+    yield f"  plugin:              {a['distribution']} {a['version']} (plugin {a['plugin']})"
+    yield f"  tasks:               {', '.join(a['tasks'])}"
+    yield f"  default dataset:     {a['default_dataset']}"
+    yield f"  compatible datasets: {', '.join(a['compatible_datasets'])}"
+    yield (
+        f"  parameters:          {params:,} (default settings, default dataset)"
+        if params is not None
+        else f"  parameters:          unknown ({a.get('parameters_error')})"
+    )
+    yield f"  selects on:          valid {a['monitor'][0]} ({a['monitor'][1]})"
+    yield from _print_fields("Model settings (--set KEY=VALUE)", a["settings"])
+    yield from _print_fields(f"Data settings of {a['default_dataset']}", a["data_settings"])
+    yield from _print_fields(
+        f"Training settings (as resolved for {a['default_dataset']})", a["training"]
+    )
+    if a["predict_options"]:
+        yield from _print_fields(
+            "Predict options (zoo predict --set KEY=VALUE)", a["predict_options"]
+        )
+
+
+def _render_info(doc: dict[str, Any]) -> Iterable[str]:
+    name = doc["name"]
+    if "architecture" in doc:
+        yield from _render_architecture(name, doc["architecture"])
+    if "dataset" in doc:
+        d = doc["dataset"]
+        if "architecture" in doc:
+            yield ""
+        yield f"{name} (dataset): {d['description']}"
+        yield f"  plugin:        {d['distribution']} {d['version']} (plugin {d['plugin']})"
+        yield f"  task:          {d['task']}"
+        yield f"  architectures: {', '.join(d['architectures']) or 'none installed'}"
+        yield from _print_fields("Data settings (--set KEY=VALUE; --data sets path)", d["settings"])
 
 
 @cli.command("info")
-@click.argument("name")
+@click.argument("name", shell_complete=_complete("any"))
 @json_option
 def info_command(name: str, as_json: bool) -> None:
     """Settings, datasets and size of an architecture (or the settings of a dataset)."""
     reg = get_registry()
     doc: dict[str, Any] = {"name": name}
     if name in reg.datasets:
-        e = reg.dataset(name)
-        doc["dataset"] = {
-            "description": e.spec.description,
-            "task": e.spec.task,
-            "plugin": e.plugin.name,
-            "distribution": e.plugin.distribution,
-            "version": e.plugin.version,
-            "architectures": reg.list_architectures(task=e.spec.task),
-            "settings": _fields_doc(e.spec.config),
-        }
+        doc["dataset"] = _dataset_doc(name)
     if name in reg.architectures or "dataset" not in doc:
-        e = reg.architecture(name)  # raises with suggestions when unknown
-        spec = e.spec
-        from zoo.settings import resolve
-
-        resolved = resolve(spec, reg.dataset(spec.default_dataset).spec)
-        arch: dict[str, Any] = {
-            "description": spec.description,
-            "tasks": list(spec.tasks),
-            "plugin": e.plugin.name,
-            "distribution": e.plugin.distribution,
-            "version": e.plugin.version,
-            "default_dataset": spec.default_dataset,
-            "compatible_datasets": reg.compatible_datasets(name),
-            "monitor": list(spec.monitor),
-            "settings": _fields_doc(spec.config),
-            "training": _fields_doc(type(resolved.train), resolved.train),
-            "data_settings": _fields_doc(type(resolved.data), resolved.data),
-            "predict_options": _fields_doc(spec.predict_config) if spec.predict_config else [],
-        }
-        try:
-            from zoo.api import create
-
-            model = create(name, epochs=1)
-            arch["parameters"] = model.num_parameters()
-        except ZooError as err:
-            arch["parameters"] = None
-            arch["parameters_error"] = str(err)
-        doc["architecture"] = arch
-    if as_json:
-        emit_json(doc)
-        return
-    if "architecture" in doc:
-        a = doc["architecture"]
-        click.echo(f"{name}: {a['description']}")
-        click.echo(
-            f"  plugin:              {a['distribution']} {a['version']} (plugin {a['plugin']})"
-        )
-        click.echo(f"  tasks:               {', '.join(a['tasks'])}")
-        click.echo(f"  default dataset:     {a['default_dataset']}")
-        click.echo(f"  compatible datasets: {', '.join(a['compatible_datasets'])}")
-        params = a["parameters"]
-        click.echo(
-            f"  parameters:          {params:,} (default settings, default dataset)"
-            if params is not None
-            else f"  parameters:          unknown ({a.get('parameters_error')})"
-        )
-        click.echo(f"  selects on:          valid {a['monitor'][0]} ({a['monitor'][1]})")
-        _print_fields("Model settings (--set KEY=VALUE)", a["settings"])
-        _print_fields(f"Data settings of {a['default_dataset']}", a["data_settings"])
-        _print_fields(f"Training settings (as resolved for {a['default_dataset']})", a["training"])
-        if a["predict_options"]:
-            _print_fields("Predict options (zoo predict --set KEY=VALUE)", a["predict_options"])
-    if "dataset" in doc:
-        d = doc["dataset"]
-        if "architecture" in doc:
-            click.echo("")
-        click.echo(f"{name} (dataset): {d['description']}")
-        click.echo(f"  plugin:        {d['distribution']} {d['version']} (plugin {d['plugin']})")
-        click.echo(f"  task:          {d['task']}")
-        click.echo(f"  architectures: {', '.join(d['architectures']) or 'none installed'}")
-        _print_fields("Data settings (--set KEY=VALUE; --data sets path)", d["settings"])
+        doc["architecture"] = _architecture_doc(name)
+    show(doc, as_json, _render_info)
 
 
 # ------------------------------------------------------------------------------------- run
+RUN_OPTIONS = ("epochs", "steps", "batch_size", "lr", "seed", "device", "threads")
+
+
+def _run_settings(assignments: tuple[str, ...], explicit: dict[str, Any]) -> dict[str, Any]:
+    """--set KEY=VALUE pairs, with the dedicated options (--epochs, ...) winning."""
+    settings: dict[str, Any] = dict(cfg.parse_assignments(assignments))
+    for key, value in explicit.items():
+        if value is not None:
+            settings.pop(key, None)
+            settings[f"train.{key}"] = value
+    return settings
+
+
+def _render_run(doc: dict[str, Any]) -> Iterable[str]:
+    training = doc["training"]
+    yield f"saved {doc['path']} ({doc['parameters']:,} parameters)"
+    for split, scores in doc["metrics"].items():
+        yield f"{split:6s} " + scores_line(scores)
+    yield (
+        f"trained {training.get('steps')} steps ({training.get('epochs')} epochs) in "
+        f"{training.get('seconds', 0):.1f} s, {training.get('cpu_seconds', 0):.1f} CPU-s, "
+        f"{training.get('threads')} thread(s) on {training.get('device')}"
+    )
+
+
 @cli.command("run")
-@click.argument("name", required=False)
-@click.option("--dataset", help="Dataset to train on (default: the architecture's own).")
+@click.argument("name", required=False, shell_complete=_complete("architecture"))
+@click.option(
+    "--dataset",
+    help="Dataset to train on (default: the architecture's own).",
+    shell_complete=_complete("dataset"),
+)
 @click.option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
 @click.option(
     "--dev", "dev_path", type=click.Path(), help="Validation file, for datasets that take one."
@@ -362,10 +463,7 @@ def info_command(name: str, as_json: bool) -> None:
 @click.option("--device", help="cpu, cuda, cuda:N or auto (default: auto).")
 @threads_option
 @click.option(
-    "--out",
-    "out",
-    type=click.Path(),
-    help="Model file to write (default: NAME-DATASET.safetensors).",
+    "--out", type=click.Path(), help="Model file to write (default: NAME-DATASET.safetensors)."
 )
 @click.option(
     "--checkpoint-every",
@@ -378,23 +476,16 @@ def info_command(name: str, as_json: bool) -> None:
     type=click.Path(),
     help="Continue an interrupted run from its checkpoint (NAME and settings come from it).",
 )
-@set_option
+@set_option("Any model, data or training setting (repeatable); `zoo info NAME` lists them.")
 @metrics_out_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
 def run_command(
-    name: str,
+    name: str | None,
     dataset: str | None,
     data_path: str | None,
     dev_path: str | None,
     test_path: str | None,
-    epochs: int | None,
-    steps: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    seed: int | None,
-    device: str | None,
-    threads: int | None,
     out: str | None,
     checkpoint_every: int | None,
     resume_file: str | None,
@@ -402,112 +493,44 @@ def run_command(
     metrics_out: str | None,
     quiet: bool,
     as_json: bool,
+    **explicit: Any,
 ) -> None:
     """Build NAME and its dataset, train, evaluate on held-out data, and save one model file.
 
     Ctrl-C stops after the current step and saves a checkpoint; `zoo run --resume FILE`
     continues it to the same weights an uninterrupted run gives.
     """
-    settings: dict[str, Any] = dict(cfg.parse_assignments(assignments))
-    explicit = {
-        "train.epochs": epochs,
-        "train.steps": steps,
-        "train.batch_size": batch_size,
-        "train.lr": lr,
-        "train.seed": seed,
-        "train.device": device,
-        "train.threads": threads,
-    }
-    for key, value in explicit.items():
-        if value is not None:
-            settings.pop(key.removeprefix("train."), None)
-            settings[key] = value
+    from zoo.api import run
     from zoo.progress import Progress
 
     if metrics_out is not None:
         check_writable(metrics_out, option="--metrics-out")
-    if resume_file is not None:
-        given = {"--dataset": dataset, "--data": data_path, "--dev": dev_path, "--test": test_path}
-        clashing = [option for option, value in given.items() if value is not None]
-        if clashing:
-            raise UsageError(
-                f"{clashing[0]} cannot be combined with --resume: the data comes from the checkpoint"
-            )
-        from zoo.api import resume
-        from zoo.modelfile import read_info
-
-        saved = read_info(resume_file)["architecture"]
-        if name is not None and name != saved:
-            raise UsageError(f"--resume {resume_file}: the checkpoint is of {saved}, not {name}")
-        result = resume(
-            resume_file,
-            out=out,
-            checkpoint_every=checkpoint_every,
-            progress=Progress(enabled=not quiet),
-            **settings,
-        )
-    else:
-        if name is None:
-            raise UsageError("give the architecture NAME to run (`zoo list`), or --resume FILE")
-        reg = get_registry()
-        reg.architecture(name)  # unknown names fail before torch is imported
-        if dataset is not None:
-            reg.dataset(dataset)
-        from zoo.api import run
-
-        result = run(
-            name,
-            dataset,
-            data_path,
-            dev=dev_path,
-            test=test_path,
-            out=out,
-            checkpoint_every=checkpoint_every or 0,
-            progress=Progress(enabled=not quiet),
-            **settings,
-        )
-    model = result.model
-    training = result.metrics.get("training", {})
-    doc = {
-        "architecture": model.name,
-        "dataset": model.dataset,
-        "task": model.task,
-        "path": str(result.path),
-        "parameters": model.num_parameters(),
-        "metrics": {k: v for k, v in result.metrics.items() if k != "training"},
-        "training": training,
-        "timings": result.timings,
-        "settings": {
-            "model": cfg.to_dict(model.config),
-            "data": cfg.to_dict(model.data_config),
-            "train": cfg.to_dict(model.train_config),
-        },
-    }
+    if name is not None and resume_file is None:
+        get_registry().architecture(name)  # unknown names fail before any data is read
+    result = run(
+        name,
+        dataset,
+        data_path,
+        dev=dev_path,
+        test=test_path,
+        out=out,
+        resume=resume_file,
+        checkpoint_every=checkpoint_every,
+        progress=Progress(enabled=not quiet),
+        **_run_settings(assignments, explicit),
+    )
+    doc = result.as_dict()
     if metrics_out is not None:
         write_json(metrics_out, doc)
-    if as_json:
-        emit_json(doc)
-        return
-    click.echo(f"saved {result.path} ({doc['parameters']:,} parameters)")
-    for split, scores in doc["metrics"].items():
-        click.echo(
-            f"{split:6s} " + "  ".join(f"{k} {_fmt(v)}" for k, v in scores.items() if "/" not in k)
-        )
-    click.echo(
-        f"trained {training.get('steps')} steps ({training.get('epochs')} epochs) in "
-        f"{training.get('seconds', 0):.1f} s, {training.get('cpu_seconds', 0):.1f} CPU-s, "
-        f"{training.get('threads')} thread(s) on {training.get('device')}"
-    )
+    show(doc, as_json, _render_run)
 
 
 # --------------------------------------------------------------------------------- predict
-def _read_lines(path: str) -> list[str]:
-    with reading_input(path), open(path, "rb") as f:
-        text = f.read().decode("utf-8")  # whole, so a bad byte's line can be named
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    if lines[-1] == "":  # the end of the last line, or an empty file
-        lines.pop()
-    return lines
+def _predict_settings(assignments: tuple[str, ...], batch_size: int | None) -> dict[str, Any]:
+    settings: dict[str, Any] = dict(cfg.parse_assignments(assignments))
+    if batch_size is not None:
+        settings["predict.batch_size"] = batch_size
+    return settings
 
 
 @cli.command(
@@ -517,7 +540,10 @@ def _read_lines(path: str) -> list[str]:
 @click.argument("model_file", metavar="FILE", type=click.Path())
 @click.argument("inputs", nargs=-1)
 @click.option(
-    "--input", "input_file", type=click.Path(), help="Read inputs from a file (one per line)."
+    "--input",
+    "input_file",
+    type=click.Path(),
+    help="Read inputs from a file (one per line; blank lines stay blank in the output).",
 )
 @click.option(
     "--output",
@@ -528,11 +554,11 @@ def _read_lines(path: str) -> list[str]:
 @click.option(
     "--batch-size",
     type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Inputs per batch when reading --input.",
+    help="Inputs predicted at once, for architectures that batch (the predict option batch_size).",
 )
-@set_option
+@set_option(
+    f"Predict options (e.g. beam_size=5; `zoo info NAME` lists them), or {TRAINED_MODEL_SETTINGS}."
+)
 @threads_option
 @json_option
 def predict_command(
@@ -540,66 +566,43 @@ def predict_command(
     inputs: tuple[str, ...],
     input_file: str | None,
     output_file: str | None,
-    batch_size: int,
+    batch_size: int | None,
     assignments: tuple[str, ...],
     threads: int | None,
     as_json: bool,
 ) -> None:
     """Predict from raw INPUTs (a sentence, a sequence, numbers) with a saved model FILE."""
-    if not inputs and not input_file:
-        raise UsageError("give INPUT arguments or --input FILE")
-    if inputs and input_file:
-        raise UsageError("give INPUT arguments or --input FILE, not both")
-    options = cfg.parse_assignments(assignments)
+    if bool(inputs) == bool(input_file):
+        raise UsageError("give INPUT arguments or --input FILE" + (", not both" if inputs else ""))
+    settings = _predict_settings(assignments, batch_size)
     if output_file is not None:
         check_writable(output_file, option="--output")
-    from zoo.api import load, predict
+    from zoo.api import load, predict, predict_file
+    from zoo.textfile import read_text
     from zoo.trainer import set_threads
 
     set_threads(1 if threads is None else threads)
     t0 = time.perf_counter()
     model = load(model_file)
-    load_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    if input_file is not None and hasattr(model.impl, "predict_file"):
-        from zoo.config import build
-
-        spec = model.architecture
-        opts = (
-            build(spec.predict_config, options, where="predict option")
-            if spec.predict_config
-            else None
-        )
-        model.module.eval()
-        import torch
-
-        with torch.no_grad():
-            text, predictions = model.impl.predict_file(
-                model.module, input_file, model.state, model.task, opts
-            )
+    if input_file is not None:
+        text, predictions = predict_file(model, read_text(input_file, option="--input"), **settings)
     else:
-        items = list(inputs) if inputs else _read_lines(input_file or "")
-        if input_file is not None:
-            predictions = []
-            for i in range(0, len(items), batch_size):
-                predictions.extend(predict(model, items[i : i + batch_size], **options))
-        else:
-            predictions = predict(model, items, **options)
+        predictions = predict(model, list(inputs), **settings)
         text = "".join(str(p.get("text", p.get("output"))) + "\n" for p in predictions)
     seconds = time.perf_counter() - t1
     if output_file is not None:
         atomic_write_text(output_file, text)
+    doc = {
+        "model": model_file,
+        "architecture": model.name,
+        "predictions": predictions,
+        "output_file": output_file,
+        "load_seconds": round(t1 - t0, 4),
+        "predict_seconds": round(seconds, 4),
+    }
     if as_json:
-        emit_json(
-            {
-                "model": model_file,
-                "architecture": model.name,
-                "predictions": predictions,
-                "output_file": output_file,
-                "load_seconds": round(load_seconds, 4),
-                "predict_seconds": round(seconds, 4),
-            }
-        )
+        show(doc, True, list)
     elif output_file is None:
         click.echo(text, nl=False)
     else:
@@ -609,14 +612,26 @@ def predict_command(
 
 
 # ------------------------------------------------------------------------------------ eval
+def _render_eval(doc: dict[str, Any]) -> Iterable[str]:
+    metrics = {k: v for k, v in doc["metrics"].items() if not isinstance(v, dict)}
+    yield f"{doc['architecture']} on {doc['dataset']} ({doc['data'] or 'its own data'}), split {doc['split']}:"
+    width = max((len(k) for k in metrics), default=0)
+    for key, value in metrics.items():
+        yield f"  {key.ljust(width)}  {fmt(value)}"
+
+
 @cli.command("eval")
 @click.argument("model_file", metavar="FILE", type=click.Path())
 @click.option("--data", "data_path", type=click.Path(), help="File or folder to evaluate on.")
-@click.option("--dataset", help="Read --data as this dataset (default: the model's own).")
+@click.option(
+    "--dataset",
+    help="Read --data as this dataset (default: the model's own).",
+    shell_complete=_complete("dataset"),
+)
 @click.option("--split", default="test", show_default=True, help="Split to evaluate.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Examples per batch.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@set_option
+@set_option(f"Data settings of the dataset read (`zoo info DATASET`), or {TRAINED_MODEL_SETTINGS}.")
 @threads_option
 @metrics_out_option
 @json_option
@@ -632,7 +647,7 @@ def eval_command(
     metrics_out: str | None,
     as_json: bool,
 ) -> None:
-    """Metrics of a saved model FILE on a dataset (default: its own test split)."""
+    """Metrics of a saved model FILE on a dataset (default: its own held-out test split)."""
     if metrics_out is not None:
         check_writable(metrics_out, option="--metrics-out")
     settings = cfg.parse_assignments(assignments)
@@ -664,40 +679,40 @@ def eval_command(
     }
     if metrics_out is not None:
         write_json(metrics_out, doc)
-    if as_json:
-        emit_json(doc)
-        return
-    click.echo(f"{model.name} on {doc['dataset']} ({data_path or 'its own data'}), split {split}:")
-    width = max(len(k) for k in metrics) if metrics else 0
-    for key, value in metrics.items():
-        click.echo(f"  {key.ljust(width)}  {_fmt(value)}")
     click.echo(f"({seconds:.2f} s, {used_threads} thread(s))", err=True)
+    show(doc, as_json, _render_eval)
 
 
 # ----------------------------------------------------------------------------------- gates
+def _render_gates(doc: dict[str, Any]) -> Iterable[str]:
+    yield f"wrote {doc['out']} ({doc['width']}x{doc['height']} pixels, {doc['steps']} steps)"
+    for block in doc["blocks"]:
+        yield f"  {block['name']}: " + ", ".join(
+            f"{g} ({n} units)" for g, n in block["gates"].items()
+        )
+    if doc["prediction"] is not None:
+        yield f"  prediction: {doc['prediction']}"
+
+
 @cli.command("gates")
 @click.argument("model_file", metavar="FILE", type=click.Path())
 @click.argument("text", metavar="INPUT")
 @click.option(
     "--out",
-    "out",
     type=click.Path(dir_okay=False),
     default="gates.png",
     show_default=True,
     help="PNG file to write.",
 )
-@set_option
+@set_option(
+    "Predict options for the run that is drawn (e.g. length=40 for a language model's continuation)."
+)
 @json_option
 def gates_command(
     model_file: str, text: str, out: str, assignments: tuple[str, ...], as_json: bool
 ) -> None:
     """Draw the gate activations of a model's zoo.cells layers over time for one INPUT, as a
-    heat map PNG (rows: gates and units; columns: time steps; blue -1, white 0, red +1).
-
-    --set passes predict options (e.g. length=40 for a language model's continuation).
-    """
-    from zoo.fileio import check_writable
-
+    heat map PNG (rows: gates and units; columns: time steps; blue -1, white 0, red +1)."""
     check_writable(out)
     options = cfg.parse_assignments(assignments)
     from zoo.api import load
@@ -705,19 +720,30 @@ def gates_command(
     from zoo.trainer import set_threads
 
     set_threads(1)
-    doc = draw(load(model_file), text, out, **options)
-    if as_json:
-        emit_json(doc)
-        return
-    click.echo(f"wrote {out} ({doc['width']}x{doc['height']} pixels, {doc['steps']} steps)")
-    for block in doc["blocks"]:
-        gates = ", ".join(f"{g} ({n} units)" for g, n in block["gates"].items())
-        click.echo(f"  {block['name']}: {gates}")
-    if doc["prediction"] is not None:
-        click.echo(f"  prediction: {doc['prediction']}")
+    doc = {"out": out, **draw(load(model_file), text, out, **options)}
+    show(doc, as_json, _render_gates)
 
 
 # ---------------------------------------------------------------------------------- inspect
+def _render_inspect(info: dict[str, Any]) -> Iterable[str]:
+    plugin = info["plugin"]
+    yield f"{info['path']}: zoo model format {info['format_version']}, written by zoo {info['zoo_version']}"
+    yield f"  architecture: {info['architecture']} ({plugin.get('distribution')} {plugin.get('version')})"
+    yield f"  task:         {info['task']}"
+    yield f"  dataset:      {info['dataset']}"
+    n = sum(math.prod(t["shape"]) for t in info["tensors"].values())
+    yield f"  tensors:      {len(info['tensors'])} ({n:,} values)"
+    for key in ("config", "data_config", "train_config"):
+        yield f"  {key + ':':13s} " + json.dumps(info[key], sort_keys=True)
+    state = info["data_state"]
+    yield "  data_state:   " + ", ".join(
+        f"{k} ({len(v)})" if isinstance(v, (list, dict)) else k for k, v in state.items()
+    )
+    for split, scores in info["metrics"].items():
+        if isinstance(scores, dict):
+            yield f"  metrics {split}: " + scores_line(scores)
+
+
 @cli.command("inspect")
 @click.argument("model_file", metavar="FILE", type=click.Path())
 @json_option
@@ -726,44 +752,13 @@ def inspect_command(model_file: str, as_json: bool) -> None:
     from zoo.modelfile import read_info
 
     info = read_info(model_file)
-    if as_json:
-        emit_json(info)
-        return
-    plugin = info["plugin"]
-    click.echo(
-        f"{model_file}: zoo model format {info['format_version']}, written by zoo {info['zoo_version']}"
-    )
-    click.echo(
-        f"  architecture: {info['architecture']} ({plugin.get('distribution')} {plugin.get('version')})"
-    )
-    click.echo(f"  task:         {info['task']}")
-    click.echo(f"  dataset:      {info['dataset']}")
-    n = sum(math.prod(t["shape"]) for t in info["tensors"].values())
-    click.echo(f"  tensors:      {len(info['tensors'])} ({n:,} values)")
-    for key in ("config", "data_config", "train_config"):
-        click.echo(f"  {key + ':':13s} " + json.dumps(info[key], sort_keys=True))
-    state_keys = ", ".join(
-        f"{k} ({len(v)})" if isinstance(v, (list, dict)) else k
-        for k, v in info["data_state"].items()
-    )
-    click.echo(f"  data_state:   {state_keys}")
-    for split, scores in info["metrics"].items():
-        if isinstance(scores, dict):
-            shown = "  ".join(
-                f"{k} {_fmt(v)}"
-                for k, v in scores.items()
-                if not isinstance(v, dict) and "/" not in k
-            )
-            click.echo(f"  metrics {split}: {shown}")
+    show(info if as_json else {**info, "path": model_file}, as_json, _render_inspect)
 
 
 # ---------------------------------------------------------------------------------- plugins
-@cli.command("plugins")
-@json_option
-def plugins_command(as_json: bool) -> None:
-    """Loaded plugins, their versions and hooks, and any that failed to load."""
+def _plugins_doc() -> dict[str, Any]:
     reg = get_registry()
-    reg_commands = cli.list_commands(click.get_current_context())  # noqa: F841  (loads command hooks)
+    cli.list_commands(click.get_current_context())  # loads the register_commands hooks
     plugins = [
         {
             "name": p.name,
@@ -784,13 +779,15 @@ def plugins_command(as_json: bool) -> None:
             "version": f.version,
             "stage": f.stage,
             "error": f.error,
+            "describe": f.describe(),
         }
         for f in reg.failures
     ]
     conflicts = [line for line in reg.problems() if "registered by both" in line]
-    if as_json:
-        emit_json({"plugins": plugins, "failures": failures, "conflicts": conflicts})
-        return
+    return {"plugins": plugins, "failures": failures, "conflicts": conflicts}
+
+
+def _render_plugins(doc: dict[str, Any]) -> Iterable[str]:
     rows = [
         [
             p["name"],
@@ -798,22 +795,31 @@ def plugins_command(as_json: bool) -> None:
             ", ".join(p["hooks"]),
             ", ".join(p["architectures"] + p["datasets"]),
         ]
-        for p in plugins
+        for p in doc["plugins"]
     ]
-    click.echo(_table(rows, ["PLUGIN", "DISTRIBUTION", "HOOKS", "PROVIDES"]))
-    if failures:
-        click.echo("\nFailed")
-        for f in reg.failures:
-            click.echo(f"  {f.describe()}")
-    if conflicts:
-        click.echo("\nConflicts")
-        for line in conflicts:
-            click.echo(f"  {line}")
+    yield table(rows, ["PLUGIN", "DISTRIBUTION", "HOOKS", "PROVIDES"])
+    if doc["failures"]:
+        yield "\nFailed"
+        yield from (f"  {f['describe']}" for f in doc["failures"])
+    if doc["conflicts"]:
+        yield "\nConflicts"
+        yield from (f"  {line}" for line in doc["conflicts"])
+
+
+@cli.command("plugins")
+@json_option
+def plugins_command(as_json: bool) -> None:
+    """Loaded plugins, their versions and hooks, and any that failed to load."""
+    doc = _plugins_doc()
+    if as_json:
+        for failure in doc["failures"]:
+            del failure["describe"]
+    show(doc, as_json, _render_plugins)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli.main(prog_name="zoo", windows_expand_args=False)
+    """Console-script entry point; options also read ZOO_<COMMAND>_<OPTION> variables."""
+    cli.main(prog_name="zoo", windows_expand_args=False, auto_envvar_prefix="ZOO")
 
 
 if __name__ == "__main__":  # pragma: no cover

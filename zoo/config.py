@@ -15,7 +15,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Union
 
-from zoo.errors import UsageError
+from zoo.errors import SettingError, UsageError
 
 _MISSING = dataclasses.MISSING
 
@@ -134,10 +134,16 @@ _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-def convert(info: FieldInfo, value: Any, *, where: str) -> Any:
+def problem(where: str | None, message: str) -> UsageError:
+    """The error for a bad setting: a SettingError when it came from the user's settings
+    (`where` None: `--set` or a keyword argument), else a UsageError naming `where` (a file)."""
+    return SettingError(message) if where is None else UsageError(f"{where}: {message}")
+
+
+def convert(info: FieldInfo, value: Any, *, where: str | None = None) -> Any:
     """Convert a raw value (a string from `--set`, or a JSON value) to the field's type.
 
-    Raises UsageError naming `where` (the option or file) and what was expected.
+    Raises a `problem(where, ...)` naming the setting and what was expected.
     """
     converted = _convert_type(info.type, value, info, where)
     _check_limits(info, converted, where)
@@ -148,9 +154,80 @@ def _expected(info: FieldInfo) -> str:
     return info.type_name
 
 
-def _convert_type(tp: Any, value: Any, info: FieldInfo, where: str) -> Any:
+class _Invalid(Exception):
+    """A value that does not convert to the type asked for (reported by `_convert_type`)."""
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise _Invalid
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _Invalid
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.replace("_", ""))
+        except ValueError:
+            try:
+                f = float(value)
+            except ValueError:
+                raise _Invalid from None
+            if f.is_integer():
+                return int(f)
+    raise _Invalid
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _Invalid
+    try:
+        result = float(value)
+    except ValueError:
+        raise _Invalid from None
+    if not math.isfinite(result):
+        raise _Invalid
+    return result
+
+
+def _exactly(kind: type) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        raise _Invalid
+
+    return check
+
+
+_SCALARS = {
+    bool: _to_bool,
+    int: _to_int,
+    float: _to_float,
+    str: _exactly(str),
+    dict: _exactly(dict),
+}
+
+
+def _convert_type(tp: Any, value: Any, info: FieldInfo, where: str | None) -> Any:
+    try:
+        return _convert(tp, value)
+    except _Invalid:
+        raise problem(
+            where, f"{info.name}={value!r} is not valid; expected {_expected(info)}"
+        ) from None
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    """`value` as type `tp` (unions, Literal choices, lists and tuples of a type, scalars)."""
     origin = typing.get_origin(tp)
-    fail = UsageError(f"{where}: {info.name}={value!r} is not valid; expected {_expected(info)}")
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if type(None) in args and (
@@ -158,120 +235,76 @@ def _convert_type(tp: Any, value: Any, info: FieldInfo, where: str) -> Any:
         ):
             return None
         for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert_type(arg, value, info, where)
-            except UsageError:
-                continue
-        raise fail
+            if arg is not type(None):
+                try:
+                    return _convert(arg, value)
+                except _Invalid:
+                    continue
+        raise _Invalid
     if origin is Literal:
-        allowed = typing.get_args(tp)
-        for a in allowed:
+        for a in typing.get_args(tp):
             if value == a or (isinstance(value, str) and str(a) == value):
                 return a
-        raise fail
+        raise _Invalid
     if origin in (tuple, list):
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        inner = args[0] if args else Any
         if isinstance(value, str):
             items = [v.strip() for v in value.split(",") if v.strip()]
         elif isinstance(value, (list, tuple)):
             items = list(value)
         else:
-            raise fail
-        converted = [_convert_type(inner, v, info, where) for v in items]
+            raise _Invalid
+        converted = [_convert(args[0] if args else Any, v) for v in items]
         return tuple(converted) if origin is tuple else converted
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-        raise fail
-    if tp is int:
-        if isinstance(value, bool):
-            raise fail
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.replace("_", ""))
-            except ValueError:
-                try:
-                    f = float(value)
-                except ValueError:
-                    raise fail from None
-                if f.is_integer():
-                    return int(f)
-        raise fail
-    if tp is float:
-        if isinstance(value, bool):
-            raise fail
-        if isinstance(value, (int, float)):
-            result = float(value)
-        elif isinstance(value, str):
-            try:
-                result = float(value)
-            except ValueError:
-                raise fail from None
-        else:
-            raise fail
-        if not math.isfinite(result):
-            raise fail
-        return result
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise fail
     if tp is Any:
         return value
-    if tp is dict or origin is dict:
-        if isinstance(value, dict):
-            return value
-        raise fail
-    raise fail
+    convert_scalar = _SCALARS.get(dict if origin is dict else tp)
+    if convert_scalar is None:
+        raise _Invalid
+    return convert_scalar(value)
 
 
-def _check_limits(info: FieldInfo, value: Any, where: str) -> None:
+def _check_limits(info: FieldInfo, value: Any, where: str | None) -> None:
     if value is None:
         return
     if info.choices and value not in info.choices:
-        raise UsageError(
-            f"{where}: {info.name}={value!r} is not one of "
-            + ", ".join(repr(c) for c in info.choices)
+        raise problem(
+            where,
+            f"{info.name}={value!r} is not one of " + ", ".join(repr(c) for c in info.choices),
         )
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             continue
         if info.min is not None and v < info.min:
-            raise UsageError(f"{where}: {info.name}={v!r} is below its minimum {info.min}")
+            raise problem(where, f"{info.name}={v!r} is below its minimum {info.min}")
         if info.max is not None and v > info.max:
-            raise UsageError(f"{where}: {info.name}={v!r} is above its maximum {info.max}")
+            raise problem(where, f"{info.name}={v!r} is above its maximum {info.max}")
 
 
-def build(config_cls: type, values: Mapping[str, Any] | None = None, *, where: str) -> Any:
-    """An instance of `config_cls` from defaults updated by `values` (checked and converted)."""
+def build(
+    config_cls: type, values: Mapping[str, Any] | None = None, *, where: str | None = None
+) -> Any:
+    """An instance of `config_cls` from defaults updated by `values` (checked and converted);
+    `where` names a file the values came from (None: the user's settings)."""
     infos = {f.name: f for f in fields(config_cls)}
     kwargs = {}
     for key, value in (values or {}).items():
         if key not in infos:
-            raise UsageError(
-                f"{where}: unknown setting {key!r}{suggest(key, infos)}; valid: " + ", ".join(infos)
+            raise problem(
+                where, f"unknown setting {key!r}{suggest(key, infos)}; valid: " + ", ".join(infos)
             )
         kwargs[key] = convert(infos[key], value, where=where)
     try:
         config = config_cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise UsageError(f"{where}: {e}") from None
+        raise problem(where, str(e)) from None
     check = getattr(config, "check", None)
     if callable(check):
         try:
             check()
         except (TypeError, ValueError) as e:
-            raise UsageError(f"{where}: {e}") from None
+            raise problem(where, str(e)) from None
     return config
 
 
@@ -284,7 +317,7 @@ def to_dict(config: Any) -> dict[str, Any]:
     return out
 
 
-def replace(config: Any, values: Mapping[str, Any], *, where: str) -> Any:
+def replace(config: Any, values: Mapping[str, Any], *, where: str | None = None) -> Any:
     """A copy of `config` with `values` applied, checked as in `build`."""
     merged = to_dict(config)
     merged.update(values)

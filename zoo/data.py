@@ -1,103 +1,58 @@
-"""What a dataset loader returns, and the small pieces every loader needs.
+"""What a dataset loader returns, and the batching every loader and network needs.
 
 A loader returns `Data`: its splits (lists of examples, any Python objects), a `collate`
 function turning a list of examples into a batch (a dict of tensors), and a JSON-ready `state`
 (vocabularies, normalisation statistics) that is saved in the model file so a trained model can
 encode new input with nothing else at hand.
+
+Here too: `pad` (ragged rows to one tensor), `move` (a batch onto a device), and
+`in_length_order`/`map_in_length_order` (inference in batches of similar length, results
+back in input order). Vocabularies are in `zoo.vocab`, held-out splits in `zoo.splits`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import random
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from zoo.errors import UsageError
+from zoo.splits import SPLITS
+from zoo.vocab import Vocab
 
-SPLITS = ("train", "valid", "test")
+__all__ = ["SPLITS", "Data", "Vocab", "in_length_order", "map_in_length_order", "move", "pad"]
 
-
-class Vocab:
-    """A token <-> index table with special symbols first, saved as a plain list of strings."""
-
-    PAD = "<pad>"
-    UNK = "<unk>"
-    BOS = "<s>"
-    EOS = "</s>"
-
-    def __init__(self, tokens: Sequence[str], unk: str | None = UNK):
-        self.tokens = list(tokens)
-        self.index = {t: i for i, t in enumerate(self.tokens)}
-        if len(self.index) != len(self.tokens):
-            raise ValueError("vocabulary has duplicate tokens")
-        self.unk_id = self.index[unk] if unk is not None and unk in self.index else None
-
-    @classmethod
-    def build(
-        cls,
-        sequences: Iterable[Iterable[str]],
-        *,
-        specials: Sequence[str] = (PAD, UNK),
-        min_count: int = 1,
-        max_size: int | None = None,
-    ) -> Vocab:
-        """Specials first, then tokens by falling frequency (ties by first appearance)."""
-        counts: Counter[str] = Counter()
-        for seq in sequences:
-            counts.update(seq)
-        ranked = [t for t, c in counts.most_common() if c >= min_count and t not in specials]
-        if max_size is not None:
-            ranked = ranked[: max(0, max_size - len(specials))]
-        return cls([*specials, *ranked], unk=cls.UNK if cls.UNK in specials else None)
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __contains__(self, token: str) -> bool:
-        return token in self.index
-
-    def id(self, token: str) -> int:
-        i = self.index.get(token)
-        if i is not None:
-            return i
-        if self.unk_id is None:
-            raise KeyError(token)
-        return self.unk_id
-
-    def encode(self, tokens: Iterable[str]) -> list[int]:
-        return [self.id(t) for t in tokens]
-
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        return [self.tokens[i] for i in ids]
-
-    def to_list(self) -> list[str]:
-        return list(self.tokens)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def pad(
-    sequences: Sequence[Sequence[int]], value: int = 0, dtype: torch.dtype = torch.long
+    sequences: Sequence[Sequence[Any]], value: float = 0, dtype: torch.dtype = torch.long
 ) -> torch.Tensor:
-    """A [batch, longest] tensor of the sequences, right-padded with `value`. Filled from one
-    flat numpy array through a mask: several times faster than a tensor per row for the
-    hundreds of short rows of a batch (the character rows of a tagger batch, say), which
-    otherwise costs a visible share of a training step."""
+    """A [batch, longest] tensor of the sequences, right-padded with `value`; rows of vectors
+    (every step a list of numbers) give [batch, longest, size]. Filled from one flat numpy
+    array through a mask: several times faster than a tensor per row for the hundreds of short
+    rows of a batch (the character rows of a tagger batch, say), which otherwise costs a
+    visible share of a training step."""
     n = len(sequences)
     sizes = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=n)
     longest = int(sizes.max()) if n else 0
     np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
-    out = np.full((n, longest), value, dtype=np_dtype)
+    first = next((s[0] for s in sequences if len(s)), None)
+    width = () if first is None or np.ndim(first) == 0 else (len(first),)
+    out = np.full((n, longest, *width), value, dtype=np_dtype)
     if longest:
+        mask = np.arange(longest) < sizes[:, None]
         flat = itertools.chain.from_iterable(sequences)
-        out[np.arange(longest) < sizes[:, None]] = np.fromiter(
-            flat, dtype=np_dtype, count=int(sizes.sum())
-        )
+        if width:
+            out[mask] = np.asarray(list(flat), dtype=np_dtype)
+        else:
+            out[mask] = np.fromiter(flat, dtype=np_dtype, count=int(sizes.sum()))
     return torch.from_numpy(out)
 
 
@@ -114,29 +69,6 @@ def move(batch: Any, device: torch.device | str) -> Any:
     if isinstance(batch, (list, tuple)):
         return type(batch)(move(v, device) for v in batch)
     return batch
-
-
-def split_by_fraction(
-    examples: Sequence[Any], fractions: Sequence[float], seed: int
-) -> list[list[Any]]:
-    """Shuffle deterministically by `seed` and cut into parts of the given fractions; the last
-    part takes the remainder, so no example is dropped. Held-out fractions that add up to more
-    than 1 would make parts overlap: that is refused."""
-    if any(f < -1e-9 for f in fractions):
-        held_out = sum(fractions[1:])
-        raise UsageError(
-            f"--set valid_fraction/test_fraction: the held-out shares add up to {held_out:g}; "
-            "expected at most 1 together"
-        )
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    parts, start = [], 0
-    for frac in fractions[:-1]:
-        n = round(frac * len(order))
-        parts.append([examples[i] for i in order[start : start + n]])
-        start += n
-    parts.append([examples[i] for i in order[start:]])
-    return parts
 
 
 @dataclass
@@ -203,6 +135,31 @@ class Data:
             batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
         perm = torch.randperm(len(batches), generator=generator).tolist()
         return [batches[i] for i in perm]
+
+
+def in_length_order(
+    items: Sequence[T], batch_size: int, length: Callable[[T], int] = len
+) -> Iterator[tuple[list[int], list[T]]]:
+    """(positions, items) batches for inference, shortest items first: batches of similar
+    length waste little work on padding. The positions say where each result belongs."""
+    order = sorted(range(len(items)), key=lambda i: length(items[i]))
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        yield chunk, [items[i] for i in chunk]
+
+
+def map_in_length_order(
+    run: Callable[[list[T]], Sequence[R]],
+    items: Sequence[T],
+    batch_size: int,
+    length: Callable[[T], int] = len,
+) -> list[R]:
+    """`run` over batches of similar length; the results in the order of `items`."""
+    results: list[Any] = [None] * len(items)
+    for positions, batch in in_length_order(items, batch_size, length):
+        for i, result in zip(positions, run(batch)):
+            results[i] = result
+    return results
 
 
 def parse_numbers(text: str, *, where: str = "input") -> list[list[float]]:

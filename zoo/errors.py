@@ -7,9 +7,6 @@ traceback. Anything else escaping is a bug in zoo or in a plugin.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 
 class ZooError(Exception):
     """A failure the user can act on; the CLI prints it as one line and exits 1."""
@@ -21,6 +18,12 @@ class UsageError(ZooError):
     """A wrong name, option or value on the command line or in an API call (exit 2, as click)."""
 
     exit_code = 2
+
+
+class SettingError(UsageError):
+    """A setting with a bad value or name, from `--set KEY=VALUE` or a keyword argument of the
+    Python API. The message names the setting (`hidden_size=-1 is below its minimum 1`); the
+    command line adds that it came from `--set`."""
 
 
 class DataError(ZooError):
@@ -41,23 +44,3 @@ class ModelFileError(ZooError):
 
 class PluginError(ZooError):
     """A plugin that failed to load, misregistered, or clashes with another plugin."""
-
-
-@contextlib.contextmanager
-def reading_input(path: object, option: str = "--input") -> Iterator[None]:
-    """Turn the OS's complaints about a file the user named (missing, a folder, unreadable,
-    not UTF-8) into one usage error naming the option and the path."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise UsageError(f"{option} {str(path)!r}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{option} {str(path)!r}: is a folder") from None
-    except UnicodeDecodeError as e:
-        # e.object is what was being decoded: the line is right when that was the whole file
-        line = bytes(e.object[: e.start]).count(b"\n") + 1
-        raise UsageError(
-            f"{option} {str(path)!r}: line {line}: not UTF-8 text (byte {e.start})"
-        ) from None
-    except OSError as e:
-        raise UsageError(f"{option} {str(path)!r}: cannot read ({e.strerror or e})") from None

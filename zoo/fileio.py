@@ -12,7 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
+
+
+class WriteError(ZooError):
+    """The system refused to write a file (a full disk, a quota, an I/O error): not a bug,
+    and nothing was written: the previous file, if any, is untouched."""
 
 
 def check_writable(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
@@ -36,8 +41,17 @@ def check_writable(path: str | os.PathLike[str], *, option: str = "--out") -> Pa
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` so that readers see either the old file or the whole new one."""
+    """Write `data` to `path` so that readers see either the old file or the whole new one.
+    A system error (no space left, say) is a WriteError naming the file."""
     target = Path(path)
+    try:
+        _write_and_replace(target, data)
+    except OSError as e:
+        kept = "the previous file is unchanged" if target.exists() else "no file was written"
+        raise WriteError(f"cannot write {target}: {e.strerror or e}; {kept}") from None
+
+
+def _write_and_replace(target: Path, data: bytes) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:

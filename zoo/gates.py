@@ -24,7 +24,7 @@ import torch
 
 from zoo.cells import Recurrent, record_gates
 from zoo.errors import UsageError
-from zoo.model import Model
+from zoo.model import Model, reconfigure
 
 Trace = list[dict[str, Any]]  # {"name": "rnn L0 >", "gates": {"i": [time, units] tensor}}
 
@@ -39,10 +39,7 @@ def with_cells(model: Model) -> Model:
             f"{model.name} has no impl setting: its recurrent layers are not zoo.cells layers, "
             "so their gates cannot be recorded"
         )
-    config = dataclasses.replace(model.config, impl="cells")
-    module = model.impl.build(config, model.state, model.task)
-    module.load_state_dict(model.module.state_dict())
-    return dataclasses.replace(model, config=config, module=module.eval())
+    return reconfigure(model, {"impl": "cells"})
 
 
 def trace(model: Model, text: str, **options: Any) -> tuple[Trace, list[dict[str, Any]]]:

@@ -1,5 +1,6 @@
-"""Calls into plugin code, checked: an exception or a wrong return type becomes a PluginError
-that names the architecture and its distribution, instead of a traceback deep in zoo.
+"""Calls into a plugin's network, checked: an exception or a wrong return type becomes a
+PluginError that names the architecture and its distribution, instead of a traceback deep in
+zoo.
 
 The original exception stays chained (`raise ... from`), and `ZOO_DEBUG=1` makes the command
 line show the full traceback, for the plugin's author.
@@ -7,18 +8,13 @@ line show the full traceback, for the plugin's author.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 from zoo.errors import PluginError, ZooError
-
-
-def _module(out: Any) -> str | None:
-    return (
-        None if isinstance(out, torch.nn.Module) else f"{type(out).__name__}, not a torch.nn.Module"
-    )
+from zoo.network import Network
 
 
 def _loss(out: Any) -> str | None:
@@ -35,6 +31,8 @@ def _metrics(out: Any) -> str | None:
     for key, value in out.items():
         if not isinstance(key, str):
             return f"a metric named {key!r}, not a string"
+        if key == "confusion" and isinstance(value, dict):  # zoo.metrics.Confusion's matrix
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"metric {key!r} = {type(value).__name__}, not a number"
     return None
@@ -52,42 +50,51 @@ def _file_predictions(out: Any) -> str | None:
     return _predictions(out[1])
 
 
-CHECKS: dict[str, Callable[[Any], str | None]] = {
-    "build": _module,
-    "loss": _loss,
-    "evaluate": _metrics,
-    "predict": _predictions,
-    "predict_file": _file_predictions,
-}
+def _network(out: Any) -> str | None:
+    if isinstance(out, Network):
+        return None
+    if isinstance(out, torch.nn.Module):
+        return f"{type(out).__name__}, a torch.nn.Module but not a zoo.Network"
+    return f"{type(out).__name__}, not a zoo.Network"
 
 
-class GuardedImplementation:
-    """Wraps an architecture's implementation; other attributes pass straight through."""
+def call(what: str, name: str, function: Callable[..., Any], *args: Any, check: Any = None) -> Any:
+    """`function(*args)`, with its failures and a wrong result (per `check`) named."""
+    try:
+        out = function(*args)
+    except ZooError:
+        raise
+    except Exception as e:
+        raise PluginError(f"{what} failed in {name}: {type(e).__name__}: {e}") from e
+    problem = check(out) if check is not None else None
+    if problem is not None:
+        raise PluginError(f"{what}: {name} returned {problem}")
+    return out
 
-    def __init__(self, impl: Any, what: str):
-        self._impl = impl
-        self._what = what
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._impl, name)  # AttributeError passes through, so hasattr() works
-        if name not in CHECKS or not callable(value):
-            return value
-        check, what = CHECKS[name], self._what
+def build(what: str, factory: Callable[..., Any], config: Any, state: dict[str, Any]) -> Network:
+    """The plugin's network, built from its config and the data state."""
+    return call(what, "building the network", factory, config, state, check=_network)
 
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            try:
-                out = value(*args, **kwargs)
-            except ZooError:
-                raise
-            except Exception as e:
-                raise PluginError(f"{what} failed in {name}: {type(e).__name__}: {e}") from e
-            problem = check(out)
-            if problem is not None:
-                raise PluginError(f"{what}: {name} returned {problem}")
-            return out
 
-        self.__dict__[name] = guarded  # cache: the training loop calls loss at every step
-        return guarded
+class Checked:
+    """A network's zoo methods, called so that a failure names the plugin (`what`)."""
 
-    def __repr__(self) -> str:
-        return f"<guarded {self._impl!r}>"
+    def __init__(self, network: Network, what: str):
+        self.network, self.what = network, what
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return call(self.what, "loss", self.network.loss, batch, check=_loss)
+
+    def evaluate(self, batches: Iterable[dict[str, Any]]) -> dict[str, Any]:
+        return call(self.what, "evaluate", self.network.evaluate, batches, check=_metrics)
+
+    def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
+        return call(self.what, "predict", self.network.predict, inputs, options, check=_predictions)
+
+    def predict_file(self, file: Any, options: Any) -> tuple[str, list[dict[str, Any]]]:
+        run = self.network.predict_file
+        return call(self.what, "predict_file", run, file, options, check=_file_predictions)
+
+    def initialise(self, data: Any) -> None:
+        call(self.what, "initialise", self.network.initialise, data)

@@ -9,6 +9,7 @@ refused before any memory is spent on it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +18,12 @@ import safetensors
 import safetensors.torch
 import torch
 
-from zoo import __version__, modelfile
+from zoo import __version__, guard, modelfile
 from zoo import config as cfg
 from zoo.data import Data
-from zoo.errors import ModelFileError, PluginError, UsageError
+from zoo.errors import ModelFileError, PluginError, SettingError, UsageError
 from zoo.fileio import atomic_write, check_writable
+from zoo.network import Network
 from zoo.registry import Architecture, Plugin, Registry, get_registry
 from zoo.settings import TrainConfig
 
@@ -37,15 +39,24 @@ class Model:
     data_config: Any
     train_config: TrainConfig
     state: dict[str, Any]
-    module: torch.nn.Module
+    module: Network
     plugin: Plugin
-    impl: Any
     metrics: dict[str, Any] = field(default_factory=dict)
     data: Data | None = None
 
     @property
     def name(self) -> str:
         return self.architecture.name
+
+    @property
+    def label(self) -> str:
+        """How errors name the plugin code behind this model."""
+        return f"architecture {self.name!r} ({self.plugin.label})"
+
+    @property
+    def checked(self) -> guard.Checked:
+        """The network's methods, called so that a failure names the plugin."""
+        return guard.Checked(self.module, self.label)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
@@ -65,6 +76,16 @@ class Model:
         from zoo.api import predict
 
         return predict(self, inputs, **options)
+
+    def predict_file(
+        self,
+        path: str | os.PathLike[str],
+        output: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> tuple[str, list[dict[str, Any]]]:
+        from zoo.api import predict_file
+
+        return predict_file(self, path, output, **options)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         save(self, path)
@@ -161,10 +182,45 @@ def from_fields(
     """A model with freshly built weights of the right shapes, from a file's decoded metadata;
     `index` (tensor name -> dtype, shape) must match the network before anything is allocated."""
     reg = registry or get_registry()
-    arch_name = fields["architecture"]
+    entry, factory = _installed(reg, fields, name)
+    model_config, data_config, train_config = _file_configs(reg, entry.spec, fields, name)
+    if config is not None and not isinstance(config, dict):
+        raise UsageError(f"load(config=...): expected a dict of settings, got {config!r}")
+    if config:
+        model_config = cfg.replace(model_config, config)
+    state = fields["data_state"]
+    what = f"architecture {entry.spec.name!r} ({entry.plugin.label})"
+    try:
+        module = build_checked(factory, model_config, state, index, what=what, where=name)
+    except TensorMismatch as e:
+        if config:
+            raise reshaping(config, e) from None
+        raise
+    return Model(
+        architecture=entry.spec,
+        dataset=fields["dataset"],
+        task=fields["task"],
+        config=model_config,
+        data_config=data_config,
+        train_config=train_config,
+        state=state,
+        module=module,
+        plugin=entry.plugin,
+        metrics=fields["metrics"],
+    )
+
+
+def _installed(reg: Registry, fields: dict[str, Any], name: str) -> tuple[Any, Any]:
+    """(registry entry, network factory) of the architecture and task a file names."""
+    arch_name, task = fields["architecture"], fields["task"]
     try:
         entry = reg.architecture(arch_name)
-        impl = reg.implementation(arch_name)
+        if task not in entry.spec.tasks:
+            raise ModelFileError(
+                f"{name}: task {task!r} is not one of {arch_name}'s tasks "
+                f"({', '.join(entry.spec.tasks)})"
+            )
+        return entry, reg.network_class(arch_name, task)
     except UsageError:
         origin = fields["plugin"]
         raise ModelFileError(
@@ -174,12 +230,12 @@ def from_fields(
         ) from None
     except PluginError as e:
         raise ModelFileError(f"{name}: {e}") from None
-    spec: Architecture = entry.spec
-    task = fields["task"]
-    if task not in spec.tasks:
-        raise ModelFileError(
-            f"{name}: task {task!r} is not one of {arch_name}'s tasks ({', '.join(spec.tasks)})"
-        )
+
+
+def _file_configs(
+    reg: Registry, spec: Architecture, fields: dict[str, Any], name: str
+) -> tuple[Any, Any, TrainConfig]:
+    """The model, data and training configs a file records, checked like settings."""
     try:
         model_config = cfg.build(spec.config, fields["config"], where=f"{name}: config")
         train_config = cfg.build(TrainConfig, fields["train_config"], where=f"{name}: train_config")
@@ -189,40 +245,57 @@ def from_fields(
             data_config = cfg.build(data_spec.config, data_config, where=f"{name}: data_config")
     except UsageError as e:
         raise ModelFileError(str(e)) from None
-    if config is not None and not isinstance(config, dict):
-        raise UsageError(f"load(config=...): expected a dict of settings, got {config!r}")
-    if config:
-        model_config = cfg.replace(model_config, config, where="load config")
-    state = fields["data_state"]
-    module = build_checked(impl, model_config, state, task, index, where=name)
-    return Model(
-        architecture=spec,
-        dataset=fields["dataset"],
-        task=task,
-        config=model_config,
-        data_config=data_config,
-        train_config=train_config,
-        state=state,
-        module=module,
-        plugin=entry.plugin,
-        impl=impl,
-        metrics=fields["metrics"],
+    return model_config, data_config, train_config
+
+
+class TensorMismatch(ModelFileError):
+    """A network whose tensors' names or shapes differ from a file's."""
+
+
+def reshaping(changes: dict[str, Any], e: Exception) -> SettingError:
+    settings = ", ".join(f"{k}={v}" for k, v in changes.items())
+    detail = str(e).partition("tensors do not match the config: ")[2] or str(e)
+    return SettingError(
+        f"{settings}: would change the trained network's tensors ({detail}); a trained "
+        "model takes only settings that keep them, such as impl"
     )
 
 
+def reconfigure(
+    model: Model, changes: dict[str, Any], *, registry: Registry | None = None
+) -> Model:
+    """The same trained weights under changed model settings (`{"impl": "cells"}`); settings
+    that would change the tensors are refused. No changes: the model itself."""
+    if not changes:
+        return model
+    config = cfg.replace(model.config, changes)
+    factory = (registry or get_registry()).network_class(model.name, model.task)
+    weights = model.module.state_dict()
+    index = {k: {"shape": list(v.shape)} for k, v in weights.items()}
+    try:
+        module = build_checked(
+            factory, config, model.state, index, what=model.label, where=model.name
+        )
+    except TensorMismatch as e:
+        raise reshaping(changes, e) from None
+    module.load_state_dict(weights)
+    module.to(model.module.device).train(model.module.training)
+    return dataclasses.replace(model, config=config, module=module)
+
+
 def build_checked(
-    impl: Any,
+    factory: Any,
     config: Any,
     state: dict[str, Any],
-    task: str,
     index: dict[str, dict[str, Any]],
     *,
+    what: str,
     where: str,
-) -> torch.nn.Module:
+) -> Network:
     """Build the network, but only after a meta-device build matched the file's tensors."""
     try:
         with torch.device("meta"):
-            shape_only = impl.build(config, state, task)
+            shape_only = guard.build(what, factory, config, state)
         expected = {k: list(v.shape) for k, v in shape_only.state_dict().items()}
     except (PluginError, RuntimeError, ValueError, TypeError, KeyError) as e:
         # a malformed data_state reaches plugin code as a KeyError, TypeError, ...
@@ -244,8 +317,8 @@ def build_checked(
             parts.append(
                 f"{len(wrong)} with the wrong shape (e.g. {k}: file {found[k]}, config {expected[k]})"
             )
-        raise ModelFileError(f"{where}: tensors do not match the config: " + "; ".join(parts))
+        raise TensorMismatch(f"{where}: tensors do not match the config: " + "; ".join(parts))
     try:
-        return impl.build(config, state, task)
+        return guard.build(what, factory, config, state)
     except PluginError as e:
         raise ModelFileError(f"{where}: cannot rebuild the network: {e}") from e

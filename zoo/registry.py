@@ -30,17 +30,17 @@ from zoo.errors import PluginError, UsageError
 
 ENTRY_POINT_GROUP = "zoo"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-ARCHITECTURE_API = ("build", "loss", "evaluate", "predict")
 
 
 @dataclass(frozen=True)
 class Architecture:
     """A model architecture a plugin provides.
 
-    `implementation` names a module (or "module:object") with four functions:
-    `build(config, state, task) -> nn.Module`, `loss(module, batch) -> Tensor`,
-    `evaluate(module, batches, state, task) -> dict[str, float]` and
-    `predict(module, inputs, state, task, options) -> list[dict]`. See docs/plugins.md.
+    `implementation` names its network, a `zoo.Network` subclass (an `nn.Module` with `loss`,
+    `evaluate` and `predict` methods), as "module:Class"; zoo builds it as
+    `Class(config, state)`. Any callable returning a Network will do (a function choosing
+    between classes). An architecture whose tasks need different networks gives a mapping
+    `{task: "module:Class"}`. See docs/plugins.md.
     """
 
     name: str
@@ -138,6 +138,10 @@ def _check_spec(spec: Any, kind: type) -> None:
             raise TypeError(f"{spec.name}: default_dataset must be a dataset name")
         if spec.monitor[1] not in ("min", "max"):
             raise ValueError(f"{spec.name}: monitor must be (metric, 'min' or 'max')")
+        if isinstance(spec.implementation, Mapping):
+            stray = sorted(set(spec.implementation) - set(spec.tasks))
+            if stray:
+                raise ValueError(f"{spec.name}: implementation names tasks it lacks: {stray}")
         if spec.predict_config is not None and not dataclasses.is_dataclass(spec.predict_config):
             raise TypeError(f"{spec.name}: predict_config must be a dataclass type or None")
     else:
@@ -157,7 +161,7 @@ class Registry:
         self.datasets: dict[str, Entry] = {}
         # name -> every plugin that registered it, for names registered more than once
         self.conflicts: dict[tuple[str, str], list[Plugin]] = {}
-        self._resolved: dict[int, Any] = {}
+        self._resolved: dict[tuple[int, str], Any] = {}
 
     # ----------------------------------------------------------------- loading plugins
     @classmethod
@@ -328,20 +332,26 @@ class Registry:
                 + (", ".join(fitting) or "none installed")
             )
 
-    def implementation(self, name: str) -> Any:
-        """The object behind an architecture's `implementation`, imported on first use and
-        wrapped so that its failures and wrong return types name the plugin."""
+    def network_class(self, name: str, task: str) -> Callable[..., Any]:
+        """What builds architecture `name`'s network for `task` (see `Architecture`),
+        imported on first use."""
         entry = self.architecture(name)
-        impl = self._resolve(entry, entry.spec.implementation, f"architecture {name!r}")
-        missing = [f for f in ARCHITECTURE_API if not callable(getattr(impl, f, None))]
-        if missing:
+        ref = entry.spec.implementation
+        what = f"architecture {name!r}"
+        if isinstance(ref, Mapping):
+            if task not in ref:
+                raise PluginError(
+                    f"{what} from {entry.plugin.label}: its implementation names no network "
+                    f"for task {task!r} (it has {', '.join(map(str, ref)) or 'none'})"
+                )
+            ref, what = ref[task], f"{what} (task {task})"
+        factory = self._resolve(entry, ref, what)
+        if not callable(factory):
             raise PluginError(
-                f"architecture {name!r} from {entry.plugin.label}: its implementation lacks "
-                + ", ".join(missing)
+                f"{what} from {entry.plugin.label}: implementation {ref!r} is not a class "
+                "or function that builds a zoo.Network"
             )
-        from zoo.guard import GuardedImplementation  # imports torch: only when a model is used
-
-        return GuardedImplementation(impl, f"architecture {name!r} ({entry.plugin.label})")
+        return factory
 
     def loader(self, name: str) -> Callable[..., Any]:
         """The function behind a dataset's `loader`, imported on first use."""
@@ -354,7 +364,7 @@ class Registry:
     def _resolve(self, entry: Entry, ref: Any, what: str) -> Any:
         if not isinstance(ref, str):
             return ref
-        key = id(entry)
+        key = (id(entry), ref)
         if key in self._resolved:
             return self._resolved[key]
         module_name, _, attr = ref.partition(":")

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from zoo import config as cfg
-from zoo.config import param, suggest
-from zoo.errors import UsageError
+from zoo.config import param, problem, suggest
 
 
 @dataclass
@@ -95,30 +94,35 @@ class Settings:
     train: TrainConfig
 
 
-def route(key: str, tables: Mapping[str, list[str]], *, where: str) -> tuple[str, str]:
+def route(
+    key: str, tables: Mapping[str, list[str]], *, where: str | None = None
+) -> tuple[str, str]:
     """Which config (model, data or train) a flat or prefixed key belongs to."""
     prefix, dot, rest = key.partition(".")
     if dot and prefix in tables:
         if rest not in tables[prefix]:
-            raise UsageError(
-                f"{where}: {prefix} has no setting {rest!r}{suggest(rest, tables[prefix])}; "
-                f"valid: {', '.join(tables[prefix])}"
+            raise problem(
+                where,
+                f"{prefix} has no setting {rest!r}{suggest(rest, tables[prefix])}; "
+                f"valid: {', '.join(tables[prefix])}",
             )
         return prefix, rest
     owners = [kind for kind, names in tables.items() if key in names]
     if len(owners) == 1:
         return owners[0], key
     if len(owners) > 1:
-        raise UsageError(
-            f"{where}: {key!r} is a setting of both "
+        raise problem(
+            where,
+            f"{key!r} is a setting of both "
             + " and ".join(owners)
             + "; write "
-            + " or ".join(f"{o}.{key}" for o in owners)
+            + " or ".join(f"{o}.{key}" for o in owners),
         )
     every = [n for names in tables.values() for n in names]
-    raise UsageError(
-        f"{where}: unknown setting {key!r}{suggest(key, every)}; "
-        + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in tables.items())
+    raise problem(
+        where,
+        f"unknown setting {key!r}{suggest(key, every)}; "
+        + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in tables.items()),
     )
 
 
@@ -127,7 +131,7 @@ def resolve(
     dataset: Any,
     user: Mapping[str, Any] | None = None,
     *,
-    where: str = "--set",
+    where: str | None = None,
 ) -> Settings:
     """The model, data and training configs for `architecture` on `dataset` (see module doc)."""
     classes = {"model": architecture.config, "data": dataset.config, "train": TrainConfig}

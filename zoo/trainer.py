@@ -1,9 +1,17 @@
 """The training loop, short enough to read in one sitting.
 
-Everything an architecture contributes is `impl.loss(module, batch)` and
-`impl.evaluate(module, batches, state, task)`; everything a dataset contributes is
-`data.batches(...)`. The loop seeds everything from one seed, so the same seed gives the same
-weights on the same machine, and keeps the weights of the best validation score.
+Everything a network contributes is `network.loss(batch)` and `network.evaluate(batches)`;
+everything a dataset contributes is `data.batches(...)`. One seed drives initialisation,
+shuffling and dropout, so the same seed gives the same weights on the same machine; the
+weights of the best validation score are kept.
+
+A `Trainer` is one run: `fit` walks the epochs, `train_epoch` the batches, `train_step` does
+one optimizer step, `validate` is the only place that scores the validation split and decides
+about the best weights and early stopping. Where distributed training hooks in:
+- `batches`: the training batches of an epoch (each process would take its share);
+- `train_step`, at `loss.backward()`: gradients (DistributedDataParallel reduces them there);
+- `evaluate_split`: validation metrics (reduced over processes, every example once);
+- `checkpoint_if_due` and the progress display: what is written (one process writes).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import torch
 
 from zoo.data import Data, move
 from zoo.errors import UsageError, ZooError
+from zoo.guard import Checked
+from zoo.network import Network
 from zoo.progress import Progress
 from zoo.settings import TrainConfig
 
@@ -111,26 +121,6 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate(
-    impl: Any,
-    module: torch.nn.Module,
-    data: Data,
-    split: str,
-    state: dict[str, Any],
-    task: str,
-    batch_size: int,
-    device: torch.device,
-) -> dict[str, float]:
-    """The architecture's metrics on one split, every example counted once."""
-    was_training = module.training
-    module.eval()
-    batches: Iterator[dict[str, Any]] = (move(b, device) for b in data.batches(split, batch_size))
-    metrics = impl.evaluate(module, batches, state, task)
-    module.train(was_training)
-    return {k: v if isinstance(v, int) else float(v) for k, v in metrics.items()}
-
-
-@torch.no_grad()
 def update_ema(
     ema: dict[str, torch.Tensor], module: torch.nn.Module, decay: float, step: int
 ) -> None:
@@ -181,168 +171,285 @@ class Checkpoint:
     cuda_rng: list[torch.Tensor] | None = None
 
 
+@torch.no_grad()
+def evaluate(
+    checked: Checked, data: Data, split: str, batch_size: int, device: torch.device
+) -> dict[str, Any]:
+    """The network's metrics on one split, every example counted once."""
+    network = checked.network
+    was_training = network.training
+    network.eval()
+    batches: Iterator[dict[str, Any]] = (move(b, device) for b in data.batches(split, batch_size))
+    metrics = checked.evaluate(batches)
+    network.train(was_training)
+    return {k: v if isinstance(v, (int, dict)) else float(v) for k, v in metrics.items()}
+
+
+class StopRequest:
+    """Ctrl-C during training: the first asks the loop to stop after the current step (and
+    save a checkpoint), a second stops at once. Only the main thread can take signals."""
+
+    def __init__(self, progress: Progress):
+        self.requested = False
+        self.progress = progress
+        self.previous: Any = None
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.progress.info("interrupted: stopping after this step (Ctrl-C again to abort at once)")
+
+
+def averaged_copy(network: Network) -> Network:
+    """A twin of the network for the weight average; config and data state stay shared."""
+    memo = {id(network.config): network.config, id(network.state): network.state}
+    return copy.deepcopy(network, memo)
+
+
+class Trainer:
+    """One training run of `checked.network` on `data`'s train split (see the module doc)."""
+
+    def __init__(
+        self,
+        checked: Checked,
+        data: Data,
+        cfg: TrainConfig,
+        *,
+        monitor: tuple[str, str] = ("loss", "min"),
+        progress: Progress | None = None,
+        checkpoint: Callable[[Checkpoint], None] | None = None,
+        checkpoint_every: int = 0,
+    ):
+        self.checked, self.network, self.data, self.cfg = checked, checked.network, data, cfg
+        self.metric, self.mode = monitor
+        self.progress = progress or Progress(enabled=False)
+        self.save_checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.device = resolve_device(cfg.device)
+        set_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self.shuffle_rng = torch.Generator().manual_seed(cfg.seed)
+        self.network.to(self.device).train()
+        self.optimizer = make_optimizer(self.network, cfg)
+        self.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
+        self.loop = LoopState(epoch_rng=self.shuffle_rng.get_state())
+        per_epoch = math.ceil(data.size("train") / cfg.batch_size)
+        self.total = cfg.steps if cfg.steps else cfg.epochs * per_epoch
+        self.epochs = math.ceil(self.total / per_epoch) if per_epoch else 0
+        self.has_valid = data.has("valid")
+        self.averaged: Network | None = None
+        self.early_stop = False
+        self.stop = StopRequest(self.progress)
+
+    @property
+    def result(self) -> TrainResult:
+        return self.loop.result
+
+    def fit(self, resume: Checkpoint | None = None) -> TrainResult:
+        """Train to the end (steps, epochs or early stopping); leave the best weights (or the
+        average) in the network."""
+        if resume is not None:
+            self.restore(resume)
+        self.start_averaging()
+        result, loop = self.result, self.loop
+        self.clock = (
+            time.perf_counter() - result.seconds,
+            time.process_time() - result.cpu_seconds,
+        )
+        self.progress.start(total_steps=self.total, epochs=self.epochs)
+        with self.stop:
+            for epoch in range(loop.epoch, self.epochs + 1):
+                if self.train_epoch(epoch):
+                    break
+            if self.has_valid and not self.early_stop and loop.last_validated != loop.step:
+                self.validate()
+        final = loop.best_weights if loop.best_weights is not None else loop.ema
+        if final is not None:
+            self.network.load_state_dict(final)
+        self.tick()
+        self.progress.finish()
+        return result
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Continue from a checkpoint: loop position, optimizer and RNG state."""
+        self.loop = ckpt.loop
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        torch.set_rng_state(ckpt.rng)
+        if ckpt.cuda_rng is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(ckpt.cuda_rng)
+
+    def start_averaging(self) -> None:
+        """Weight averaging: `averaged` holds the average (loop.ema its tensors); it is what
+        validation scores, best-weight selection keeps and fit leaves in the network."""
+        self.averaged = averaged_copy(self.network) if self.cfg.ema_decay else None
+        if self.averaged is not None and self.loop.ema is not None:  # resumed: continue it
+            self.averaged.load_state_dict(self.loop.ema)
+        self.loop.ema = self.averaged.state_dict() if self.averaged is not None else None
+
+    def tick(self) -> None:
+        """Bring the run's wall and CPU seconds up to now."""
+        self.result.seconds = time.perf_counter() - self.clock[0]
+        self.result.cpu_seconds = time.process_time() - self.clock[1]
+
+    # ------------------------------------------------------------------------ epochs
+    def train_epoch(self, epoch: int) -> bool:
+        """Train one epoch (or what is left of it); True when training is over."""
+        self.begin_epoch(epoch)
+        loop, eval_every = self.loop, self.cfg.eval_every
+        for batch in self.batches():
+            self.train_step(batch, epoch)
+            if self.has_valid and eval_every and loop.step % eval_every == 0:
+                self.early_stop = self.validate()
+            if self.early_stop or loop.step >= self.total:
+                break
+            self.checkpoint_if_due()
+        return self.end_epoch(epoch)
+
+    def begin_epoch(self, epoch: int) -> None:
+        loop = self.loop
+        if epoch > loop.epoch:  # a new epoch begins
+            loop.epoch, loop.batch_in_epoch, loop.epoch_loss = epoch, 0, 0.0
+            loop.epoch_rng = self.shuffle_rng.get_state()
+        else:  # the epoch in progress: a fresh start, or a resumed one
+            self.shuffle_rng.set_state(loop.epoch_rng)
+        self.network.train()
+
+    def batches(self) -> Iterator[dict[str, Any]]:
+        """The epoch's training batches from where the loop stands, on the device. The
+        shuffle comes from the seeded generator, so a resumed epoch replays the same order."""
+        cfg = self.cfg
+        epoch = self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.shuffle_rng)
+        for batch in itertools.islice(epoch, self.loop.batch_in_epoch, None):
+            yield move(batch, self.device)
+
+    def end_epoch(self, epoch: int) -> bool:
+        loop, result = self.loop, self.result
+        result.epochs = epoch
+        train_loss = loop.epoch_loss / max(1, loop.batch_in_epoch)
+        result.history.append({"epoch": epoch, "step": loop.step, "train_loss": train_loss})
+        validated_now = loop.last_validated == loop.step
+        if self.has_valid and not self.cfg.eval_every and not self.early_stop and not validated_now:
+            self.early_stop = self.validate()
+        self.progress.epoch(epoch, loop.step, train_loss)
+        if self.early_stop:
+            result.stopped_early = loop.step < self.total
+            return True
+        return loop.step >= self.total
+
+    # -------------------------------------------------------------------------- steps
+    def train_step(self, batch: dict[str, Any], epoch: int) -> None:
+        loop, cfg = self.loop, self.cfg
+        factor = lr_factor(loop.step, self.total, cfg)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        bf16 = cfg.precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = self.checked.loss(batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            self.diverged(value, epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        loop.step += 1
+        if loop.ema is not None:
+            update_ema(loop.ema, self.network, cfg.ema_decay, loop.step)
+        loop.batch_in_epoch += 1
+        loop.epoch_loss += value
+        self.result.steps = loop.step
+        self.result.examples += _batch_size(batch)
+        self.progress.step(loop.step, epoch, value)
+
+    def diverged(self, value: float, epoch: int) -> None:
+        """A NaN or infinite loss: keep the last good weights and stop with one clear line."""
+        if self.loop.best_weights is not None:
+            self.network.load_state_dict(self.loop.best_weights)
+        raise TrainingDiverged(
+            f"training diverged at step {self.loop.step + 1} (epoch {epoch}): loss is "
+            f"{value}; try a lower --lr or --set grad_clip=1"
+        )
+
+    # --------------------------------------------------------------------- validation
+    def evaluate_split(self, network: Network, split: str) -> dict[str, Any]:
+        checked = Checked(network, self.checked.what)
+        return evaluate(checked, self.data, split, self.cfg.batch_size, self.device)
+
+    def validate(self) -> bool:
+        """Score the valid split, keep the best weights; True when training should stop early."""
+        loop = self.loop
+        loop.last_validated = loop.step
+        scored = self.averaged if self.averaged is not None else self.network
+        scores = self.evaluate_split(scored, "valid")
+        if self.metric not in scores:
+            raise ZooError(f"monitor metric {self.metric!r} missing from {sorted(scores)}")
+        score, best = scores[self.metric], loop.best_score
+        better = best is None or (score < best if self.mode == "min" else score > best)
+        if better and math.isfinite(score):
+            loop.best_score, loop.bad_validations = score, 0
+            loop.best_weights = copy.deepcopy(scored.state_dict())
+            self.result.best = {"step": loop.step, **scores}
+        else:
+            loop.bad_validations += 1
+        self.result.history.append({"step": loop.step, "valid": scores})
+        self.progress.validation(loop.step, scores, improved=bool(better))
+        return bool(self.cfg.patience) and loop.bad_validations >= self.cfg.patience
+
+    # ---------------------------------------------------------------------- checkpoints
+    def checkpoint_if_due(self) -> None:
+        """Save a checkpoint every `checkpoint_every` steps and on Ctrl-C; then stop if asked."""
+        every, step = self.checkpoint_every, self.loop.step
+        due = self.stop.requested or (every and step % every == 0)
+        if self.save_checkpoint is not None and due:
+            self.save_checkpoint(self.snapshot())
+        if self.stop.requested:
+            raise TrainingInterrupted(f"interrupted at step {step} of {self.total}")
+
+    def snapshot(self) -> Checkpoint:
+        self.tick()
+        cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
+        optimizer = copy.deepcopy(self.optimizer.state_dict())
+        return Checkpoint(copy.deepcopy(self.loop), optimizer, torch.get_rng_state(), cuda)
+
+
 def fit(
-    impl: Any,
-    module: torch.nn.Module,
+    network: Network | Checked,
     data: Data,
-    state: dict[str, Any],
-    task: str,
     cfg: TrainConfig,
+    *,
     monitor: tuple[str, str] = ("loss", "min"),
     progress: Progress | None = None,
-    *,
     resume: Checkpoint | None = None,
     checkpoint: Callable[[Checkpoint], None] | None = None,
     checkpoint_every: int = 0,
 ) -> TrainResult:
-    """Train `module` on `data`'s train split; validate on its valid split, keep the best.
+    """Train `network` on `data`'s train split; validate on its valid split, keep the best.
 
     `checkpoint(ckpt)` is called every `checkpoint_every` steps and when Ctrl-C arrives (then
     training stops after the current step with TrainingInterrupted); `resume` continues from
     such a checkpoint, giving the same weights as a run that was never interrupted.
     """
-    progress = progress or Progress(enabled=False)
-    device = resolve_device(cfg.device)
-    set_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    shuffle_rng = torch.Generator().manual_seed(cfg.seed)
-    module.to(device).train()
-    optimizer = make_optimizer(module, cfg)
-    base_lrs = [cfg.lr for _ in optimizer.param_groups]
-    loop = LoopState(epoch_rng=shuffle_rng.get_state())
-    if resume is not None:
-        loop = resume.loop
-        optimizer.load_state_dict(resume.optimizer)
-        torch.set_rng_state(resume.rng)
-        if resume.cuda_rng is not None and device.type == "cuda":
-            torch.cuda.set_rng_state_all(resume.cuda_rng)
-    result = loop.result
-    # Weight averaging: `averaged` is a twin of the module holding the average (loop.ema holds
-    # its tensors); it is what validation scores, best-weight selection keeps and fit returns.
-    averaged = copy.deepcopy(module) if cfg.ema_decay else None
-    if averaged is not None and loop.ema is not None:  # resumed: continue the saved average
-        averaged.load_state_dict(loop.ema)
-    loop.ema = averaged.state_dict() if averaged is not None else None
-
-    per_epoch = math.ceil(data.size("train") / cfg.batch_size)
-    total = cfg.steps if cfg.steps else cfg.epochs * per_epoch
-    epochs = math.ceil(total / per_epoch) if per_epoch else 0
-    metric, mode = monitor
-    low_precision = cfg.precision == "bf16"
-    has_valid = data.has("valid")
-    wall0, cpu0 = time.perf_counter() - result.seconds, time.process_time() - result.cpu_seconds
-    progress.start(total_steps=total, epochs=epochs)
-
-    def validate() -> bool:
-        """Score the valid split; return True when training should stop early."""
-        loop.last_validated = loop.step
-        scored = averaged if averaged is not None else module
-        scores = evaluate(impl, scored, data, "valid", state, task, cfg.batch_size, device)
-        if metric not in scores:
-            raise ZooError(f"monitor metric {metric!r} missing from {sorted(scores)}")
-        score = scores[metric]
-        best = loop.best_score
-        better = best is None or (score < best if mode == "min" else score > best)
-        if better and math.isfinite(score):
-            loop.best_score, loop.bad_validations = score, 0
-            loop.best_weights = copy.deepcopy(scored.state_dict())
-            result.best = {"step": loop.step, **scores}
-        else:
-            loop.bad_validations += 1
-        result.history.append({"step": loop.step, "valid": scores})
-        progress.validation(loop.step, scores, improved=bool(better))
-        return bool(cfg.patience) and loop.bad_validations >= cfg.patience
-
-    def snapshot() -> Checkpoint:
-        result.seconds = time.perf_counter() - wall0
-        result.cpu_seconds = time.process_time() - cpu0
-        cuda = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
-        return Checkpoint(
-            copy.deepcopy(loop), copy.deepcopy(optimizer.state_dict()), torch.get_rng_state(), cuda
-        )
-
-    interrupted = False
-
-    def on_interrupt(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        if interrupted:  # a second Ctrl-C: stop at once
-            raise KeyboardInterrupt
-        interrupted = True
-        progress.info("interrupted: stopping after this step (Ctrl-C again to abort at once)")
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_interrupt) if in_main_thread else None
-    stop = False
-    try:
-        for epoch in range(loop.epoch, epochs + 1):
-            if epoch > loop.epoch:  # a new epoch begins
-                loop.epoch, loop.batch_in_epoch, loop.epoch_loss = epoch, 0, 0.0
-                loop.epoch_rng = shuffle_rng.get_state()
-            else:  # the epoch in progress: a fresh start, or a resumed one
-                shuffle_rng.set_state(loop.epoch_rng)
-            module.train()
-            batches = data.batches("train", cfg.batch_size, shuffle=True, generator=shuffle_rng)
-            for batch in itertools.islice(batches, loop.batch_in_epoch, None):
-                batch = move(batch, device)
-                factor = lr_factor(loop.step, total, cfg)
-                for group, base in zip(optimizer.param_groups, base_lrs):
-                    group["lr"] = base * factor
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
-                    loss = impl.loss(module, batch)
-                value = loss.item()
-                if not math.isfinite(value):
-                    if loop.best_weights is not None:
-                        module.load_state_dict(loop.best_weights)
-                    raise TrainingDiverged(
-                        f"training diverged at step {loop.step + 1} (epoch {epoch}): loss is "
-                        f"{value}; try a lower --lr or --set grad_clip=1"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-                optimizer.step()
-                loop.step += 1
-                if loop.ema is not None:
-                    update_ema(loop.ema, module, cfg.ema_decay, loop.step)
-                loop.batch_in_epoch += 1
-                loop.epoch_loss += value
-                result.steps = loop.step
-                result.examples += _batch_size(batch)
-                progress.step(loop.step, epoch, value)
-                if has_valid and cfg.eval_every and loop.step % cfg.eval_every == 0:
-                    stop = validate()
-                if stop or loop.step >= total:
-                    break
-                if checkpoint is not None and (
-                    interrupted or (checkpoint_every and loop.step % checkpoint_every == 0)
-                ):
-                    checkpoint(snapshot())
-                if interrupted:
-                    raise TrainingInterrupted(f"interrupted at step {loop.step} of {total}")
-            result.epochs = epoch
-            train_loss = loop.epoch_loss / max(1, loop.batch_in_epoch)
-            result.history.append({"epoch": epoch, "step": loop.step, "train_loss": train_loss})
-            if has_valid and not cfg.eval_every and not stop and loop.last_validated != loop.step:
-                stop = validate()
-            progress.epoch(epoch, loop.step, train_loss)
-            if stop:
-                result.stopped_early = loop.step < total
-                break
-            if loop.step >= total:
-                break
-        if has_valid and not stop and loop.last_validated != loop.step:
-            validate()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    final = loop.best_weights if loop.best_weights is not None else loop.ema
-    if final is not None:
-        module.load_state_dict(final)
-    result.seconds = time.perf_counter() - wall0
-    result.cpu_seconds = time.process_time() - cpu0
-    progress.finish()
-    return result
+    checked = network if isinstance(network, Checked) else Checked(network, "the network")
+    trainer = Trainer(
+        checked,
+        data,
+        cfg,
+        monitor=monitor,
+        progress=progress,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+    )
+    return trainer.fit(resume)
 
 
 def _batch_size(batch: Any) -> int:
