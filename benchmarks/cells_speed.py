@@ -1,8 +1,8 @@
 """Speed of zoo.cells (`impl=cells`) against torch's fused layers (`impl=torch`), per cell.
 
-    /work/tools/slot python benchmarks/cells_speed.py              # 1 thread (zoo's default)
-    /work/tools/slot python benchmarks/cells_speed.py --threads 2
-    python benchmarks/cells_speed.py --quick                        # a smoke run, seconds
+    python benchmarks/cells_speed.py              # 1 thread (zoo's default)
+    python benchmarks/cells_speed.py --threads 2
+    python benchmarks/cells_speed.py --quick      # a smoke run, seconds
 
 For each cell (Elman, GRU, LSTM) and each shape it builds both layers from the same seed (so
 the same weights), then times them side by side, alternating torch and cells in every round so
@@ -11,8 +11,11 @@ inference pass (forward under no_grad). Prints one row per (shape, cell, mode): 
 wall milliseconds and median CPU milliseconds (time.process_time) per batch for each
 implementation, and the ratio cells/torch of the wall medians, then a JSON line per row.
 
+Takes a few minutes on a 2-core machine; the two sides share any noise, but run nothing else
+meanwhile when timing. The figures: docs/results/cells.md.
+
 Shapes: `toy` is the elman-rnn default on sine-cosine (batch 32, 20 steps, 1 input, 32 units);
-`lm` is the character language model of the README table (batch 64, 64 steps, one-hot input
+`lm` is the character language model of docs/results/char-lm.md (batch 64, 64 steps, one-hot input
 of 111 symbols, hidden sizes giving equal parameter counts: Elman 535, GRU 300, LSTM 256).
 """
 

@@ -1,7 +1,7 @@
 """Character language models on UD English EWT: Elman, GRU and LSTM cells at equal size.
 
-    /work/tools/slot python benchmarks/charlm_ewt.py --cell elman   # one row, ~10 min
-    /work/tools/slot python benchmarks/charlm_ewt.py                 # all three, in turn
+    python benchmarks/charlm_ewt.py --cell elman   # one row, ~10 min on a 2-core machine
+    python benchmarks/charlm_ewt.py                 # all three, in turn
 
 Trains `elman-rnn` on the `text` dataset: the `# text = ` sentence lines of
 ../shared/data/ud-english-ewt/en_ewt-ud-train.conllu joined by newlines (1,008,093
@@ -19,7 +19,9 @@ parameters (Elman 535, GRU 300, LSTM 256 units). Each row is exactly the command
 
 run through the Python API, and prints: cell, parameters, learning rate, validation bits per
 character of the best epoch, test bits per character, epochs, wall seconds and CPU seconds of
-the training, torch threads; then one JSON line per row. The model files are written to --out-dir (default /tmp).
+the training, torch threads; then one JSON line per row. The model files are written to
+--out-dir (default /tmp). Run nothing else meanwhile when timing. The figures:
+docs/results/char-lm.md.
 """
 
 from __future__ import annotations

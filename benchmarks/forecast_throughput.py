@@ -1,6 +1,6 @@
 """zoo's training loop against a minimal hand-written PyTorch loop, side by side, on ETTh1.
 
-    /work/tools/slot python benchmarks/forecast_throughput.py [--horizon 96] [--steps 400]
+    python benchmarks/forecast_throughput.py [--horizon 96] [--steps 400]
         [--repeats 5] [--data ../shared/data/ett/ETTh1.csv] [--set key=value ...]
 
 Both train the same network (the ETTh1 preset's recipe, same initial weights) with the same
@@ -9,7 +9,8 @@ with no validation (pure training throughput). The hand-written loop cuts its ba
 pre-built window tensors (`x[idx]`), the least work a loop can do; zoo's comes from
 `Data.batches`. One uncounted pair warms both up; then the two alternate, taking turns at going first, to
 share the machine's noise. It
-prints each pair's windows per second and CPU seconds, and the median ratio zoo / hand.
+prints each pair's windows per second and CPU seconds, and the median ratio zoo / hand. Run
+nothing else meanwhile when timing. The figures: docs/results/etth1.md.
 """
 
 from __future__ import annotations

@@ -8,16 +8,18 @@ For each seed this runs, as subprocesses,
 and prints one line per seed (test exact match, token accuracy, training CPU-seconds and wall
 seconds, threads), then the mean, standard deviation, median, minimum and maximum over seeds. Extra
 `--set key=value` options go to `zoo run` (to try other recipes); without them the run uses
-the scan dataset's defaults. Run it through the shared machine's CPU slot:
+the scan dataset's defaults. Each seed takes 5-9 minutes of training on one core of a 2-core
+machine; run nothing else meanwhile when timing:
 
-    /work/tools/slot python benchmarks/seq2seq_scan.py --split simple --seeds 0 1 2 3 4
-    /work/tools/slot python benchmarks/seq2seq_scan.py --split length --seeds 0 --set attention=bahdanau
-    /work/tools/slot python benchmarks/seq2seq_scan.py --split length --seeds 0 1 2 3 4 \
+    python benchmarks/seq2seq_scan.py --split simple --seeds 0 1 2 3 4
+    python benchmarks/seq2seq_scan.py --split length --seeds 0 --set attention=bahdanau
+    python benchmarks/seq2seq_scan.py --split length --seeds 0 1 2 3 4 \
         --set cell=gru --set attention=bahdanau --set hidden_size=64 --set dropout=0.5 \
         --set concat_pairs=2.0 --set steps=10640
 
 Lake and Baroni (ICML 2018) report the mean of 5 seeds: 99.8% (simple), 20.8% (length),
-1.2% (add-jump). `--json PATH` also writes every result as JSON lines.
+1.2% (add-jump). `--json PATH` also writes every result as JSON lines. The figures:
+docs/results/scan.md.
 """
 
 from __future__ import annotations

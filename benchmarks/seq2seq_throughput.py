@@ -12,9 +12,12 @@ Decoding: sequences per second for the whole test file with greedy search and be
 (width 5), from a trained model file (`--model`, e.g. one written by seq2seq_scan.py), in
 batches of `--batch-size`, and the exact match each reaches.
 
-Every figure is at `--threads` intra-op threads (default 1). Run through the CPU slot:
+Every figure is at `--threads` intra-op threads (default 1). Takes a few minutes on a 2-core
+machine; run nothing else meanwhile when timing:
 
-    /work/tools/slot python benchmarks/seq2seq_throughput.py --model runs/scan/scan-simple-default-seed0.safetensors
+    python benchmarks/seq2seq_throughput.py --model runs/scan/scan-simple-default-seed0.safetensors
+
+The figures: docs/results/scan.md.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ Runs, each as a subprocess, exactly what a user types:
    test file in the UPOS column only.
 
 Prints one JSON document (also written next to the model as MODEL.json). Takes 5-15 minutes
-on a 2-core machine: run it through /work/tools/slot on a shared machine.
+on a 2-core machine; run nothing else meanwhile when timing. The figures:
+docs/results/tagging-ewt.md.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ the same initial weights, in one process:
 
 zoo and minimal alternate --repeats times, taking turns at going first (for each thread count
 given, in turn); medians are reported. Prints one JSON document: words per second of each loop (wall and CPU) per thread
-count, and the ratios zoo/minimal and zoo/one-by-one. Run it through /work/tools/slot on a
-shared machine; with `--threads 1 2`, hold both slots (`slot slot python ...`) so that the
-second thread has a core to itself.
+count, and the ratios zoo/minimal and zoo/one-by-one. Takes a few minutes on a 2-core
+machine; run nothing else meanwhile when timing, and with `--threads 1 2` leave both cores
+free so that the second thread has a core to itself. The figures: docs/results/tagging-ewt.md.
 """
 
 from __future__ import annotations
