@@ -5,7 +5,8 @@ It serves three tasks: `step-regression` (a number per step: sin -> cos),
 of a text, trained by truncated back-propagation through time with the hidden state carried
 across batches). `cell` swaps the Elman cell for a GRU or LSTM cell, for comparison; `impl`
 picks torch's fused layers or zoo.cells, which step through the equations. This module only
-registers; the network lives in `model.py` and the data in `data.py`, imported when used.
+registers; the networks (one per task, on one body) live in `model.py` and the data in
+`data.py`, imported when used.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, impl_param, param
+from zoo import Architecture, Dataset, Fractions, HeldOut, hookimpl, impl_param, param
 
 
 @dataclass
@@ -37,42 +38,30 @@ class ElmanConfig:
 
 
 @dataclass
-class SineCosineConfig:
+class SineCosineConfig(Fractions):
     num_sequences: int = param(512, "sequences to generate", min=3, max=10_000_000)
     length: int = param(20, "time steps per sequence", min=1, max=100_000)
     step: float = param(0.3, "time between steps (radians)", min=0.0)
-    valid_fraction: float = param(0.1, "share of sequences for validation", min=0.0, max=0.9)
-    test_fraction: float = param(0.1, "share of sequences for the test", min=0.0, max=0.9)
-    split_seed: int = param(0, "seed of the generated phases and of the split", min=0)
 
 
 @dataclass
-class CharPairsConfig:
-    path: str | None = param(
-        None, "file of 'input<TAB>target' lines of equal length (default: hello -> ohlol)"
-    )
+class CharPairsConfig(HeldOut):
     valid_fraction: float = param(0.0, "share of pairs for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.0, "share of pairs for the test", min=0.0, max=0.9)
-    split_seed: int = param(0, "seed of the split", min=0)
 
 
 @dataclass
-class TextConfig:
-    path: str | None = param(None, "UTF-8 text file (default: a short embedded text)")
-    dev_path: str | None = param(
-        None, "validation text file (--dev), used instead of cutting valid_fraction off"
+class TextConfig(HeldOut):
+    test_fraction: float = param(
+        0.0,
+        "share of the text, before the validation part (its end), for the test",
+        min=0.0,
+        max=0.9,
     )
-    test_path: str | None = param(None, "test text file (--test)")
     format: Literal["auto", "plain", "conllu"] = param(
         "auto",
         "plain: the file as it is; conllu: its '# text = ' sentence lines, one per line; "
         "auto: conllu for *.conllu files",
-    )
-    valid_fraction: float = param(
-        0.1, "share of the text, at its end, for validation (without --dev)", min=0.0, max=0.9
-    )
-    test_fraction: float = param(
-        0.0, "share of the text, before the validation part, for the test", min=0.0, max=0.9
     )
     bptt: int = param(64, "characters per truncated back-propagation window", min=1, max=1_000_000)
     min_count: int = param(
@@ -100,7 +89,11 @@ def register_architectures(register):
             tasks=("step-regression", "step-classification", "char-lm"),
             config=ElmanConfig,
             default_dataset="sine-cosine",
-            implementation="zoo_plugins.elman_rnn.model",
+            implementation={
+                "step-regression": "zoo_plugins.elman_rnn.model:StepRegressor",
+                "step-classification": "zoo_plugins.elman_rnn.model:StepClassifier",
+                "char-lm": "zoo_plugins.elman_rnn.model:CharLM",
+            },
             train_defaults={"lr": 0.01, "grad_clip": 1.0},
             dataset_defaults={
                 "char-pairs": {"epochs": 60, "lr": 0.05},
@@ -126,7 +119,10 @@ def register_datasets(register):
     register(
         Dataset(
             name="char-pairs",
-            description="One symbol out per symbol in: 'hello' -> 'ohlol' (or a file of pairs)",
+            description=(
+                "One symbol out per symbol in: 'hello' -> 'ohlol', or a file of "
+                "'input<TAB>target' lines of equal length"
+            ),
             task="step-classification",
             config=CharPairsConfig,
             loader="zoo_plugins.elman_rnn.data:load_char_pairs",
@@ -136,7 +132,10 @@ def register_datasets(register):
     register(
         Dataset(
             name="text",
-            description="Any UTF-8 text (or CoNLL-U sentences) for a character language model",
+            description=(
+                "Any UTF-8 text (or CoNLL-U sentences) for a character language model; "
+                "without a file, a short embedded text"
+            ),
             task="char-lm",
             config=TextConfig,
             loader="zoo_plugins.elman_rnn.data:load_text",

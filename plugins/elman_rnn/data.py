@@ -1,5 +1,6 @@
 """Data for the Elman RNN: generated sine/cosine sequences, symbol-to-symbol pairs, and
-character text for a language model."""
+character text for a language model. Files are read by zoo.textfile and split by zoo.splits,
+so their errors and held-out parts follow the rules every dataset follows."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo.data import Data, Vocab, pad, split_by_fraction
+from zoo.data import Data, pad
 from zoo.errors import DataError
+from zoo.splits import split
+from zoo.textfile import TextFile, embedded, read_text
+from zoo.vocab import Vocab
 
 HELLO = [("hello", "ohlol")]
 
@@ -28,85 +30,77 @@ def load_sine_cosine(config: Any, state: dict[str, Any] | None) -> Data:
         phi = rng.uniform(0.0, 2.0 * math.pi)
         ts = [phi + k * config.step for k in range(config.length)]
         examples.append(([[math.sin(t)] for t in ts], [[math.cos(t)] for t in ts]))
-    valid_f, test_f = config.valid_fraction, config.test_fraction
-    train, valid, test = split_by_fraction(
-        examples, [1 - valid_f - test_f, valid_f, test_f], config.split_seed
-    )
+    parts = split(examples, config, state=state)
+    sizes = "/".join(str(len(parts[name])) for name in ("train", "valid", "test"))
     return Data(
         state=state or {"input_size": 1, "output_size": 1},
-        splits={"train": train, "valid": valid, "test": test},
+        splits=parts,
         collate=collate_regression,
-        summary=f"sine-cosine: {len(train)}/{len(valid)}/{len(test)} sequences of {config.length} steps",
+        summary=f"sine-cosine: {sizes} sequences of {config.length} steps",
     )
 
 
 def collate_regression(
     examples: list[tuple[list[list[float]], list[list[float]]]],
 ) -> dict[str, torch.Tensor]:
-    longest = max(len(x) for x, _ in examples)
-    n_in, n_out = len(examples[0][0][0]), len(examples[0][1][0])
-    x = torch.zeros(len(examples), longest, n_in)
-    y = torch.zeros(len(examples), longest, n_out)
-    mask = torch.zeros(len(examples), longest, dtype=torch.bool)
-    for i, (xs, ys) in enumerate(examples):
-        x[i, : len(xs)] = torch.tensor(xs)
-        y[i, : len(ys)] = torch.tensor(ys)
-        mask[i, : len(xs)] = True
-    return {"x": x, "y": y, "mask": mask, "lengths": mask.sum(1)}
+    """Rows of vectors padded to [batch, longest, features]; `mask` marks the real steps."""
+    lengths = torch.tensor([len(x) for x, _ in examples])
+    x = pad([x for x, _ in examples], 0.0, torch.float32)
+    y = pad([y for _, y in examples], 0.0, torch.float32)
+    mask = torch.arange(x.shape[1]) < lengths[:, None]
+    return {"x": x, "y": y, "mask": mask, "lengths": lengths}
 
 
-def read_pairs(path: str) -> list[tuple[str, str]]:
-    """'input<TAB>target' lines; blank lines skipped; lengths must agree per line.
+def text_lines(file: TextFile) -> list[str]:
+    """The lines as a reader in text mode gives them: '\\r\\n', '\\r' and '\\n' each end one
+    (old Mac files end lines with '\\r' alone)."""
+    return file.text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
-    The file is decoded whole (not line by line in text mode), so a byte that is not UTF-8 is
-    reported with its line and its offset in the file."""
-    raw = Path(path).read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
-            path=path,
-            line=raw[: e.start].count(b"\n") + 1,
-        ) from None
+
+def read_pairs(file: TextFile) -> list[tuple[str, str]]:
+    """'input<TAB>target' lines; blank lines skipped; lengths must agree per line."""
     pairs = []
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # as text mode does
-    for lineno, line in enumerate(lines, 1):
+    for lineno, line in enumerate(text_lines(file), 1):
         if not line.strip():
             continue
         parts = line.split("\t")
         if len(parts) < 2:
-            raise DataError("expected 'input<TAB>target'", path=path, line=lineno)
+            raise file.error("expected 'input<TAB>target'", lineno)
         source, target = parts[0], parts[1]
         if len(source) != len(target) or not source:
-            raise DataError(
+            raise file.error(
                 f"input and target must have the same non-zero length "
                 f"({len(source)} vs {len(target)})",
-                path=path,
-                line=lineno,
+                lineno,
             )
         pairs.append((source, target))
     if not pairs:
-        raise DataError("no pairs found (empty file?)", path=path)
+        raise file.error("no pairs found (empty file?)")
     return pairs
 
 
 def load_char_pairs(config: Any, state: dict[str, Any] | None) -> Data:
     """Symbol-per-symbol pairs; vocabularies come from the training pairs (or the saved state)."""
-    pairs = read_pairs(config.path) if config.path else list(HELLO)
-    valid_f, test_f = config.valid_fraction, config.test_fraction
-    train, valid, test = split_by_fraction(
-        pairs, [1 - valid_f - test_f, valid_f, test_f], config.split_seed
+    file = read_text(config.path) if config.path else None
+    parts = split(
+        read_pairs(file) if file else list(HELLO),
+        config,
+        state=state,
+        fingerprint=file.fingerprint if file else None,
+        read=lambda path: read_pairs(read_text(path)),
     )
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
     if state is None:
         state = {
             "input_vocab": Vocab.build([s for s, _ in train]).to_list(),
             "output_vocab": Vocab.build([t for _, t in train], specials=(Vocab.UNK,)).to_list(),
         }
+        if file:
+            state["fingerprint"] = file.fingerprint
     inputs, outputs = Vocab(state["input_vocab"]), Vocab(state["output_vocab"])
     encoded = {
-        name: [(inputs.encode(s), outputs.encode(t)) for s, t in split]
-        for name, split in (("train", train), ("valid", valid), ("test", test))
+        name: [(inputs.encode(s), outputs.encode(t)) for s, t in part]
+        for name, part in parts.items()
     }
     return Data(
         state=state,
@@ -132,37 +126,19 @@ def collate_symbols(examples: list[tuple[list[int], list[int]]]) -> dict[str, to
 CONLLU_TEXT = re.compile(r"#\s*text\s*=\s?(.*)")
 
 
-def read_text(path: str, fmt: str = "auto") -> str:
-    """The text of a UTF-8 file (`plain`), or the sentences of a CoNLL-U file's `# text = `
-    lines joined by newlines (`conllu`; `auto` picks it for *.conllu). Line endings become \\n."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError("no such file", path=path) from None
-    except IsADirectoryError:
-        raise DataError("is a folder, expected a text file", path=path) from None
-    except PermissionError:
-        raise DataError("permission denied", path=path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})", path=path, line=line
-        ) from None
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if fmt == "conllu" or (fmt == "auto" and path.lower().endswith(".conllu")):
+def text_of(file: TextFile, fmt: str = "auto") -> str:
+    """The characters a model learns from: the file as it is (`plain`), or the sentences of a
+    CoNLL-U file's `# text = ` lines joined by newlines (`conllu`; `auto` picks it for
+    *.conllu). Line endings become \\n (see `text_lines`)."""
+    text = "\n".join(text_lines(file))
+    if fmt == "conllu" or (fmt == "auto" and file.path.lower().endswith(".conllu")):
         found = [m.group(1) for m in map(CONLLU_TEXT.fullmatch, text.split("\n")) if m]
         if not found:
-            raise DataError("no '# text = ' sentence lines (is it a CoNLL-U file?)", path=path)
+            raise file.error("no '# text = ' sentence lines (is it a CoNLL-U file?)")
         text = "\n".join(found) + "\n"
     if not text.strip():
-        raise DataError("empty text file (no characters to learn from)", path=path)
+        raise file.error("empty text file (no characters to learn from)")
     return text
-
-
-def embedded_text() -> str:
-    return resources.files(__package__).joinpath("to_be.txt").read_text(encoding="utf-8")
 
 
 class Stream(Sequence):
@@ -226,15 +202,6 @@ class StreamData(Data):
         yield from stream.windows(batch_size, offset)
 
 
-def cut(text: str, valid_fraction: float, test_fraction: float) -> tuple[str, str, str]:
-    """(train, valid, test): contiguous parts, laid out train | test | valid, so that the
-    validation text is the end of the file."""
-    n_valid = round(len(text) * valid_fraction)
-    n_test = round(len(text) * test_fraction)
-    n_train = len(text) - n_valid - n_test
-    return text[:n_train], text[n_train + n_test :], text[n_train : n_train + n_test]
-
-
 def check_length(what: str, part: str, path: str | None, cut_by_fraction: bool = False) -> None:
     """A language model needs at least one (character, next character) pair per split."""
     if len(part) < 2:
@@ -249,41 +216,38 @@ def check_length(what: str, part: str, path: str | None, cut_by_fraction: bool =
 
 
 def load_text(config: Any, state: dict[str, Any] | None) -> Data:
-    """A character language-model dataset from a text file (or the embedded soliloquy)."""
-    source = config.path or "the embedded text (Hamlet, III.1)"
-    text = read_text(config.path, config.format) if config.path else embedded_text()
-    valid_f = 0.0 if config.dev_path else config.valid_fraction
-    test_f = 0.0 if config.test_path else config.test_fraction
-    if valid_f + test_f >= 1.0:
-        raise DataError(
-            f"valid_fraction + test_fraction = {valid_f + test_f:g} leaves no training text",
-            path=config.path,
-        )
-    train, valid, test = cut(text, valid_f, test_f)
-    if config.dev_path:
-        valid = read_text(config.dev_path, config.format)
-    if config.test_path:
-        test = read_text(config.test_path, config.format)
-    evaluating = state is not None
-    if evaluating:  # a trained model: any text of 2 characters or more can be scored
+    """A character language-model dataset from a text file (or the embedded soliloquy). The
+    text is cut in order (train | test | valid), never shuffled: see `Stream`."""
+    file = read_text(config.path) if config.path else embedded(__package__, "to_be.txt")
+    text = text_of(file, config.format if config.path else "plain")
+    parts = split(
+        text,
+        config,
+        state=state,
+        fingerprint=file.fingerprint,
+        read=lambda path: text_of(read_text(path), config.format),
+        contiguous=True,
+    )
+    train, valid, test = parts["train"], parts["valid"], parts["test"]
+    if state is not None:  # a trained model: any text of 2 characters or more can be scored
         check_length("the text", text, config.path)
     else:
+        valid_f = 0.0 if config.dev_path else config.valid_fraction
+        test_f = 0.0 if config.test_path else config.test_fraction
         check_length("the training part", train, config.path, True)
         if valid_f > 0 or config.dev_path:
             check_length("the validation part", valid, config.dev_path or config.path, valid_f > 0)
         if test_f > 0 or config.test_path:
             check_length("the test part", test, config.test_path or config.path, test_f > 0)
-    if state is None:
         vocab = Vocab.build([train], specials=(Vocab.UNK,), min_count=config.min_count)
-        state = {"vocab": vocab.to_list()}
+        state = {"vocab": vocab.to_list(), "fingerprint": file.fingerprint}
     vocab = Vocab(state["vocab"])
-    if evaluating and len(test) < 2:
-        test = text  # `zoo eval FILE --data PATH`: score the whole text
     splits = {
         name: Stream(torch.tensor(vocab.encode(part), dtype=torch.long), config.bptt)
-        for name, part in (("train", train), ("valid", valid), ("test", test))
+        for name, part in parts.items()
     }
     unknown = sum(1 for ch in valid if ch not in vocab) if valid else 0
+    source = config.path or "the embedded text (Hamlet, III.1)"
     return StreamData(
         state=state,
         splits=splits,

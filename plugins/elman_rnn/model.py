@@ -1,4 +1,4 @@
-"""The Elman RNN network and what zoo asks of it: build, loss, evaluate, predict.
+"""The Elman RNN: one recurrent body, and a network per task built on it.
 
     h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)      (nn.RNN, per layer)
     y_t = W_out h_t + b_out                                  (readout, per step)
@@ -8,9 +8,11 @@ nn.RNN/GRU/LSTM or from zoo.cells (the same equations, written out). Tensor name
 own (`rnn.weight_ih_l0`, `readout.weight`) either way, so the weights load into plain torch
 layers and a file saved with one implementation loads with the other.
 
-On the `char-lm` task the network reads a text as contiguous streams (see data.py) and keeps
-its final state between batches: the next window starts where the last one ended, with the
-state detached so back-propagation stops there (truncated BPTT).
+The tasks differ only in what goes in and what the outputs mean: numbers per step
+(`StepRegressor`), a symbol per step (`StepClassifier`), and the next character of a text
+(`CharLM`), which reads the text as contiguous streams (see data.py) and keeps its final state
+between batches: the next window starts where the last one ended, with the state detached so
+back-propagation stops there (truncated BPTT).
 """
 
 from __future__ import annotations
@@ -25,25 +27,28 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo.cells import recurrent_layer
-from zoo.data import Vocab, parse_numbers
-from zoo.errors import UsageError
+from zoo.data import parse_numbers
+from zoo.errors import SettingError, UsageError
+from zoo.metrics import Confusion
+from zoo.network import Batch, Network, Prediction
+from zoo.vocab import Vocab
 
 State = Any  # h, or (h, c) for the LSTM
 
 
-def detach(state: State) -> State:
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+class ElmanRNN(Network):
+    """The shared body: [embedding or one-hot] -> recurrent layers -> a linear readout per
+    step. Created in this order (embedding, rnn, readout), so a seed gives the same weights."""
 
-
-def rows(state: State) -> int:
-    return int((state[0] if isinstance(state, tuple) else state).shape[1])
-
-
-class ElmanRNN(nn.Module):
     def __init__(
-        self, config: Any, input_size: int, output_size: int, vocab_size: int | None = None
+        self,
+        config: Any,
+        state: dict[str, Any],
+        input_size: int,
+        output_size: int,
+        vocab_size: int | None = None,
     ):
-        super().__init__()
+        super().__init__(config, state)
         self.vocab_size = vocab_size
         self.embedding = (
             nn.Embedding(vocab_size, config.embedding_dim, padding_idx=0)
@@ -64,9 +69,6 @@ class ElmanRNN(nn.Module):
         )
         directions = 2 if config.bidirectional else 1
         self.readout = nn.Linear(config.hidden_size * directions, output_size)
-        # char-lm: the final state of the last window, per mode (training and evaluation
-        # read different streams); not a parameter, never saved.
-        self.carry: dict[bool, State] = {}
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Symbol ids [batch, time] as embeddings or one-hot vectors; numbers pass through."""
@@ -77,7 +79,8 @@ class ElmanRNN(nn.Module):
         return F.one_hot(x, self.vocab_size).float()
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [batch, time, features] of numbers, or [batch, time] of symbol ids."""
+        """x: [batch, time, features] of numbers, or [batch, time] of symbol ids; padded
+        sequences are packed, so padding never reaches the state of the real steps."""
         x = self.inputs(x)
         if lengths is not None and bool((lengths != x.shape[1]).any()):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -86,6 +89,132 @@ class ElmanRNN(nn.Module):
         else:
             out, _ = self.rnn(x)
         return self.readout(out)
+
+
+def symbol_input_size(config: Any, vocab_size: int) -> int:
+    return config.embedding_dim if config.embedding_dim > 0 else vocab_size
+
+
+# --------------------------------------------------------------------- step regression
+class StepRegressor(ElmanRNN):
+    """A vector of numbers out per vector in (sine-cosine: sin t -> cos t), scored by MSE."""
+
+    def __init__(self, config: Any, state: dict[str, Any]):
+        super().__init__(config, state, int(state["input_size"]), int(state["output_size"]))
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        mask = batch["mask"]
+        return F.mse_loss(self(batch["x"], batch["lengths"])[mask], batch["y"][mask])
+
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
+        se = ae = n = 0.0
+        for batch in batches:
+            mask = batch["mask"]
+            diff = self(batch["x"], batch["lengths"])[mask] - batch["y"][mask]
+            se += float((diff**2).sum())
+            ae += float(diff.abs().sum())
+            n += diff.numel()
+        return {"loss": se / n, "mse": se / n, "mae": ae / n}
+
+    def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
+        """Numbers typed one per argument (or one per line) form one sequence; otherwise each
+        input is a sequence of whitespace-separated steps, commas separating features."""
+        if all(len(s.split()) == 1 for s in inputs):
+            sequences = [parse_numbers(" ".join(inputs))]
+        else:
+            sequences = [parse_numbers(s) for s in inputs]
+        size = self.state["input_size"]
+        results = []
+        for seq in sequences:
+            if not seq:
+                raise UsageError("empty input: give numbers, one per time step")
+            if any(len(step) != size for step in seq):
+                raise UsageError(f"each step needs {size} comma-separated value(s)")
+            out = self(torch.tensor([seq], dtype=torch.float32, device=self.device))[0]
+            values = [[round(v, 6) for v in row] for row in out.tolist()]
+            flat = [v[0] if len(v) == 1 else v for v in values]
+            results.append(
+                {
+                    "input": [s[0] if len(s) == 1 else s for s in seq],
+                    "output": flat,
+                    "text": " ".join(
+                        f"{v:.4f}" if isinstance(v, float) else ",".join(f"{u:.4f}" for u in v)
+                        for v in flat
+                    ),
+                }
+            )
+        return results
+
+
+# ----------------------------------------------------------------- step classification
+class StepClassifier(ElmanRNN):
+    """A symbol out per symbol in (char-pairs: hello -> ohlol)."""
+
+    def __init__(self, config: Any, state: dict[str, Any]):
+        vocab, outputs = len(state["input_vocab"]), len(state["output_vocab"])
+        super().__init__(config, state, symbol_input_size(config, vocab), outputs, vocab)
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        out = self(batch["x"], batch["lengths"])
+        return F.cross_entropy(
+            out.reshape(-1, out.shape[-1]), batch["y"].reshape(-1), ignore_index=-100
+        )
+
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, Any]:
+        """Per-symbol loss and Confusion metrics; `sequence_accuracy`: sequences all right."""
+        confusion = Confusion(self.state["output_vocab"])
+        total_loss = tokens = exact = sequences = 0.0
+        for batch in batches:
+            out, y = self(batch["x"], batch["lengths"]), batch["y"]
+            valid = y != -100
+            total_loss += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
+            predicted = out.argmax(-1)
+            confusion.add(predicted, y)
+            tokens += float(valid.sum())
+            exact += float(((predicted == y) | ~valid).all(dim=1).sum())
+            sequences += y.shape[0]
+        return {
+            "loss": total_loss / tokens,
+            **confusion.metrics(),
+            "sequence_accuracy": exact / sequences,
+        }
+
+    def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
+        vocab, outputs = Vocab(self.state["input_vocab"]), Vocab(self.state["output_vocab"])
+        results = []
+        for text in inputs:
+            if not text:
+                raise UsageError("empty input: give a string of symbols, e.g. hello")
+            ids = torch.tensor([vocab.encode(text)], device=self.device)
+            predicted = "".join(outputs.decode(self(ids)[0].argmax(-1).tolist()))
+            results.append({"input": text, "output": predicted, "text": f"{text} -> {predicted}"})
+        return results
+
+
+# ---------------------------------------------------------------------------- char LM
+def detach(state: State) -> State:
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def rows(state: State) -> int:
+    return int((state[0] if isinstance(state, tuple) else state).shape[1])
+
+
+class CharLM(ElmanRNN):
+    """The next character of a text at every step, trained by truncated BPTT on contiguous
+    streams; scored in bits per character; predict continues a prompt by sampling."""
+
+    def __init__(self, config: Any, state: dict[str, Any]):
+        if config.bidirectional:
+            raise SettingError(
+                "bidirectional=True: a language model reads left to right (it would see the "
+                "character it has to predict); use bidirectional=False"
+            )
+        vocab = len(state["vocab"])
+        super().__init__(config, state, symbol_input_size(config, vocab), vocab, vocab)
+        # The final state of the last window, per mode (training and evaluation read
+        # different streams); not a parameter, never saved.
+        self.carry: dict[bool, State] = {}
 
     def run(self, x: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
         """Logits [batch, time, symbols] for ids [batch, time] from `state`, and the state after."""
@@ -103,155 +232,52 @@ class ElmanRNN(nn.Module):
         self.carry[self.training] = detach(state)
         return logits
 
-
-def build(config: Any, state: dict[str, Any], task: str) -> ElmanRNN:
-    if task == "char-lm":
-        if config.bidirectional:
-            raise UsageError(
-                "bidirectional: a language model reads left to right (it would see the "
-                "character it has to predict); use bidirectional=False"
-            )
-        vocab = len(state["vocab"])
-        input_size = config.embedding_dim if config.embedding_dim > 0 else vocab
-        return ElmanRNN(config, input_size, vocab, vocab_size=vocab)
-    if task == "step-classification":
-        vocab, outputs = len(state["input_vocab"]), len(state["output_vocab"])
-        input_size = config.embedding_dim if config.embedding_dim > 0 else vocab
-        return ElmanRNN(config, input_size, outputs, vocab_size=vocab)
-    return ElmanRNN(config, int(state["input_size"]), int(state["output_size"]))
-
-
-def loss(module: ElmanRNN, batch: dict[str, Any]) -> torch.Tensor:
-    if "reset" in batch:  # char-lm
-        out = module.stream(batch["x"], batch["reset"])
+    def loss(self, batch: Batch) -> torch.Tensor:
+        out = self.stream(batch["x"], batch["reset"])
         return F.cross_entropy(out.flatten(0, 1), batch["y"].flatten(), ignore_index=-100)
-    out = module(batch["x"], batch["lengths"])
-    if "mask" in batch:  # step-regression
-        mask = batch["mask"]
-        return F.mse_loss(out[mask], batch["y"][mask])
-    return F.cross_entropy(
-        out.reshape(-1, out.shape[-1]), batch["y"].reshape(-1), ignore_index=-100
-    )
 
-
-def evaluate(
-    module: ElmanRNN, batches: Iterable[dict[str, torch.Tensor]], state: dict[str, Any], task: str
-) -> dict[str, float]:
-    if task == "step-regression":
-        se = ae = n = 0.0
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """Bits per character: the mean negative log2-probability of each next character."""
+        nats = correct = count = 0.0
         for batch in batches:
-            mask = batch["mask"]
-            diff = module(batch["x"], batch["lengths"])[mask] - batch["y"][mask]
-            se += float((diff**2).sum())
-            ae += float(diff.abs().sum())
-            n += diff.numel()
-        return {"loss": se / n, "mse": se / n, "mae": ae / n}
-    if task == "char-lm":
-        return evaluate_lm(module, batches)
-    total_loss = correct = tokens = exact = sequences = 0.0
-    for batch in batches:
-        out = module(batch["x"], batch["lengths"])
-        y = batch["y"]
-        valid = y != -100
-        total_loss += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
-        hit = (out.argmax(-1) == y) & valid
-        correct += float(hit.sum())
-        tokens += float(valid.sum())
-        exact += float((hit | ~valid).all(dim=1).sum())
-        sequences += y.shape[0]
-    return {
-        "loss": total_loss / tokens,
-        "accuracy": correct / tokens,
-        "sequence_accuracy": exact / sequences,
-    }
+            out = self.stream(batch["x"], batch["reset"])
+            y = batch["y"]
+            valid = y != -100
+            nats += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
+            correct += float((out.argmax(-1)[valid] == y[valid]).sum())
+            count += float(valid.sum())
+        return {
+            "loss": nats / count,
+            "bpc": nats / count / math.log(2),
+            "accuracy": correct / count,
+            "characters": int(count),
+        }
 
+    def generate(self, prompt: str, vocab: Vocab, options: Any, generator: torch.Generator) -> str:
+        """Read the prompt, then sample one character at a time, feeding each back in. The
+        unknown symbol is never sampled."""
+        logits, state = self.run(torch.tensor([vocab.encode(prompt)], device=self.device))
+        out = []
+        for _ in range(options.length):
+            scores = logits[0, -1].clone()
+            if vocab.unk_id is not None and len(vocab) > 1:
+                scores[vocab.unk_id] = -math.inf
+            if options.temperature == 0:
+                nxt = int(scores.argmax())
+            else:
+                probs = torch.softmax(scores / options.temperature, dim=-1)
+                nxt = int(torch.multinomial(probs, 1, generator=generator))
+            out.append(vocab.tokens[nxt])
+            logits, state = self.run(torch.tensor([[nxt]], device=self.device), state)
+        return "".join(out)
 
-def evaluate_lm(module: ElmanRNN, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
-    """Bits per character: the mean negative log2-probability of each next character."""
-    nats = correct = count = 0.0
-    for batch in batches:
-        out = module.stream(batch["x"], batch["reset"])
-        y = batch["y"]
-        valid = y != -100
-        nats += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
-        correct += float((out.argmax(-1)[valid] == y[valid]).sum())
-        count += float(valid.sum())
-    return {
-        "loss": nats / count,
-        "bpc": nats / count / math.log(2),
-        "accuracy": correct / count,
-        "characters": int(count),
-    }
-
-
-def generate(
-    module: ElmanRNN, prompt: str, vocab: Vocab, options: Any, generator: torch.Generator
-) -> str:
-    """Read the prompt, then sample one character at a time, feeding each back in. The
-    unknown symbol is never sampled."""
-    ids = torch.tensor([vocab.encode(prompt)])
-    logits, state = module.run(ids)
-    out = []
-    for _ in range(options.length):
-        scores = logits[0, -1].clone()
-        if vocab.unk_id is not None and len(vocab) > 1:
-            scores[vocab.unk_id] = -math.inf
-        if options.temperature == 0:
-            nxt = int(scores.argmax())
-        else:
-            probs = torch.softmax(scores / options.temperature, dim=-1)
-            nxt = int(torch.multinomial(probs, 1, generator=generator))
-        out.append(vocab.tokens[nxt])
-        logits, state = module.run(torch.tensor([[nxt]]), state)
-    return "".join(out)
-
-
-def predict(
-    module: ElmanRNN, inputs: list[str], state: dict[str, Any], task: str, options: Any
-) -> list[dict[str, Any]]:
-    if task == "char-lm":
-        vocab = Vocab(state["vocab"])
-        generator = torch.Generator().manual_seed(options.seed)
+    def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
+        vocab = Vocab(self.state["vocab"])
+        generator = torch.Generator(self.device).manual_seed(options.seed)
         results = []
         for prompt in inputs:
             if not prompt:
                 raise UsageError('empty prompt: give some text to continue, e.g. "To be"')
-            text = generate(module, prompt, vocab, options, generator)
+            text = self.generate(prompt, vocab, options, generator)
             results.append({"input": prompt, "output": text, "text": prompt + text})
         return results
-    if task == "step-classification":
-        vocab, outputs = Vocab(state["input_vocab"]), Vocab(state["output_vocab"])
-        results = []
-        for text in inputs:
-            if not text:
-                raise UsageError("empty input: give a string of symbols, e.g. hello")
-            ids = torch.tensor([vocab.encode(text)])
-            predicted = "".join(outputs.decode(module(ids)[0].argmax(-1).tolist()))
-            results.append({"input": text, "output": predicted, "text": f"{text} -> {predicted}"})
-        return results
-    # step-regression: numbers typed one per argument form one sequence; otherwise each input
-    # (a line of a file) is a sequence of whitespace-separated steps.
-    if all(len(s.split()) == 1 for s in inputs):
-        sequences = [parse_numbers(" ".join(inputs))]
-    else:
-        sequences = [parse_numbers(s) for s in inputs]
-    results = []
-    for seq in sequences:
-        if not seq:
-            raise UsageError("empty input: give numbers, one per time step")
-        if any(len(step) != state["input_size"] for step in seq):
-            raise UsageError(f"each step needs {state['input_size']} comma-separated value(s)")
-        out = module(torch.tensor([seq], dtype=torch.float32))[0]
-        values = [[round(v, 6) for v in row] for row in out.tolist()]
-        flat = [v[0] if len(v) == 1 else v for v in values]
-        results.append(
-            {
-                "input": [s[0] if len(s) == 1 else s for s in seq],
-                "output": flat,
-                "text": " ".join(
-                    f"{v:.4f}" if isinstance(v, float) else ",".join(f"{u:.4f}" for u in v)
-                    for v in flat
-                ),
-            }
-        )
-    return results

@@ -10,11 +10,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zoo_plugins.elman_rnn import TextConfig
-from zoo_plugins.elman_rnn.data import Stream, load_text, read_text
+from zoo_plugins.elman_rnn.data import Stream, load_text, text_of
 
 import zoo
 from tests.conftest import SHARED_DATA
-from zoo.errors import DataError
+from zoo.errors import DataError, UsageError
+from zoo.textfile import embedded as zoo_embedded
+from zoo.textfile import read_text
 
 EWT = SHARED_DATA / "ud-english-ewt"
 
@@ -28,29 +30,35 @@ def text_config(**values) -> TextConfig:
 
 # ------------------------------------------------------------------------------- reading
 def test_reader_errors_are_one_line_data_errors(tmp_path):
-    missing = tmp_path / "nope.txt"
+    def load(path, **settings):
+        return load_text(text_config(path=str(path), **settings), None)
+
     with pytest.raises(DataError, match=r"nope\.txt: no such file"):
-        read_text(str(missing))
+        load(tmp_path / "nope.txt")
     empty = tmp_path / "empty.txt"
     empty.write_text("")
     with pytest.raises(DataError, match=r"empty\.txt: empty text file"):
-        read_text(str(empty))
+        load(empty)
     blank = tmp_path / "blank.txt"
     blank.write_text(" \n\n\t\n")
     with pytest.raises(DataError, match="empty text file"):
-        read_text(str(blank))
+        load(blank)
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("line one\ncaf\u00e9\n".encode("latin-1"))
-    with pytest.raises(
-        DataError, match=r"latin1\.txt:2: not UTF-8 text \(byte 0xe9 at offset 12\)"
-    ):
-        read_text(str(latin))
+    with pytest.raises(DataError, match=r"latin1\.txt:2: not UTF-8 text \(byte 0xe9 at column 4\)"):
+        load(latin)
     with pytest.raises(DataError, match="is a folder"):
-        read_text(str(tmp_path))
+        load(tmp_path)
     not_conllu = tmp_path / "x.conllu"
     not_conllu.write_text("1\tHello\thello\tINTJ\n")
-    with pytest.raises(DataError, match="no '# text = ' sentence lines"):
-        read_text(str(not_conllu))
+    with pytest.raises(DataError, match=r"x\.conllu: no '# text = ' sentence lines"):
+        load(not_conllu)
+    dev = tmp_path / "dev.txt"
+    dev.write_bytes(b"fine\n\xff\n")
+    good = tmp_path / "good.txt"
+    good.write_text("To be, or not to be.\n" * 3)
+    with pytest.raises(DataError, match=r"dev\.txt:2: not UTF-8 text \(byte 0xff at column 1\)"):
+        load(good, dev_path=str(dev))
 
 
 def test_conllu_sentences_and_line_endings(tmp_path):
@@ -58,11 +66,11 @@ def test_conllu_sentences_and_line_endings(tmp_path):
     f.write_text(
         "# sent_id = 1\r\n# text = Hello there.\r\n1\tHello\t_\n\n# text = Bye!\n1\tBye\t_\n"
     )
-    assert read_text(str(f)) == "Hello there.\nBye!\n"
-    assert read_text(str(f), "plain").startswith("# sent_id = 1\n# text = Hello there.\n1")
+    assert text_of(read_text(f)) == "Hello there.\nBye!\n"
+    assert text_of(read_text(f), "plain").startswith("# sent_id = 1\n# text = Hello there.\n1")
     plain = tmp_path / "p.txt"
     plain.write_bytes(b"\xef\xbb\xbfa\r\nb\rc")  # BOM, CRLF, CR
-    assert read_text(str(plain)) == "a\nb\nc"
+    assert text_of(read_text(plain)) == "a\nb\nc"
 
 
 def test_splits_that_end_up_empty_are_refused(tmp_path):
@@ -72,10 +80,30 @@ def test_splits_that_end_up_empty_are_refused(tmp_path):
         load_text(text_config(path=str(f), valid_fraction=0.1), None)
     with pytest.raises(DataError, match="the test part has 0 character"):
         load_text(text_config(path=str(f), valid_fraction=0.5, test_fraction=0.01), None)
-    with pytest.raises(DataError, match="leaves no training text"):
+    with pytest.raises(DataError, match="the training part has 0 character.*valid_fraction"):
         load_text(text_config(path=str(f), valid_fraction=0.5, test_fraction=0.5), None)
+    with pytest.raises(UsageError, match="at most 1"):
+        load_text(text_config(path=str(f), valid_fraction=0.6, test_fraction=0.6), None)
     data = load_text(text_config(path=str(f), valid_fraction=0.2), None)
     assert (data.size("train"), data.size("valid"), data.has("test")) == (1, 1, False)
+
+
+def test_the_text_is_cut_in_order_train_test_valid(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_text("".join(chr(ord("a") + i % 26) for i in range(100)))
+    data = load_text(text_config(path=str(f), valid_fraction=0.2, test_fraction=0.1), None)
+    vocab = data.state["vocab"]
+    parts = {s: "".join(vocab[i] for i in data.splits[s].ids.tolist()) for s in data.splits}
+    text = f.read_text()
+    assert parts == {"train": text[:70], "test": text[70:80], "valid": text[80:]}
+    assert data.state["fingerprint"] == read_text(f).fingerprint
+    embedded = load_text(text_config(), None)  # the built-in text is recognised too
+    assert (
+        embedded.state["fingerprint"]
+        == zoo_embedded("zoo_plugins.elman_rnn", "to_be.txt").fingerprint
+    )
+    other = load_text(text_config(path=str(f)), embedded.state)  # another file: scored whole
+    assert not other.has("valid") and other.splits["test"].pairs == 99
 
 
 @settings(
@@ -215,6 +243,23 @@ def test_eval_scores_a_whole_other_text(lm_file, zoo, tmp_path):
     assert "needs at least 2" in zoo("eval", path, "--data", short).error_line()
 
 
+def test_a_model_trained_on_a_file_scores_another_file_whole(tmp_path):
+    train = tmp_path / "train.txt"
+    train.write_text("To be, or not to be, that is the question.\n" * 10)
+    model = zoo.create("elman-rnn", "text", train, hidden_size=8, steps=2, test_fraction=0.1)
+    zoo.train(model)
+    path = tmp_path / "lm.safetensors"
+    zoo.save(model, path)
+    # the training file again: the very split training held out, scored the same
+    for split in ("valid", "test"):
+        assert zoo.evaluate(path, split=split) == zoo.evaluate(model, split=split)
+    other = tmp_path / "other.txt"
+    other.write_text("Whether 'tis nobler in the mind to suffer\n")
+    assert zoo.evaluate(path, other)["characters"] == len(other.read_text()) - 1
+    with pytest.raises(UsageError, match="it has: test"):
+        zoo.evaluate(path, other, split="valid")
+
+
 def test_cli_errors_for_bad_text_files(zoo, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"ok\n\xff\xfe\n")
@@ -257,7 +302,7 @@ def test_reads_the_sentences_of_a_real_conllu_file(tmp_path):
                 break
     part = tmp_path / "train200.conllu"
     part.write_text("".join(head[:-1]), encoding="utf-8")
-    text = read_text(str(part))
+    text = text_of(read_text(part))
     assert text.count("\n") == 200
     assert text.startswith("Al-Zaman : American forces killed Shaikh Abdullah al-Ani")
     model = zoo.create("elman-rnn", "text", data=part, steps=2, hidden_size=16)
