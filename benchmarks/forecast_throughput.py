@@ -107,7 +107,7 @@ def main() -> None:
         model.module.load_state_dict(initial)
         gc.collect()
         w0, c0 = time.perf_counter(), time.process_time()
-        trainer.fit(model.impl, model.module, data, model.state, model.task, tc)
+        trainer.fit(model.module, data, tc)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         return wall, cpu, copy.deepcopy(model.module.state_dict())
 

@@ -121,7 +121,7 @@ def training(args) -> None:
     model.module.eval(), hand.eval()
     b = batches[0]
     with torch.no_grad():
-        ours = model.impl.loss(model.module, b)
+        ours = model.module.loss(b)
         theirs = F.cross_entropy(
             hand(b["src"], b["src_lengths"], b["tgt_in"]).flatten(0, 1),
             b["tgt_out"].flatten(),
@@ -135,17 +135,13 @@ def training(args) -> None:
     )
     # Warm up both (oneDNN prepares its kernels for each new shape on first use).
     warm = batches[: min(30, args.steps)]
-    trainer.fit(
-        model.impl, model.module, model.data, model.state, model.task, replace(cfg, steps=len(warm))
-    )
+    trainer.fit(model.module, model.data, replace(cfg, steps=len(warm)))
     hand_loop(hand, warm, cfg.lr, cfg.grad_clip, cfg.seed)
     zoo_times, hand_times = [], []
 
     def run_zoo() -> None:
         model.module.load_state_dict(initial)
-        _, wall, cpu = timed(
-            lambda: trainer.fit(model.impl, model.module, model.data, model.state, model.task, cfg)
-        )
+        _, wall, cpu = timed(lambda: trainer.fit(model.module, model.data, cfg))
         zoo_times.append((wall, cpu))
 
     def run_hand() -> None:
@@ -187,11 +183,7 @@ def threads(args) -> None:
         for n in args.compare_threads:
             cfg = replace(model.train_config, steps=args.thread_steps, threads=n)
             model.module.load_state_dict(initial)
-            _, wall, cpu = timed(
-                lambda c=cfg: trainer.fit(
-                    model.impl, model.module, model.data, model.state, model.task, c
-                )
-            )
+            _, wall, cpu = timed(lambda c=cfg: trainer.fit(model.module, model.data, c))
             if rep:
                 results[n].append((wall, cpu))
     torch.set_num_threads(args.threads)

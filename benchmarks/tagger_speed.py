@@ -59,7 +59,7 @@ def main() -> None:
     settings = dict(s.split("=", 1) for s in opts.sets)
     model = zoo.create("lstm-tagger", "conllu", opts.data, steps=opts.steps, **settings)
     cfg = model.train_config
-    impl, data = model.impl, model.data
+    data = model.data
     train_only = Data(data.state, {"train": data.splits["train"]}, data.collate, data.length)
     initial = copy.deepcopy(model.module.state_dict())
 
@@ -73,18 +73,18 @@ def main() -> None:
     words = sum(int(b["lengths"].sum()) for b in batches)
 
     def fresh() -> torch.nn.Module:
-        module = impl.build(model.config, model.state, model.task)
+        module = type(model.module)(model.config, model.state)
         module.load_state_dict(initial)
         return module.train()
 
     def zoo_loop() -> None:
-        trainer.fit(impl, fresh(), train_only, model.state, model.task, cfg_threads)
+        trainer.fit(fresh(), train_only, cfg_threads)
 
     def minimal_loop() -> None:
         module = fresh()
         opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
         for batch in batches:
-            loss = impl.loss(module, batch)
+            loss = module.loss(batch)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
@@ -98,7 +98,7 @@ def main() -> None:
         opt = torch.optim.Adam(module.parameters(), lr=cfg.lr)
         for batch in one_by_one:
             module.zero_grad()
-            loss = impl.loss(module, batch)
+            loss = module.loss(batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
             opt.step()
