@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, impl_param, param
+from zoo import Architecture, Dataset, Fractions, HeldOut, hookimpl, impl_param, param
 
 
 @dataclass
@@ -65,20 +65,28 @@ class TaggerPredictConfig:
 
 
 @dataclass
-class ToyTagsConfig:
+class ToyTagsConfig(Fractions):
     lowercase: bool = param(True, "lower-case words before looking them up")
-    valid_fraction: float = param(0.1, "share of sentences for validation", min=0.0, max=0.9)
-    test_fraction: float = param(0.1, "share of sentences for the test", min=0.0, max=0.9)
-    split_seed: int = param(0, "seed of the split", min=0)
 
 
 @dataclass
-class ConlluConfig:
-    path: str | None = param(
-        None, "TRAIN.conllu, or a folder holding *-ud-{train,dev,test}.conllu (--data)"
+class ConlluConfig(HeldOut):
+    """--data is TRAIN.conllu, or a folder holding *-ud-{train,dev,test}.conllu."""
+
+    valid_fraction: float = param(
+        0.0,
+        "share of the training file's sentences held out for validation (a treebank comes "
+        "with its dev file: --dev, or a folder's *-ud-dev.conllu)",
+        min=0.0,
+        max=0.9,
     )
-    dev_path: str | None = param(None, "validation CoNLL-U file (--dev)")
-    test_path: str | None = param(None, "test CoNLL-U file (--test)")
+    test_fraction: float = param(
+        0.0,
+        "share of the training file's sentences held out for the test (a treebank comes "
+        "with its test file: --test, or a folder's *-ud-test.conllu)",
+        min=0.0,
+        max=0.9,
+    )
     column: Literal["upos", "xpos"] = param("upos", "which tag column to learn and fill")
     lowercase: bool = param(True, "lower-case words for the word embeddings (characters keep case)")
     limit: int = param(0, "read only the first N sentences of each file (0: all)", min=0)
@@ -118,7 +126,7 @@ def register_architectures(register):
             tasks=("tagging",),
             config=TaggerConfig,
             default_dataset="toy-tags",
-            implementation="zoo_plugins.lstm_tagger.model",
+            implementation="zoo_plugins.lstm_tagger.model:LSTMTagger",
             train_defaults={"lr": 0.01},
             dataset_defaults={"conllu": CONLLU_RECIPE},
             monitor=("accuracy", "max"),
@@ -142,7 +150,8 @@ def register_datasets(register):
     register(
         Dataset(
             name="conllu",
-            description="CoNLL-U treebank files (Universal Dependencies): UPOS or XPOS tags",
+            description="CoNLL-U treebank files (Universal Dependencies): UPOS or XPOS tags; "
+            "--data TRAIN.conllu or a folder of *-ud-{train,dev,test}.conllu",
             task="tagging",
             config=ConlluConfig,
             loader="zoo_plugins.lstm_tagger.data:load_conllu",

@@ -6,9 +6,9 @@ Only lines whose ID is a positive integer are words: multiword-token ranges (`3-
 nodes (`8.1`) are skipped, as the published UPOS scores skip them.
 
 The reader is strict where a silent guess would train on garbage: a wrong column count, a
-malformed ID, words out of order, an empty FORM or tag, or bytes that are not UTF-8 stop it
-with a `DataError` naming the file and line. It reads the whole file with one `read()` and a
-single pass over its lines (EWT train, 204,577 words, loads in about a second).
+malformed ID, words out of order, an empty FORM or tag stop it with a `DataError` naming the
+file and line (`zoo.textfile` reads the file, and names bytes that are not UTF-8). It is a
+single pass over the lines (EWT train, 204,577 words, loads in about a second).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from zoo.errors import DataError
+from zoo.textfile import TextFile, read_text
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TAG_COLUMNS = {"upos": 3, "xpos": 4}
@@ -36,37 +37,15 @@ class Sentence:
     lines: list[int]
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
-    """The file as text; bytes that are not UTF-8 are a DataError naming the line."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        raise DataError(
-            f"not UTF-8 text ({e.reason} at byte {e.start})", path=os.fspath(path), line=line
-        ) from None
-
-
 def _shown(wid: str) -> str:
     """An ID as quoted in an error message: at most 20 characters, so the message stays short."""
     return wid if len(wid) <= 20 else wid[:20] + "..."
 
 
-def split_lines(text: str) -> list[str]:
-    """Lines split on '\\n' only (not on the other characters str.splitlines breaks at); a
-    trailing '\\r' stays on its line so that a writer can give back the very same bytes."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
 def parse(
-    text: str, source: str, column: str = "upos", *, require_tags: bool = True
+    text: str, path: str, column: str = "upos", *, require_tags: bool = True
 ) -> list[Sentence]:
-    """The sentences of CoNLL-U `text` (read from `source`, named in errors)."""
+    """The sentences of CoNLL-U `text` (read from `path`, named in errors)."""
     index = TAG_COLUMNS[column]
     sentences: list[Sentence] = []
     words: list[str] = []
@@ -79,8 +58,8 @@ def parse(
             sentences.append(Sentence(words, tags, where))
         words, tags, where = [], [], []
 
-    for i, raw in enumerate(split_lines(text)):
-        line = raw[:-1] if raw.endswith("\r") else raw
+    for i, raw in enumerate(text.split("\n")):  # on '\n' only, as TextFile.lines
+        line = raw.removesuffix("\r")
         if not line.strip():
             close()
             continue
@@ -91,7 +70,7 @@ def parse(
             raise DataError(
                 f"expected 10 tab-separated columns (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL "
                 f"DEPS MISC), got {len(cols)}",
-                path=source,
+                path=path,
                 line=i + 1,
             )
         wid = cols[0]
@@ -100,24 +79,24 @@ def parse(
             if wid != str(expected):  # as text: int() refuses ids over 4300 digits
                 raise DataError(
                     f"word id {_shown(wid)} out of order: expected {expected}",
-                    path=source,
+                    path=path,
                     line=i + 1,
                 )
             form = cols[1]
             if not form.strip():
-                raise DataError("empty FORM column", path=source, line=i + 1)
+                raise DataError("empty FORM column", path=path, line=i + 1)
             tag: str | None = cols[index]
             if tag == "_" or tag == "":
                 if require_tags:
                     raise DataError(
                         f"no {column.upper()} tag ('{cols[index]}') for word {form!r}",
-                        path=source,
+                        path=path,
                         line=i + 1,
                     )
                 tag = None
             elif tag != tag.strip() or " " in tag:
                 raise DataError(
-                    f"{column.upper()} tag {tag!r} contains spaces", path=source, line=i + 1
+                    f"{column.upper()} tag {tag!r} contains spaces", path=path, line=i + 1
                 )
             words.append(form)
             tags.append(tag)
@@ -132,7 +111,7 @@ def parse(
                 raise DataError(
                     f"multiword token range {_shown(wid)} does not start at the next word "
                     f"({len(words) + 1}) or is empty",
-                    path=source,
+                    path=path,
                     line=i + 1,
                 )
             continue
@@ -140,7 +119,7 @@ def parse(
             continue
         raise DataError(
             f"bad ID {_shown(wid)!r}: expected a word number (7), a range (3-4) or an empty node (8.1)",
-            path=source,
+            path=path,
             line=i + 1,
         )
     close()
@@ -148,19 +127,19 @@ def parse(
 
 
 def read(
-    path: str | os.PathLike[str],
+    source: str | os.PathLike[str] | TextFile,
     column: str = "upos",
     *,
     require_tags: bool = True,
     limit: int = 0,
 ) -> list[Sentence]:
-    """The sentences of a CoNLL-U file; an empty file (no words) is a DataError.
-
-    `limit` > 0 keeps only the first `limit` sentences (for quick runs and tests)."""
-    name = os.fspath(path)
-    sentences = parse(read_text(path), name, column, require_tags=require_tags)
+    """The sentences of a CoNLL-U file (a path, or a file already read); an empty file (no
+    words) is a DataError. `limit` > 0 keeps only the first `limit` sentences (for quick runs
+    and tests)."""
+    file = source if isinstance(source, TextFile) else read_text(source)
+    sentences = parse(file.text, file.path, column, require_tags=require_tags)
     if not sentences:
-        raise DataError("no sentences: expected CoNLL-U word lines (ID FORM ... MISC)", path=name)
+        raise file.error("no sentences: expected CoNLL-U word lines (ID FORM ... MISC)")
     return sentences[:limit] if limit else sentences
 
 
@@ -176,13 +155,14 @@ def looks_like_conllu(text: str) -> bool:
     return False
 
 
-def with_tags(text: str, sentences: list[Sentence], tags: list[list[str]], column: str) -> str:
-    """`text` with the tag column of every word line replaced by `tags`, all else untouched."""
-    lines = text.split("\n")
+def with_tags(file: TextFile, sentences: list[Sentence], tags: list[list[str]], column: str) -> str:
+    """The file's text with the tag column of every word line replaced by `tags`, every other
+    character untouched ('\\r' line ends, and the byte-order mark the file started with)."""
+    lines = file.text.split("\n")
     index = TAG_COLUMNS[column]
     for sentence, predicted in zip(sentences, tags):
         for lineno, tag in zip(sentence.lines, predicted):
             cols = lines[lineno].split("\t")
             cols[index] = tag
             lines[lineno] = "\t".join(cols)
-    return "\n".join(lines)
+    return ("\ufeff" if file.bom else "") + "\n".join(lines)

@@ -1,33 +1,36 @@
 """Tagging data: the built-in toy corpus, CoNLL-U treebanks, vocabularies and batching.
 
-The saved state is {"words": [...], "tags": [...], "chars": [...], "lowercase": bool} (plus
-"column" for CoNLL-U: which column the tags came from). "words" holds every training word
-(lower-cased when `lowercase`), so evaluation can tell known from unknown words; "chars" the
-training characters in their original case, for the character-level word features.
+The saved state is {"words": [...], "tags": [...], "chars": [...], "lowercase": bool} (plus,
+for CoNLL-U, "column": which column the tags came from, and "fingerprint" of the training
+file). "words" holds every training word (lower-cased when `lowercase`), so evaluation can
+tell known from unknown words; "chars" the training characters in their original case, for
+the character-level word features.
 
-A batch is the `tagging` task's `words` [B,T], `lengths` [B] and `tags` [B,T] (-100 padding),
-(and, in evaluation splits only, `UNSEEN_TAG` = -2
-for a gold tag the model does not know: counted as a word, never right), plus the optional
-keys: `counts` [B,T] (training batches only), how often each word occurs in the
-training data, and the character keys: `chars` [U,L] the character ids of the U distinct word forms
-of the batch (between begin/end-of-word symbols, padded with 0), `char_lengths` [U], and
-`forms` [B,T], which row of `chars` each word is. Computing each distinct form once per batch
-saves a third of the character work on English text.
+A batch is the `tagging` task's `words` [B,T], `lengths` [B] and `tags` [B,T] (-100 padding;
+in evaluation splits only, `UNSEEN_TAG` = -2 for a gold tag the model does not know: counted
+as a word, never right), plus the optional keys: `counts` [B,T] (training batches only), how
+often each word occurs in the training data, and the character keys: `chars` [U,L] the
+character ids of the U distinct word forms of the batch (between begin/end-of-word symbols,
+padded with 0), `char_lengths` [U], and `forms` [B,T], which row of `chars` each word is.
+Computing each distinct form once per batch saves a third of the character work on English
+text.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo.data import Data, Vocab, pad, split_by_fraction
-from zoo.errors import DataError, UsageError
+from zoo.data import Data, pad
+from zoo.errors import DataError, SettingError, UsageError
+from zoo.splits import SPLITS, split
+from zoo.textfile import TextFile, embedded, read_text
+from zoo.vocab import Vocab
 
 from . import conllu
 
@@ -38,14 +41,15 @@ Example = tuple[list[int], tuple[str, ...], list[int], list[int] | None]
 
 BOW, EOW = "<w>", "</w>"
 CHAR_SPECIALS = (Vocab.PAD, Vocab.UNK, BOW, EOW)
+UNK_ID = 1  # Vocab.build puts <pad>, <unk> first
 UNSEEN_TAG = -2  # gold tag of an evaluation word that the model has never seen
 MAX_WORD_CHARS = 30  # longer forms (URLs) keep their first and last 15 characters
 
 
-def parse_tagged_lines(text: str, source: str) -> list[Sentence]:
+def parse_tagged_lines(file: TextFile) -> list[Sentence]:
     """'word/TAG word/TAG ...' lines; '#' starts a comment line."""
     sentences = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in file.numbered():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -53,7 +57,7 @@ def parse_tagged_lines(text: str, source: str) -> list[Sentence]:
         for token in line.split():
             word, sep, tag = token.rpartition("/")
             if not sep or not word or not tag:
-                raise DataError(f"expected word/TAG, got {token!r}", path=source, line=lineno)
+                raise file.error(f"expected word/TAG, got {token!r}", lineno)
             words.append(word)
             tags.append(tag)
         sentences.append((words, tags))
@@ -61,8 +65,7 @@ def parse_tagged_lines(text: str, source: str) -> list[Sentence]:
 
 
 def toy_corpus() -> list[Sentence]:
-    text = resources.files(__package__).joinpath("toy_corpus.txt").read_text(encoding="utf-8")
-    return parse_tagged_lines(text, "toy_corpus.txt")
+    return parse_tagged_lines(embedded(__package__, "toy_corpus.txt"))
 
 
 def normalise(word: str, lowercase: bool) -> str:
@@ -112,9 +115,9 @@ def encode(
             if not training:
                 tag_ids = [tags.index.get(t, UNSEEN_TAG) for t in ts]
             else:
-                where = f"{source}: " if source else ""
                 raise DataError(
-                    f"{where}tag {e.args[0]!r} is not among the model's tags {state['tags']}"
+                    f"tag {e.args[0]!r} is not among the model's tags {state['tags']}",
+                    path=source or None,
                 ) from None
         normal = [normalise(w, lowercase) for w in ws]
         seen = [counts[w] for w in normal] if counts is not None else None
@@ -170,25 +173,41 @@ def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[st
     return collate
 
 
+def input_encoder(
+    state: dict[str, Any], *, chars: bool
+) -> Callable[[Sequence[Sequence[str]]], dict[str, torch.Tensor]]:
+    """What turns lists of words into the network's input (prediction: no tags), for
+    `state`'s vocabularies; with `chars`, the character keys too."""
+    words, lowercase = Vocab(state["words"]), bool(state.get("lowercase"))
+    char_encoder = CharEncoder(state.get("chars")) if chars else None
+
+    def batch(sentences: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
+        out = {
+            "words": pad([words.encode(normalise(w, lowercase) for w in ws) for ws in sentences]),
+            "lengths": torch.tensor([len(ws) for ws in sentences]),
+        }
+        if char_encoder is not None:
+            out.update(char_encoder.batch(sentences))
+        return out
+
+    return batch
+
+
 def example_length(example: Example) -> int:
     return len(example[0])
 
 
 def load_toy_tags(config: Any, state: dict[str, Any] | None) -> Data:
-    sentences = toy_corpus()
-    v, t = config.valid_fraction, config.test_fraction
-    train, valid, test = split_by_fraction(sentences, [1 - v - t, v, t], config.split_seed)
-    state = state or make_state(train, config.lowercase)
+    parts = split(toy_corpus(), config, state=state)
+    state = state or make_state(list(parts["train"]), config.lowercase)
     return Data(
         state=state,
         splits={
-            "train": encode(train, state),
-            "valid": encode(valid, state, training=False),
-            "test": encode(test, state, training=False),
+            name: encode(list(parts[name]), state, training=name == "train") for name in SPLITS
         },
         collate=make_collate(state),
         length=example_length,
-        summary=f"toy-tags: {len(train)}/{len(valid)}/{len(test)} sentences",
+        summary="toy-tags: " + "/".join(str(len(parts[name])) for name in SPLITS) + " sentences",
     )
 
 
@@ -217,7 +236,7 @@ UPOS = [
 def find_split_files(folder: Path) -> dict[str, Path]:
     """The `*-ud-train/dev/test.conllu` files of a treebank folder (each at most once)."""
     found: dict[str, Path] = {}
-    for split, suffix in (("train", "train"), ("valid", "dev"), ("test", "test")):
+    for name, suffix in (("train", "train"), ("valid", "dev"), ("test", "test")):
         matches = sorted(folder.glob(f"*-ud-{suffix}.conllu"))
         if len(matches) > 1:
             names = ", ".join(m.name for m in matches)
@@ -225,7 +244,7 @@ def find_split_files(folder: Path) -> dict[str, Path]:
                 f"several *-ud-{suffix}.conllu files ({names}); give files", path=str(folder)
             )
         if matches:
-            found[split] = matches[0]
+            found[name] = matches[0]
     if not found:
         raise DataError(
             "no *-ud-train.conllu, *-ud-dev.conllu or *-ud-test.conllu files in this folder",
@@ -234,65 +253,122 @@ def find_split_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def conllu_files(config: Any, training: bool) -> dict[str, Path]:
-    """Which file feeds which split, from --data (a file or a treebank folder), --dev, --test.
-
-    When a trained model is evaluated (`training` False) on one file given with --data and no
-    --dev/--test, that file is the test split."""
+def conllu_files(config: Any) -> tuple[Path | None, Any]:
+    """The training file named by --data (a file, or a treebank folder's train file, which
+    a folder holding only dev/test files lacks), and the config with --dev/--test, or else
+    the folder's dev and test files, as its dev_path and test_path."""
     if config.path is None:
         raise UsageError(
             "dataset 'conllu' reads files: give --data TRAIN.conllu [--dev DEV --test TEST] "
             "or --data FOLDER holding *-ud-{train,dev,test}.conllu"
         )
     path = Path(config.path)
-    if path.is_dir():
-        files = find_split_files(path)
-    elif not path.exists():
-        raise DataError("no such file or folder", path=str(path))
-    elif not training and not config.dev_path and not config.test_path:
-        return {"test": path}
-    else:
-        files = {"train": path}
-    if config.dev_path:
-        files["valid"] = Path(config.dev_path)
-    if config.test_path:
-        files["test"] = Path(config.test_path)
-    if training and "train" not in files:
-        raise DataError("no *-ud-train.conllu file in this folder to train on", path=str(path))
-    return files
+    if not path.is_dir():
+        if not path.exists():
+            raise DataError("no such file or folder", path=str(path))
+        return path, config
+    found = find_split_files(path)
+    dev, test = config.dev_path or found.get("valid"), config.test_path or found.get("test")
+    folder_files = dataclasses.replace(
+        config,
+        dev_path=str(dev) if dev is not None else None,
+        test_path=str(test) if test is not None else None,
+    )
+    return found.get("train"), folder_files
 
 
-def read_conllu_sentences(path: os.PathLike[str], config: Any) -> list[Sentence]:
-    sentences = conllu.read(path, config.column, limit=config.limit)
+def read_conllu(file: TextFile, config: Any) -> list[Sentence]:
+    sentences = conllu.read(file, config.column, limit=config.limit)
     return [(s.words, s.tags) for s in sentences]  # type: ignore[misc]  # tags required
 
 
 def load_conllu(config: Any, state: dict[str, Any] | None) -> Data:
-    """A treebank's train/dev/test files; vocabularies from train only."""
-    files = conllu_files(config, training=state is None)
-    read = {split: read_conllu_sentences(p, config) for split, p in files.items()}
+    """A treebank: its dev and test files (--dev, --test, or a folder's) or else the held-out
+    fractions of the training file; vocabularies from the training split only. A trained
+    model evaluated on another file scores that file whole (zoo.splits.split)."""
+    if state is not None and state.get("column", config.column) != config.column:
+        raise SettingError(
+            f"column={config.column}: the model was trained on the "
+            f"{state['column'].upper()} column; use column={state['column']}"
+        )
+    train_path, config = conllu_files(config)
+    read_from: dict[int, str] = {}  # id of a split read from a --dev/--test file -> the file
+
+    def read_file(path: str) -> list[Sentence]:
+        sentences = read_conllu(read_text(path), config)
+        read_from[id(sentences)] = path
+        return sentences
+
+    if train_path is None:  # a folder of dev/test files: evaluating only
+        if state is None:
+            raise DataError(
+                "no *-ud-train.conllu file in this folder to train on", path=config.path
+            )
+        parts: dict[str, Sequence[Sentence]] = {"train": []}
+        for name, path in (("valid", config.dev_path), ("test", config.test_path)):
+            parts[name] = read_file(path) if path else []
+        return conllu_data(config, state, parts, read_from, "", fresh=False)
+    file = read_text(train_path)
+    examples = read_conllu(file, config)
+    # A treebank folder's dev and test files are its held-out splits whichever treebank the
+    # model was trained on: it is evaluated as the training folder would be.
+    own = state.get("fingerprint") if state is not None and Path(config.path).is_dir() else None
+    parts = split(
+        examples, config, state=state, fingerprint=own or file.fingerprint, read=read_file
+    )
+    parts = in_file_order(parts, examples)
     fresh = state is None
     if state is None:
-        state = make_state(read["train"], config.lowercase, UPOS if config.column == "upos" else ())
-        state["column"] = config.column
-    elif state.get("column", config.column) != config.column:
-        raise UsageError(
-            f"the model was trained on the {state['column'].upper()} column; "
-            f"--set column={state['column']}"
-        )
-    splits = {
-        split: encode(s, state, str(files[split]), training=split == "train" and fresh)
-        for split, s in read.items()
+        upos = UPOS if config.column == "upos" else ()
+        state = make_state(list(parts["train"]), config.lowercase, upos)
+        state.update(column=config.column, fingerprint=file.fingerprint)
+    return conllu_data(config, state, parts, read_from, str(train_path), fresh=fresh)
+
+
+def in_file_order(
+    parts: dict[str, Sequence[Sentence]], examples: list[Sentence]
+) -> dict[str, Sequence[Sentence]]:
+    """The splits cut from the training file, each in the file's order: the vocabularies'
+    ties and the batches (hence the weights) are those of a treebank read in order, as they
+    were before held-out fractions; the splits read from files are left as they are."""
+    position = {id(s): i for i, s in enumerate(examples)}
+
+    def cut(part: Sequence[Sentence]) -> bool:
+        return part is not examples and bool(part) and id(part[0]) in position
+
+    return {
+        name: sorted(part, key=lambda s: position[id(s)]) if cut(part) else part
+        for name, part in parts.items()
     }
-    sizes = ", ".join(
-        f"{split} {files[split].name} {len(s):,} sentences / {sum(len(w) for w, _ in s):,} words"
-        for split, s in read.items()
-    )
+
+
+def conllu_data(
+    config: Any,
+    state: dict[str, Any],
+    parts: dict[str, Sequence[Sentence]],
+    read_from: dict[int, str],
+    train_path: str,
+    *,
+    fresh: bool,
+) -> Data:
+    """The treebank's Data: the splits encoded (counts for a fresh training split only), and
+    which file each came from in the summary and `info`."""
+    splits, files, sizes = {}, {}, []
+    for name in SPLITS:
+        sentences = parts.get(name, [])
+        source = read_from.get(id(sentences), train_path)
+        splits[name] = encode(list(sentences), state, source, training=fresh and name == "train")
+        if sentences:
+            files[name] = source
+            words = sum(len(w) for w, _ in sentences)
+            sizes.append(
+                f"{name} {Path(source).name} {len(sentences):,} sentences / {words:,} words"
+            )
     return Data(
         state=state,
         splits=splits,
         collate=make_collate(state),
         length=example_length,
-        summary=f"conllu ({config.column.upper()}): {sizes}",
-        info={"files": {split: str(p) for split, p in files.items()}},
+        summary=f"conllu ({config.column.upper()}): {', '.join(sizes)}",
+        info={"files": files},
     )

@@ -1,7 +1,7 @@
-"""The LSTM tagger network and what zoo asks of it: build, loss, evaluate, predict.
+"""The LSTM tagger network: one tag per word of a sentence.
 
     e_i = [Embedding(word_i) ; CharFeatures(form_i)]      (char CNN or char BiLSTM, optional)
-    h_1 .. h_n = LSTM(e_1 .. e_n)                          (stacked, both directions, packed)
+    h_1 .. h_n = LSTM(e_1 .. e_n)                          (stacked, both directions)
     tag_i = argmax(W h_i + b)
 
 With `char_encoder=none bidirectional=false num_layers=1` it is the seed's word-only,
@@ -21,14 +21,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+import zoo
 from zoo import padded
 from zoo.cells import recurrent_layer
-from zoo.data import Vocab, pad
-from zoo.errors import UsageError, reading_input
+from zoo.data import map_in_length_order, move
+from zoo.errors import SettingError, UsageError
+from zoo.metrics import Confusion
+from zoo.textfile import TextFile
+from zoo.vocab import Vocab
 
-from .data import CharEncoder
+from . import conllu
+from .data import UNK_ID, input_encoder
 
-UNK_ID = 1  # Vocab.build puts <pad>, <unk> first
 EMBEDDING_STD = 0.1
 
 
@@ -46,17 +50,23 @@ def _embedding(num: int, dim: int) -> nn.Embedding:
     return nn.Embedding(num, dim, padding_idx=0, _weight=weight)
 
 
-class LSTMTagger(nn.Module):
-    def __init__(self, config: Any, num_words: int, num_tags: int, num_chars: int = 0):
-        super().__init__()
-        self.word_dropout = config.word_dropout
-        self.unk_alpha = config.unk_alpha
-        self.label_smoothing = config.label_smoothing
-        self.char_encoder = config.char_encoder if num_chars else "none"
-        self.embedding = _embedding(num_words, config.embedding_dim)
+class LSTMTagger(zoo.Network):
+    """Word embeddings and character features, a (Bi)LSTM, a linear tag layer per word. The
+    state gives the vocabularies: `words`, `tags` and, for character features, `chars`."""
+
+    def __init__(self, config: Any, state: dict[str, Any]):
+        super().__init__(config, state)
+        reads_chars = config.char_encoder != "none"
+        if reads_chars and not state.get("chars"):
+            raise SettingError(
+                f"char_encoder={config.char_encoder}: the data has no character vocabulary "
+                "('chars' in its state); use char_encoder=none"
+            )
+        self.char_encoder = config.char_encoder
+        self.embedding = _embedding(len(state["words"]), config.embedding_dim)
         features = config.embedding_dim
-        if self.char_encoder != "none":
-            self.char_embedding = _embedding(num_chars, config.char_dim)
+        if reads_chars:
+            self.char_embedding = _embedding(len(state["chars"]), config.char_dim)
             if self.char_encoder == "cnn":
                 self.char_cnn = nn.Conv1d(
                     config.char_dim,
@@ -86,18 +96,19 @@ class LSTMTagger(nn.Module):
             batch_first=True,
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(config.hidden_size * (2 if config.bidirectional else 1), num_tags)
+        directions = 2 if config.bidirectional else 1
+        self.out = nn.Linear(config.hidden_size * directions, len(state["tags"]))
 
+    # --------------------------------------------------------------------- the network
     def drop_words(self, words: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
         """Replace training words by the unknown word: each with chance `word_dropout`, or
         alpha / (alpha + count) when that is larger (rare words more often: they are the ones
         that look like the unknown words of new text)."""
-        chance: torch.Tensor | float = self.word_dropout
-        if self.unk_alpha > 0 and counts is not None:
-            chance = torch.clamp(
-                self.unk_alpha / (self.unk_alpha + counts.float()), min=self.word_dropout
-            )
-        elif self.word_dropout <= 0:
+        word_dropout, alpha = self.config.word_dropout, self.config.unk_alpha
+        chance: torch.Tensor | float = word_dropout
+        if alpha > 0 and counts is not None:
+            chance = torch.clamp(alpha / (alpha + counts.float()), min=word_dropout)
+        elif word_dropout <= 0:
             return words
         drop = (torch.rand(words.shape, device=words.device) < chance) & (words > UNK_ID)
         return words.masked_fill(drop, UNK_ID)
@@ -136,7 +147,7 @@ class LSTMTagger(nn.Module):
             if chars is None or char_lengths is None or forms is None:
                 raise UsageError(
                     "this tagger reads characters but the batch has no `chars`: use a dataset "
-                    "that gives them (toy-tags, conllu) or train with --set char_encoder=none"
+                    "that gives them (toy-tags, conllu) or train with char_encoder=none"
                 )
             x = torch.cat([x, self.char_features(chars, char_lengths)[forms]], dim=-1)
         x = self.dropout(x)
@@ -148,137 +159,108 @@ class LSTMTagger(nn.Module):
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
         return self.out(self.dropout(out))
 
-
-def build(config: Any, state: dict[str, Any], task: str) -> LSTMTagger:
-    chars = len(state["chars"]) if config.char_encoder != "none" and state.get("chars") else 0
-    if config.char_encoder != "none" and not chars:
-        raise UsageError(
-            f"char_encoder={config.char_encoder}: the data has no character vocabulary "
-            "('chars' in its state); use --set char_encoder=none"
+    def scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tag scores [batch, time, tags] of a batch as data.py makes them."""
+        return self(
+            batch["words"],
+            batch["lengths"],
+            batch.get("chars"),
+            batch.get("char_lengths"),
+            batch.get("forms"),
+            batch.get("counts"),
         )
-    return LSTMTagger(config, len(state["words"]), len(state["tags"]), chars)
+
+    # ------------------------------------------------------------------ what zoo asks
+    def initialise(self, data: zoo.Data) -> None:
+        """Start the word embeddings from `pretrained_vectors` when given (at creation only)."""
+        if not self.config.pretrained_vectors:
+            return
+        from .vectors import read_vectors
+
+        state = data.state
+        wanted = {w: i for i, w in enumerate(state["words"]) if i > UNK_ID}
+        lowercase = bool(state.get("lowercase"))
+        found = read_vectors(
+            self.config.pretrained_vectors,
+            wanted,
+            self.config.embedding_dim,
+            (lambda w: w.lower()) if lowercase else (lambda w: w),
+        )
+        if found:
+            rows = torch.tensor(sorted(found))
+            with torch.no_grad():
+                self.embedding.weight[rows] = torch.tensor([found[int(r)] for r in rows])
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(
+            self.scores(batch).flatten(0, 1),
+            batch["tags"].flatten(),
+            ignore_index=-100,
+            label_smoothing=self.config.label_smoothing,
+        )
+
+    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, Any]:
+        """Accuracy over all words, on words seen in training (known) and not (unknown), and
+        per tag (`recall/NOUN`: the share of the words tagged NOUN in the data that the model
+        tagged NOUN; precision, F1 and the confusion matrix beside it)."""
+        confusion = Confusion(self.state["tags"])
+        total = loss_sum = unknown = unknown_correct = 0.0
+        for batch in batches:
+            scores, tags = self.scores(batch), batch["tags"]
+            valid = tags != -100
+            scored = tags >= 0  # not padding, and a tag the model knows (see data.UNSEEN_TAG)
+            loss_sum += float(F.cross_entropy(scores[scored], tags[scored], reduction="sum"))
+            predicted = scores.argmax(-1)
+            confusion.add(predicted, tags)
+            is_unknown = (batch["words"] == UNK_ID) & valid
+            total += float(valid.sum())
+            unknown += float(is_unknown.sum())
+            unknown_correct += float(((predicted == tags) & is_unknown).sum())
+        by_tag = confusion.metrics()
+        correct, known = float(confusion.correct), total - unknown
+        metrics: dict[str, Any] = {"loss": loss_sum / total, "accuracy": by_tag.pop("accuracy")}
+        if known:
+            metrics["known_accuracy"] = (correct - unknown_correct) / known
+        if unknown:
+            metrics["unknown_accuracy"] = unknown_correct / unknown
+        metrics["words"] = int(total)
+        metrics["unknown_words"] = int(unknown)
+        return {**metrics, **by_tag}
+
+    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+        """Tags for lists of words, batched by similar length (results in input order)."""
+        encode = input_encoder(self.state, chars=self.char_encoder != "none")
+        tags = Vocab(self.state["tags"], unk=None)
+
+        def run(group: list[list[str]]) -> list[list[str]]:
+            best = self.scores(move(encode(group), self.device)).argmax(-1).tolist()
+            return [tags.decode(ids[: len(words)]) for words, ids in zip(group, best)]
+
+        return map_in_length_order(run, sentences, batch_size)
+
+    def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
+        """Each input is a sentence, split on whitespace; returns word/TAG pairs."""
+        sentences = [s.split() for s in inputs]
+        for i, words in enumerate(sentences):
+            if not words:
+                raise UsageError(f"input {i + 1} is empty: give a sentence of words")
+        predicted = self.tag(sentences, _batch_size(options))
+        return [_result(words, tags) for words, tags in zip(sentences, predicted)]
+
+    def predict_file(self, file: TextFile, options: Any) -> tuple[str, list[dict[str, Any]]]:
+        """A CoNLL-U file comes back with the column the model was trained on filled in, every
+        other byte kept; any other text is one sentence a line (zoo's default)."""
+        if not conllu.looks_like_conllu(file.text):
+            return super().predict_file(file, options)
+        column = self.state.get("column", "upos")
+        sentences = conllu.parse(file.text, file.path, column, require_tags=False)
+        tags = self.tag([s.words for s in sentences], _batch_size(options))
+        text = conllu.with_tags(file, sentences, tags, column)
+        return text, [_result(s.words, t) for s, t in zip(sentences, tags)]
 
 
-def initialise(module: LSTMTagger, config: Any, data: Any, task: str) -> None:
-    """Start the word embeddings from `pretrained_vectors` when given (at creation only)."""
-    if not config.pretrained_vectors:
-        return
-    from .vectors import read_vectors
-
-    state = data.state
-    wanted = {w: i for i, w in enumerate(state["words"]) if i > UNK_ID}
-    lowercase = bool(state.get("lowercase"))
-    found = read_vectors(
-        config.pretrained_vectors,
-        wanted,
-        config.embedding_dim,
-        (lambda w: w.lower()) if lowercase else (lambda w: w),
-    )
-    if found:
-        rows = torch.tensor(sorted(found))
-        with torch.no_grad():
-            module.embedding.weight[rows] = torch.tensor([found[int(r)] for r in rows])
-    module.pretrained_coverage = len(found) / max(1, len(wanted))
-
-
-def scores_of(module: LSTMTagger, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return module(
-        batch["words"],
-        batch["lengths"],
-        batch.get("chars"),
-        batch.get("char_lengths"),
-        batch.get("forms"),
-        batch.get("counts"),
-    )
-
-
-def loss(module: LSTMTagger, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    scores = scores_of(module, batch)
-    return F.cross_entropy(
-        scores.flatten(0, 1),
-        batch["tags"].flatten(),
-        ignore_index=-100,
-        label_smoothing=module.label_smoothing,
-    )
-
-
-def evaluate(
-    module: LSTMTagger, batches: Iterable[dict[str, torch.Tensor]], state: dict[str, Any], task: str
-) -> dict[str, float]:
-    """Accuracy over all words, on words seen in training (known) and not (unknown), and per
-    gold tag (`accuracy/NOUN`: the share of the words tagged NOUN in the data that the model
-    tagged NOUN)."""
-    num_tags = len(state["tags"])
-    total = correct = loss_sum = unknown = unknown_correct = 0.0
-    per_tag = torch.zeros(num_tags, dtype=torch.long)
-    per_tag_hit = torch.zeros(num_tags, dtype=torch.long)
-    for batch in batches:
-        scores = scores_of(module, batch)
-        tags = batch["tags"]
-        valid = tags != -100
-        scored = tags >= 0  # not padding, and a tag the model knows (see data.UNSEEN_TAG)
-        loss_sum += float(F.cross_entropy(scores[scored], tags[scored], reduction="sum"))
-        hit = (scores.argmax(-1) == tags) & valid
-        is_unknown = (batch["words"] == UNK_ID) & valid
-        total += float(valid.sum())
-        correct += float(hit.sum())
-        unknown += float(is_unknown.sum())
-        unknown_correct += float((hit & is_unknown).sum())
-        per_tag += torch.bincount(tags[scored].cpu(), minlength=num_tags)
-        per_tag_hit += torch.bincount(tags[hit].cpu(), minlength=num_tags)
-    known = total - unknown
-    metrics: dict[str, float] = {"loss": loss_sum / total, "accuracy": correct / total}
-    if known:
-        metrics["known_accuracy"] = (correct - unknown_correct) / known
-    if unknown:
-        metrics["unknown_accuracy"] = unknown_correct / unknown
-    metrics["words"] = int(total)
-    metrics["unknown_words"] = int(unknown)
-    for i, tag in enumerate(state["tags"]):
-        if per_tag[i]:
-            metrics[f"accuracy/{tag}"] = float(per_tag_hit[i]) / float(per_tag[i])
-    return metrics
-
-
-def tag_sentences(
-    module: LSTMTagger, sentences: list[list[str]], state: dict[str, Any], batch_size: int = 256
-) -> list[list[str]]:
-    """Tags for whitespace-free word lists, batched by similar length (order kept)."""
-    words_vocab, tags = Vocab(state["words"]), Vocab(state["tags"], unk=None)
-    lowercase = bool(state.get("lowercase"))
-    chars = CharEncoder(state.get("chars")) if module.char_encoder != "none" else None
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    result: list[list[str]] = [[] for _ in sentences]
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        group = [sentences[i] for i in idx]
-        batch = {
-            "words": pad(
-                [words_vocab.encode(w.lower() if lowercase else w for w in ws) for ws in group], 0
-            ),
-            "lengths": torch.tensor([len(ws) for ws in group]),
-        }
-        if chars is not None:
-            batch.update(chars.batch(group))
-        device = next(module.parameters()).device
-        batch = {k: v.to(device) for k, v in batch.items()}
-        best = scores_of(module, batch).argmax(-1).tolist()
-        for i, ws, ids in zip(idx, group, best):
-            result[i] = tags.decode(ids[: len(ws)])
-    return result
-
-
-def predict(
-    module: LSTMTagger, inputs: list[str], state: dict[str, Any], task: str, options: Any
-) -> list[dict[str, Any]]:
-    """Each input is a sentence, split on whitespace; returns word/TAG pairs."""
-    sentences = [s.split() for s in inputs]
-    for i, words in enumerate(sentences):
-        if not words:
-            raise UsageError(f"input {i + 1} is empty: give a sentence of words")
-    batch_size = options.batch_size if options is not None else 256
-    predicted = tag_sentences(module, sentences, state, batch_size)
-    return [_result(words, tags) for words, tags in zip(sentences, predicted)]
+def _batch_size(options: Any) -> int:
+    return options.batch_size if options is not None else 256
 
 
 def _result(words: list[str], tags: list[str]) -> dict[str, Any]:
@@ -288,30 +270,3 @@ def _result(words: list[str], tags: list[str]) -> dict[str, Any]:
         "output": [list(p) for p in pairs],
         "text": " ".join(f"{w}/{t}" for w, t in pairs),
     }
-
-
-def predict_file(
-    module: LSTMTagger, path: str, state: dict[str, Any], task: str, options: Any
-) -> tuple[str, list[dict[str, Any]]]:
-    """Tag a CoNLL-U file (fill the column the model was trained on, every other byte kept) or
-    plain text (one sentence a line, whitespace-tokenised; blank lines stay blank)."""
-    from . import conllu
-
-    with reading_input(path):
-        text = conllu.read_text(path)
-    batch_size = options.batch_size if options is not None else 256
-    if conllu.looks_like_conllu(text):
-        column = state.get("column", "upos")
-        sentences = conllu.parse(text, path, column, require_tags=False)
-        tags = tag_sentences(module, [s.words for s in sentences], state, batch_size)
-        out = conllu.with_tags(text, sentences, tags, column)
-        return out, [_result(s.words, t) for s, t in zip(sentences, tags)]
-    lines = conllu.split_lines(text)
-    words = [line.split() for line in lines]
-    filled = [i for i, ws in enumerate(words) if ws]
-    tags = tag_sentences(module, [words[i] for i in filled], state, batch_size)
-    results = [_result(words[i], t) for i, t in zip(filled, tags)]
-    rendered = [""] * len(lines)
-    for i, r in zip(filled, results):
-        rendered[i] = r["text"]
-    return "".join(line + "\n" for line in rendered), results

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 
 from zoo.errors import DataError
+from zoo.textfile import stream_lines
 
 
 def read_vectors(
@@ -22,47 +23,32 @@ def read_vectors(
     name = os.fspath(path)
     found: dict[int, list[float]] = {}
     lines = 0
-    try:
-        f = open(path, "rb")  # noqa: SIM115  (closed below; opening errors get one line)
-    except FileNotFoundError:
-        raise DataError("pretrained_vectors: no such file", path=name) from None
-    except IsADirectoryError:
-        raise DataError("pretrained_vectors: is a folder, expected a file", path=name) from None
-    except PermissionError:
-        raise DataError("pretrained_vectors: permission denied", path=name) from None
-    with f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not UTF-8 text ({e.reason})", path=name, line=lineno) from None
-            parts = line.rstrip(" ").split(" ")
-            if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                continue  # word2vec header: COUNT SIZE
-            if not line.strip():
-                continue
-            lines += 1
-            if len(parts) != size + 1:
-                raise DataError(
-                    f"expected a word and {size} numbers (the model's embedding_dim), "
-                    f"got {len(parts) - 1} values",
-                    path=name,
-                    line=lineno,
-                )
-            row = wanted.get(key(parts[0]))
-            if row is None or row in found:
-                continue
-            try:
-                values = [float(v) for v in parts[1:]]
-            except ValueError:
-                raise DataError(
-                    f"a value of {parts[0]!r} is not a number", path=name, line=lineno
-                ) from None
-            if not all(math.isfinite(v) for v in values):
-                raise DataError(
-                    f"{parts[0]!r} has a value that is not finite", path=name, line=lineno
-                )
-            found[row] = values
+    for lineno, line in stream_lines(name):
+        parts = line.rstrip(" ").split(" ")
+        if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+            continue  # word2vec header: COUNT SIZE
+        if not line.strip():
+            continue
+        lines += 1
+        if len(parts) != size + 1:
+            raise DataError(
+                f"expected a word and {size} numbers (the model's embedding_dim), "
+                f"got {len(parts) - 1} values",
+                path=name,
+                line=lineno,
+            )
+        row = wanted.get(key(parts[0]))
+        if row is None or row in found:
+            continue
+        try:
+            values = [float(v) for v in parts[1:]]
+        except ValueError:
+            raise DataError(
+                f"a value of {parts[0]!r} is not a number", path=name, line=lineno
+            ) from None
+        if not all(math.isfinite(v) for v in values):
+            raise DataError(f"{parts[0]!r} has a value that is not finite", path=name, line=lineno)
+        found[row] = values
     if not lines:
         raise DataError("no vectors: expected 'word value value ...' lines", path=name)
     return found

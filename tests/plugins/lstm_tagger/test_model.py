@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
-from conftest import SHARED_DATA
-from test_tagger_conllu import SAMPLE, write
-from zoo_plugins.lstm_tagger import model as tagger
+from zoo_plugins.lstm_tagger.model import LSTMTagger
 
 import zoo
-from zoo.errors import DataError
+from tests.conftest import SHARED_DATA
+from tests.plugins.lstm_tagger.test_conllu import SAMPLE, write
+from zoo.errors import DataError, SettingError
 
 EWT = SHARED_DATA / "ud-english-ewt"
 needs_ewt = pytest.mark.skipif(not EWT.is_dir(), reason=f"{EWT} is absent (no shared data)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("settings", "layers"),
     [
@@ -61,14 +64,14 @@ def test_padding_changes_nothing_and_costs_no_loss(encoder):
     both = model.data.collate([short, long])
     assert both["words"].shape[1] > alone["words"].shape[1]
     with torch.no_grad():
-        a = tagger.scores_of(module, alone)[0]
-        b = tagger.scores_of(module, both)[0, : a.shape[0]]
+        a = module.scores(alone)[0]
+        b = module.scores(both)[0, : a.shape[0]]
         assert torch.allclose(a, b, atol=1e-5)
         # loss over the padded batch = mean over real words of both sentences
-        scores = tagger.scores_of(module, both)
+        scores = module.scores(both)
         real = both["tags"] != -100
         expected = torch.nn.functional.cross_entropy(scores[real], both["tags"][real])
-        assert torch.allclose(tagger.loss(module, both), expected)
+        assert torch.allclose(module.loss(both), expected)
 
 
 def test_label_smoothing_spreads_the_target_over_real_words_only():
@@ -76,30 +79,46 @@ def test_label_smoothing_spreads_the_target_over_real_words_only():
     module = model.module.eval()
     batch = model.data.collate(list(model.data.splits["train"][:4]))
     with torch.no_grad():
-        scores = tagger.scores_of(module, batch)
+        scores = module.scores(batch)
         real = batch["tags"] != -100
         log_p = scores[real].log_softmax(-1)
         nll = -log_p.gather(1, batch["tags"][real].unsqueeze(1)).mean()
         expected = 0.9 * nll + 0.1 * -log_p.mean(-1).mean()
-        assert torch.allclose(tagger.loss(module, batch), expected, atol=1e-6)
-        module.label_smoothing = 0.0
-        assert torch.allclose(tagger.loss(module, batch), nll, atol=1e-6)
+        assert torch.allclose(module.loss(batch), expected, atol=1e-6)
+        module.config = dataclasses.replace(module.config, label_smoothing=0.0)
+        assert torch.allclose(module.loss(batch), nll, atol=1e-6)
 
 
-def test_eval_reports_known_unknown_and_per_tag_accuracy(zoo, tmp_path):
+def test_eval_reports_known_unknown_and_per_tag_scores(zoo, tmp_path):
     run = zoo("run", "lstm-tagger", "--epochs", "20", "--out", "t.safetensors")
     shown = [line for line in run.stderr.splitlines() if ": valid " in line]
-    assert shown and all("unknown_accuracy" in s and "accuracy/" not in s for s in shown)
+    assert shown and all("unknown_accuracy" in s and "recall/" not in s for s in shown)
     r = zoo("eval", "t.safetensors", "--json")
     m = r.json()["metrics"]
     assert {"accuracy", "known_accuracy", "unknown_accuracy", "unknown_words"} <= set(m)
-    per_tag = {k: v for k, v in m.items() if k.startswith("accuracy/")}
-    assert "accuracy/DET" in per_tag and all(0 <= v <= 1 for v in per_tag.values())
+    recall = {k: v for k, v in m.items() if k.startswith("recall/")}
+    assert "recall/DET" in recall and all(0 <= v <= 1 for v in recall.values())
     known = m["words"] - m["unknown_words"]
     together = m["known_accuracy"] * known + m["unknown_accuracy"] * m["unknown_words"]
     assert together == pytest.approx(m["accuracy"] * m["words"])
     text = zoo("eval", "t.safetensors").stdout
-    assert "unknown_accuracy" in text and "accuracy/NN" in text
+    assert "unknown_accuracy" in text and "recall/NN" in text
+
+
+def test_per_tag_scores_count_every_gold_word():
+    """recall/TAG is the share of the words whose gold tag is TAG that got it; the confusion
+    matrix counts every scored word once, so its rows sum to the words per gold tag."""
+    model = zoo.create("lstm-tagger", epochs=3)
+    zoo.train(model)
+    m = zoo.evaluate(model, split="valid")
+    matrix = m["confusion"]
+    assert matrix["labels"] == model.state["tags"]
+    counts = torch.tensor(matrix["counts"])
+    assert int(counts.sum()) == m["words"]
+    assert m["accuracy"] == pytest.approx(int(counts.diagonal().sum()) / m["words"])
+    for i, tag in enumerate(matrix["labels"]):
+        if counts[i].sum():
+            assert m[f"recall/{tag}"] == pytest.approx(float(counts[i, i] / counts[i].sum()))
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +152,25 @@ def test_predict_fills_upos_and_keeps_every_other_byte(zoo, tmp_path, conllu_mod
     assert out.endswith(b"\n\n") and b"punct\t_\t_\r\n" in out
 
 
+def test_a_byte_order_mark_survives_rewriting(tmp_path, conllu_model):
+    """A file that starts with a UTF-8 byte-order mark is read past it and written back with
+    it: the output differs from the input in the filled tags only."""
+    raw = b"\xef\xbb\xbf" + SAMPLE.replace("\tNOUN\t", "\t_\t").encode()
+    src = write(tmp_path, raw, "bom.conllu")
+    _, predictions = zoo.predict_file(conllu_model, src, tmp_path / "out.conllu")
+    out = (tmp_path / "out.conllu").read_bytes()
+    assert out.startswith(b"\xef\xbb\xbf# newdoc") and out.count(b"\xef\xbb\xbf") == 1
+    filled = []
+    for old, new in zip(raw.split(b"\n"), out.split(b"\n"), strict=True):
+        a, b = old.split(b"\t"), new.split(b"\t")
+        if len(a) == 10 and a[0].isdigit():
+            assert a[:3] + a[4:] == b[:3] + b[4:]
+            filled.append(b[3].decode())
+        else:
+            assert old == new
+    assert filled == [tag for p in predictions for _, tag in p["output"]]
+
+
 def test_predict_tags_plain_text_lines(zoo, tmp_path, conllu_model):
     src = write(tmp_path, "Dogs bark\n\nI can go .\n", "in.txt")
     r = zoo("predict", conllu_model, "--input", src)
@@ -140,6 +178,21 @@ def test_predict_tags_plain_text_lines(zoo, tmp_path, conllu_model):
     assert r.stdout == "Dogs/NOUN bark/VERB\n\nI/PRON can/AUX go/VERB ./PUNCT\n"
     r = zoo("predict", conllu_model, "Dogs bark", "--json")
     assert r.json()["predictions"][0]["output"] == [["Dogs", "NOUN"], ["bark", "VERB"]]
+
+
+def test_plain_text_keeps_blank_lines_aligned(tmp_path, conllu_model):
+    """Not CoNLL-U: one sentence a line, one output line each; blank and white-space lines
+    stay blank, so output line N answers input line N (CRLF ends and all)."""
+    src = write(tmp_path, "\nDogs bark\r\n   \n\t\nI go\n\nbark\n", "in.txt")
+    text, predictions = zoo.predict_file(conllu_model, src)
+    lines_in = src.read_text(encoding="utf-8").split("\n")[:-1]
+    lines_out = text.split("\n")[:-1]
+    assert len(lines_out) == len(lines_in) == 7
+    for before, after in zip(lines_in, lines_out):
+        words = before.split()
+        assert [token.rpartition("/")[0] for token in after.split()] == words
+    assert [p["input"] for p in predictions] == ["Dogs bark", "I go", "bark"]
+    assert lines_out[1] == predictions[0]["text"]
 
 
 def test_predict_file_errors_are_one_line(zoo, tmp_path, conllu_model):
@@ -169,11 +222,14 @@ def test_pretrained_vectors_start_the_embeddings_at_creation_only(tmp_path):
         ("the 1 2 3\n", "vec.txt:1: expected a word and 4 numbers"),
         ("the 1 2 3 x\n", "vec.txt:1: a value of 'the' is not a number"),
         ("", "vec.txt: no vectors"),
-        (None, "vec.txt: pretrained_vectors: no such file"),
+        (None, "vec.txt: no such file"),
+        (b"the 1 2 3 4\ndog 1 \xff 3 4\n", r"vec.txt:2: not UTF-8 text \(byte 0xff at column 7\)"),
     ],
 )
 def test_bad_vector_files_are_data_errors(tmp_path, text, message):
-    if text is not None:
+    if isinstance(text, bytes):
+        (tmp_path / "vec.txt").write_bytes(text)
+    elif text is not None:
         (tmp_path / "vec.txt").write_text(text)
     with pytest.raises(DataError, match=message):
         zoo.create(
@@ -181,6 +237,7 @@ def test_bad_vector_files_are_data_errors(tmp_path, text, message):
         )
 
 
+@pytest.mark.slow
 @needs_ewt
 def test_ewt_slice_trains_and_tags(tmp_path):
     """The first 200 sentences of each EWT file: loads, trains a little, far beats always-NOUN (17%)."""
@@ -206,6 +263,18 @@ def test_settings_that_cannot_work_are_usage_errors(zoo):
     assert r.code == 2 and "char_kernel must be odd" in r.error_line()
     r = zoo("run", "lstm-tagger", "--set", "char_encoder=gru")
     assert r.code == 2 and "char_encoder" in r.error_line()
+
+
+def test_a_char_encoder_without_characters_is_a_setting_error():
+    """Data without a character vocabulary: the setting is named, and the way out given."""
+    model = zoo.create("lstm-tagger", epochs=1)
+    state = {k: v for k, v in model.state.items() if k != "chars"}
+    with pytest.raises(SettingError) as err:
+        LSTMTagger(model.config, state)
+    assert str(err.value).startswith("char_encoder=cnn: the data has no character vocabulary")
+    assert "--set" not in str(err.value) and "char_encoder=none" in str(err.value)
+    words_only = dataclasses.replace(model.config, char_encoder="none")
+    assert not any("char" in name for name in LSTMTagger(words_only, state).state_dict())
 
 
 def test_the_char_cnn_is_the_convolution_it_names():

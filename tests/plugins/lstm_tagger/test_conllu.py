@@ -78,10 +78,20 @@ def test_a_file_without_words_is_an_error(tmp_path, text):
     assert str(err.value).startswith(f"{path}: ")
 
 
-def test_bytes_that_are_not_utf8_name_the_line(tmp_path):
+def test_bytes_that_are_not_utf8_name_the_line_and_column(tmp_path):
     path = write(tmp_path, SAMPLE.encode().replace(b"Dogs", b"D\xffgs"))
-    with pytest.raises(DataError, match=r"x.conllu:12: not UTF-8"):
+    with pytest.raises(DataError) as err:
         conllu.read(path)
+    assert str(err.value) == f"{path}:12: not UTF-8 text (byte 0xff at column 4)"
+    model = zoo.create("lstm-tagger", dataset="conllu", data=write(tmp_path, SAMPLE, "t.conllu"))
+    with pytest.raises(DataError) as err:  # the same line through evaluation
+        zoo.evaluate(model, path)
+    assert str(err.value) == f"{path}:12: not UTF-8 text (byte 0xff at column 4)"
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    path = write(tmp_path, b"\xef\xbb\xbf" + SAMPLE.encode())
+    assert conllu.read(path)[0].words == ["I", "ca", "go", "."]
 
 
 def test_cli_errors_are_one_line(zoo, tmp_path):
@@ -124,6 +134,7 @@ def test_a_treebank_folder_gives_train_dev_and_test(tmp_path):
     assert "I" in model.state["chars"] and "i" in model.state["words"]  # chars keep case
 
 
+@pytest.mark.slow
 def test_eval_data_replaces_the_saved_dev_and_test_files(tmp_path):
     """Core: `zoo eval FILE --data NEW` evaluates NEW, not the --test file of training."""
     train = write(tmp_path, SAMPLE, "train.conllu")
@@ -140,6 +151,41 @@ def test_eval_data_replaces_the_saved_dev_and_test_files(tmp_path):
     assert result.metrics["test"]["words"] == 6
     assert zoo.evaluate(tmp_path / "m.safetensors")["words"] == 6  # its own test file
     assert zoo.evaluate(tmp_path / "m.safetensors", other)["words"] == 1
+
+
+def test_another_file_is_evaluated_whole_and_the_own_file_as_split(tmp_path):
+    """Held-out fractions of one training file: `zoo eval MODEL` scores the same held-out
+    sentences again; `zoo eval MODEL --data OTHER` scores every sentence of OTHER."""
+    sentences = [
+        f"# sent_id = {i}\n1\tw{i}\t_\tNOUN\t_\t_\t0\troot\t_\t_\n"
+        f"2\tbark\t_\tVERB\t_\t_\t1\tdep\t_\t_\n\n"
+        for i in range(40)
+    ]
+    train = write(tmp_path, "".join(sentences), "train.conllu")
+    other = write(tmp_path, "".join(sentences[:7]), "other.conllu")
+    path = tmp_path / "m.safetensors"
+    result = zoo.run(
+        "lstm-tagger", "conllu", train, out=path, epochs=1, valid_fraction=0.25, test_fraction=0.2
+    )
+    model = result.model
+    sizes = {s: model.data.size(s) for s in ("train", "valid", "test")}
+    assert sizes == {"train": 22, "valid": 10, "test": 8}
+    assert model.state["fingerprint"]
+    assert zoo.evaluate(path)["words"] == 2 * 8 == result.metrics["test"]["words"]
+    assert zoo.evaluate(path) == result.metrics["test"]
+    assert zoo.evaluate(path, other)["words"] == 2 * 7
+    assert zoo.evaluate(path, train)["words"] == 2 * 8  # the training file: its held-out test
+
+
+def test_a_model_of_a_treebank_folder_scores_another_folders_test_file(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, copies in ((first, 1), (second, 2)):
+        folder.mkdir()
+        for split in ("train", "dev", "test"):
+            write(folder, SAMPLE * copies, f"xx_tb-ud-{split}.conllu")
+    model = zoo.create("lstm-tagger", dataset="conllu", data=first, epochs=1)
+    assert zoo.evaluate(model, second)["words"] == 2 * 6
+    assert zoo.evaluate(model, second, split="valid")["words"] == 2 * 6
 
 
 # ------------------------------------------------------------------------------ fuzzing
