@@ -94,7 +94,9 @@ def main() -> None:
         "unknown_accuracy": m.get("unknown_accuracy"),
         "words": m["words"],
         "unknown_words": m["unknown_words"],
-        "per_tag": {k.split("/", 1)[1]: round(v, 4) for k, v in m.items() if "/" in k},
+        "per_tag": {
+            k.split("/", 1)[1]: round(v, 4) for k, v in m.items() if k.startswith("recall/")
+        },
         "eval_seconds": doc["seconds"],
     }
 
