@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, impl_param, param
+from zoo import Architecture, Dataset, Fractions, hookimpl, impl_param, param
 
 from .presets import PRESET_NAMES
 
@@ -54,14 +54,11 @@ class GRURegressorConfig:
 
 
 @dataclass
-class SineWindowsConfig:
+class SineWindowsConfig(Fractions):
     num_windows: int = param(2000, "windows to generate", min=3, max=10_000_000)
     input_length: int = param(10, "steps of sin(t) in each window", min=1, max=100_000)
     horizon: int = param(10, "values of cos(t) to predict", min=1, max=100_000)
     step: float = param(0.1, "time between steps (radians)", min=0.0)
-    valid_fraction: float = param(0.1, "share of windows for validation", min=0.0, max=0.9)
-    test_fraction: float = param(0.1, "share of windows for the test", min=0.0, max=0.9)
-    split_seed: int = param(0, "seed of the generated phases and of the split", min=0)
 
 
 @dataclass
@@ -139,7 +136,7 @@ def register_architectures(register):
             tasks=("window-regression",),
             config=GRURegressorConfig,
             default_dataset="sine-windows",
-            implementation="zoo_plugins.gru_regressor.model",
+            implementation="zoo_plugins.gru_regressor.model:build",
             train_defaults={"lr": 0.005, "grad_clip": 1.0},
             dataset_defaults={"csv": CSV_RECIPE},
             monitor=("mse", "min"),

@@ -10,6 +10,14 @@ Windows of the validation and test parts start `input_length` rows before their 
 published ETT protocol), so the first forecast lands on the part's first row and every row
 of the part is forecast. Examples are window start rows; `collate` cuts the windows out of one
 tensor, so a batch costs two indexing operations.
+
+Why not `zoo.splits`, whose shuffled cut by fractions every other dataset shares: windows of a
+series overlap, so shuffled windows would put rows of the validation and test windows in the
+training windows, and a forecaster must be scored on a future it has not seen. The published
+protocols also fix their parts as row counts (ETTh1: 8640/2880/2880), and the validation and
+test windows read their context across the part's border. So the parts are contiguous blocks
+in time order, cut by `split` (counts or fractions), and `zoo eval` cuts any file it is given
+by the same settings (`--set split=0,0,1` scores a file whole).
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ from typing import Any
 import torch
 
 from zoo.data import Data
-from zoo.errors import DataError, UsageError
+from zoo.errors import DataError, SettingError, UsageError
+from zoo.textfile import read_text
 
 from .presets import GENERIC, PRESETS
 from .series import (
@@ -62,8 +71,8 @@ def plan(config: Any) -> Plan:
 
     split = tuple(pick("split"))
     if len(split) != 3:
-        raise UsageError(
-            f"--set split={','.join(f'{v:g}' for v in split)}: expected three values, "
+        raise SettingError(
+            f"split={','.join(f'{v:g}' for v in split)}: expected three values, "
             "train,valid,test (row counts like 8640,2880,2880 or fractions like 0.7,0.1,0.2)"
         )
     return Plan(
@@ -125,17 +134,20 @@ def choose_columns(table: Table, p: Plan) -> tuple[list[str], list[str], str | N
         targets = [candidates[-1]]
     else:
         targets = [table.header[table.index(t, option="target")] for t in p.target]
+    named = f"target={','.join(p.target or ())}"
     if date is not None and date in targets:
-        raise UsageError(f"--set target: {date!r} is the date column; choose a numeric column")
+        raise SettingError(f"{named}: {date!r} is the date column; choose a numeric column")
     if len(set(targets)) != len(targets):
-        raise UsageError("--set target: a column is named twice")
+        raise SettingError(f"{named}: a column is named twice")
     if p.features == ("all",):
         features = [c for c in table.header if c != date and c not in targets]
     else:
         features = [table.header[table.index(f, option="features")] for f in p.features]
         features = [f for f in dict.fromkeys(features) if f not in targets]
         if date is not None and date in features:
-            raise UsageError(f"--set features: {date!r} is the date column, not a number")
+            raise SettingError(
+                f"features={','.join(p.features)}: {date!r} is the date column, not a number"
+            )
     return targets, targets + features, date
 
 
@@ -144,27 +156,21 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
     if not config.path:
         raise UsageError("dataset csv reads a file: give --data PATH (a CSV with a header)")
     p = plan(config)
-    table = read_table(config.path)
+    file = read_text(config.path)
+    table = read_table(file)
     training = state is None
     if training:
         targets, columns, date = choose_columns(table, p)
         length, horizon = p.input_length, p.horizon
     else:
-        targets, columns = list(state["targets"]), list(state["columns"])
-        date = state.get("date_column")
-        if date is not None and date not in table.header:
-            date = None
-        length, horizon = int(state["input_length"]), int(state["horizon"])
-        asked = {"input_length": config.input_length, "horizon": config.horizon}
-        for name, trained in (("input_length", length), ("horizon", horizon)):
-            if asked[name] is not None and asked[name] != trained:
-                raise UsageError(
-                    f"--set {name}={asked[name]}: this model was trained with {name}={trained}"
-                )
+        targets, columns, date, length, horizon = saved_layout(config, state, table)
     values = [table.numbers(c, option="columns") for c in columns]
     stamps = table.timestamps(date) if date is not None else None
     n_rows = len(table)
-    ends = borders(p.split, n_rows, table.path)
+    if training or state.get("fingerprint", file.fingerprint) == file.fingerprint:
+        ends = borders(p.split, n_rows, table.path)
+    else:  # not the training file: every window of it is a test window
+        ends = (0, 0, n_rows)
     if training:
         if ends[0] < 2:
             raise DataError(
@@ -172,7 +178,6 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
             )
         mean, std = fit_zscore(values, columns, ends[0], table.path)
         step = step_seconds(stamps) if stamps is not None else None
-        season = p.season or season_of(step)
         state = {
             "input_size": len(columns),
             "output_size": len(targets),
@@ -185,23 +190,17 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
             "std": std,
             "date_column": date,
             "step_seconds": step,
-            "season": season,
+            "season": p.season or season_of(step),
+            "fingerprint": file.fingerprint,
         }
-    mean, std = state["mean"], state["std"]
-    series = torch.tensor(
-        [[(v - m) / s for v in col] for col, m, s in zip(values, mean, std)], dtype=torch.float32
-    ).T.contiguous()
-    if not bool(torch.isfinite(series).all()):
-        raise DataError(
-            "values too large for the model's 32-bit numbers once standardised", path=table.path
-        )
+    series = standardised(values, state["mean"], state["std"], table.path)
     splits = windows(ends, length, horizon, p.stride, p.border_context)
     check_parts(splits, ends, length, horizon, table.path, parts=PARTS if training else ("test",))
     summary = (
         f"csv {table.path}: {n_rows} rows; target {','.join(targets)}; "
         f"{len(columns)} input column(s); windows {'/'.join(str(len(splits[s])) for s in PARTS)} "
         f"(train/valid/test) of {length} rows in, {horizon} out, stride {p.stride}; "
-        f"z-scores from the first {ends[0]} rows"
+        + (f"z-scores from the first {ends[0]} rows" if training else "the model's z-scores")
     )
     return Data(
         state=state,
@@ -210,6 +209,38 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
         summary=summary,
         info={"rows": n_rows, "borders": list(ends)},
     )
+
+
+def standardised(
+    values: list[list[float]], mean: list[float], std: list[float], path: str
+) -> torch.Tensor:
+    """The columns z-scored with the training statistics, as one [rows, columns] tensor."""
+    series = torch.tensor(
+        [[(v - m) / s for v in col] for col, m, s in zip(values, mean, std)], dtype=torch.float32
+    ).T.contiguous()
+    if not bool(torch.isfinite(series).all()):
+        raise DataError(
+            "values too large for the model's 32-bit numbers once standardised", path=path
+        )
+    return series
+
+
+def saved_layout(
+    config: Any, state: dict[str, Any], table: Table
+) -> tuple[list[str], list[str], str | None, int, int]:
+    """(targets, input columns, date column, input_length, horizon) of a trained model, to
+    read another file the same way; a different window asked for is refused."""
+    date = state.get("date_column")
+    if date is not None and date not in table.header:
+        date = None
+    length, horizon = int(state["input_length"]), int(state["horizon"])
+    asked = {"input_length": config.input_length, "horizon": config.horizon}
+    for name, trained in (("input_length", length), ("horizon", horizon)):
+        if asked[name] is not None and asked[name] != trained:
+            raise SettingError(
+                f"{name}={asked[name]}: this model was trained with {name}={trained}"
+            )
+    return list(state["targets"]), list(state["columns"]), date, length, horizon
 
 
 def fit_zscore(

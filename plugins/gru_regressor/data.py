@@ -8,10 +8,13 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, split_by_fraction
+from zoo.data import Data
+from zoo.splits import split
 
 
 def load_sine_windows(config: Any, state: dict[str, Any] | None) -> Data:
+    """`num_windows` windows at random phases (drawn from `split_seed`), split by the
+    config's fractions; the same windows and split again when a trained model is evaluated."""
     rng = random.Random(config.split_seed)
     examples = []
     for _ in range(config.num_windows):
@@ -20,22 +23,19 @@ def load_sine_windows(config: Any, state: dict[str, Any] | None) -> Data:
         x = [[math.sin(t)] for t in ts[: config.input_length]]
         y = [[math.cos(t)] for t in ts[: config.horizon]]
         examples.append((x, y))
-    valid_f, test_f = config.valid_fraction, config.test_fraction
-    train, valid, test = split_by_fraction(
-        examples, [1 - valid_f - test_f, valid_f, test_f], config.split_seed
-    )
+    splits = split(examples, config, state=state)
     state = state or {
         "input_size": 1,
         "output_size": 1,
         "input_length": config.input_length,
         "horizon": config.horizon,
     }
+    sizes = "/".join(str(len(splits[s])) for s in ("train", "valid", "test"))
     return Data(
         state=state,
-        splits={"train": train, "valid": valid, "test": test},
+        splits=splits,
         collate=collate_windows,
-        summary=f"sine-windows: {len(train)}/{len(valid)}/{len(test)} windows, "
-        f"{config.input_length} in, {config.horizon} out",
+        summary=f"sine-windows: {sizes} windows, {config.input_length} in, {config.horizon} out",
     )
 
 

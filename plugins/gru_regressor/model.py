@@ -1,4 +1,4 @@
-"""The GRU regressor network and what zoo asks of it: build, loss, evaluate, predict.
+"""The GRU regressor: a window of numbers in, the next H values out.
 
     x'  = normalise(x)                         per window: none, last value, mean, RevIN
     h   = GRU(x'_1 .. x'_L)                    in patches of `patch_length` rows per GRU step
@@ -15,13 +15,15 @@ never seen. Subtracting each window's last value (NLinear) or its mean and devia
 and adding it back to the forecast makes every window look like the training windows. The
 linear skip path is NLinear itself, learnt alongside the GRU; the GRU learns what it misses.
 
-With `members` K > 1 the module is a deep ensemble: K such networks from different initial
-weights, each trained on its own loss, forecasting their mean. Seed-to-seed scatter is a large
-part of a small forecaster's test error on drifting series; averaging K members removes most of
-it for K times the (small) training cost.
+With `members` K > 1 the network is a deep ensemble (`GRUEnsemble`): K such networks from
+different initial weights, each trained on its own loss, forecasting their mean. Seed-to-seed
+scatter is a large part of a small forecaster's test error on drifting series; averaging K
+members removes most of it for K times the (small) training cost.
 
-Tensor names are torch's own (`gru.weight_ih_l0`, `head.weight`, `skip.weight`); an ensemble's
-are prefixed by the member (`members.0.gru.weight_ih_l0`).
+Both share what zoo asks of a network (`Forecaster`: loss, evaluate, predict, predict_file);
+they differ only in `forward` and in which networks have a loss of their own. Tensor names
+are torch's own (`gru.weight_ih_l0`, `head.weight`, `skip.weight`); an ensemble's are
+prefixed by the member (`members.0.gru.weight_ih_l0`).
 """
 
 from __future__ import annotations
@@ -36,85 +38,178 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import zoo
 from zoo.cells import recurrent_layer
 from zoo.data import parse_numbers
-from zoo.errors import DataError, UsageError, reading_input
+from zoo.errors import DataError, SettingError, UsageError
+from zoo.textfile import TextFile
+
+from .series import Table, read_table, step_seconds
+
+LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.smooth_l1_loss}
+Batch = dict[str, torch.Tensor]
 
 
-class GRURegressor(nn.Module):
+class Forecaster(zoo.Network):
+    """What zoo asks of a forecaster, written once for one network and for an ensemble:
+    `forward(x)` gives the forecast, `forecasters()` the networks that each learn alone."""
+
+    def forecasters(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss; an ensemble's is the mean of its members' own losses, so each
+        member learns to forecast alone (training the mean forecast instead would let members
+        specialise and cancel out, which is not what makes ensembles robust)."""
+        fn = LOSSES[self.config.loss]
+        losses = [fn(net(batch["x"]), batch["y"]) for net in self.forecasters()]
+        return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
+
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
+        """MSE and MAE over every window and step; on data with the targets among the inputs,
+        the same for two naive forecasts of the same windows: repeat the last value, and
+        repeat the last season (`season` rows: 24 for hourly data)."""
+        targets = self.state.get("target_index")
+        std = target_std(self.state)
+        season = self.state.get("season")
+        model, last, seasonal = Errors(std), Errors(std), Errors(std)
+        total_loss, windows = 0.0, 0
+        lossf = LOSSES[self.config.loss]
+        for batch in batches:
+            x, y = batch["x"], batch["y"]
+            forecast = self(x)
+            model.add(forecast, y)
+            total_loss += float(lossf(forecast, y, reduction="sum"))
+            windows += x.shape[0]
+            if targets is None:
+                continue
+            own = x[:, :, targets]
+            last.add(own[:, -1:].expand_as(y), y)
+            if season and season <= x.shape[1]:
+                steps = torch.arange(y.shape[1], device=x.device) % season + (x.shape[1] - season)
+                seasonal.add(own[:, steps], y)
+        out = {"loss": total_loss / max(1, model.n), **model.metrics()}
+        if targets is not None:
+            out.update(last.metrics("repeat_last/"))
+            if season and season <= int(self.state["input_length"]):
+                out.update(seasonal.metrics(f"seasonal_naive_{season}/"))
+        out["windows"] = windows
+        return out
+
+    def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
+        """Numbers typed one per argument form one window; otherwise each input is a window.
+        Values are raw (the model file holds the z-score statistics); the last input_length
+        steps are used."""
+        if all(len(s.split()) == 1 for s in inputs):
+            windows = [parse_numbers(" ".join(inputs))]
+        else:
+            windows = [parse_numbers(s) for s in inputs]
+        length, features = int(self.state["input_length"]), int(self.state["input_size"])
+        results = []
+        for window in windows:
+            if len(window) < length:
+                raise UsageError(
+                    f"expected a window of {length} values (the model's input length), "
+                    f"got {len(window)}"
+                )
+            if any(len(step) != features for step in window):
+                names = self.state.get("columns")
+                which = f" ({','.join(names)})" if names else ""
+                raise UsageError(f"each step needs {features} comma-separated value(s){which}")
+            window = window[-length:]
+            values = self.forecast(window)
+            results.append(
+                {
+                    "input": [s[0] if len(s) == 1 else s for s in window],
+                    "output": values,
+                    "text": " ".join(fmt(v) for v in values),
+                }
+            )
+        return results
+
+    def predict_file(self, file: TextFile, options: Any) -> tuple[str, list[dict[str, Any]]]:
+        """`zoo predict MODEL --input recent.csv`: forecast the H rows after the file's last row.
+
+        The file has the training file's columns (others are ignored); its last input_length
+        rows are the window. With a date column the forecast rows carry their timestamps, one
+        training time step apart. The text is CSV: `date,target...` or `step,target...`.
+        A model not trained on a CSV reads one window a line, as any network does.
+        """
+        if "columns" not in self.state:
+            return super().predict_file(file, options)
+        table = read_table(file)
+        length = int(self.state["input_length"])
+        if len(table) < length:
+            raise file.error(
+                f"{len(table)} row(s); the model reads the last {length} rows, so give at least that"
+            )
+        columns = [table.numbers(c, option="columns")[-length:] for c in self.state["columns"]]
+        values = self.forecast([list(step) for step in zip(*columns)])
+        date = self.state.get("date_column")
+        stamps = None
+        if date is not None and date in table.header:
+            stamps = next_times(table, date, self.state.get("step_seconds"), len(values))
+        first = date if stamps is not None else "step"
+        lines = [",".join([first, *self.state["targets"]])]
+        keys = stamps if stamps is not None else [str(k) for k in range(1, len(values) + 1)]
+        lines.extend(f"{key},{fmt(value)}" for key, value in zip(keys, values))
+        prediction = {
+            "input": file.path,
+            "output": values,
+            "timestamps": stamps,
+            "targets": self.state["targets"],
+            "text": " ".join(fmt(v) for v in values),
+        }
+        return "\n".join(lines) + "\n", [prediction]
+
+    def forecast(self, window: list[list[float]]) -> list[Any]:
+        """Raw values in (the last input_length rows), raw values out: [H] or [H][targets]."""
+        mean, std, t_mean, t_std = scales(self.state)
+        x = (torch.tensor([window], dtype=torch.float32) - mean) / std
+        out = self(x.to(self.device))[0].cpu() * t_std + t_mean
+        return [row[0] if len(row) == 1 else row for row in out.tolist()]
+
+
+class GRURegressor(Forecaster):
+    """One forecaster network (see the module docstring)."""
+
     def __init__(self, config: Any, state: dict[str, Any]):
-        super().__init__()
+        super().__init__(config, state)
+        check_settings(config, state)
         features, outputs = int(state["input_size"]), int(state["output_size"])
         length, horizon = int(state["input_length"]), int(state["horizon"])
         targets = state.get("target_index")
-        self.horizon, self.output_size, self.input_length = horizon, outputs, length
-        self.loss_name = config.loss
-        self.members: nn.ModuleList | None = None
-        if config.members > 1:
-            # A deep ensemble: each member is a whole one-member network (`members.K.gru...`),
-            # initialised from the next draws of the seeded generator, so members differ.
-            one = dataclasses.replace(config, members=1)
-            self.members = nn.ModuleList(GRURegressor(one, state) for _ in range(config.members))
-            return
-        self.window_norm, self.decoder_kind = config.window_norm, config.decoder
+        self.horizon, self.output_size = horizon, outputs
         self.patch = min(config.patch_length, length)  # a recipe's 24 still fits short windows
         self.patches = length // self.patch
-        needs_targets = [
-            name
-            for name, on in (
-                (f"window_norm={config.window_norm}", config.window_norm != "none"),
-                ("linear_skip=true", config.linear_skip),
-                ("decoder=autoregressive", config.decoder == "autoregressive"),
-            )
-            if on
-        ]
-        if needs_targets and targets is None:
-            raise UsageError(
-                f"--set {needs_targets[0]}: needs the forecast values among the inputs, and "
-                "this dataset's targets are not (use the csv dataset)"
-            )
-        if config.decoder == "autoregressive" and features != outputs:
-            raise UsageError(
-                "--set decoder=autoregressive: feeds forecasts back as inputs, so every input "
-                f"column must be a target ({features} inputs, {outputs} targets); use seq2seq"
-            )
         self.has_targets = targets is not None
         index = torch.tensor(list(targets) if targets is not None else [], dtype=torch.long)
         self.register_buffer("target_index", index, persistent=False)
+        layers = {
+            "num_layers": config.num_layers,
+            "dropout": config.dropout if config.num_layers > 1 else 0.0,
+            "batch_first": True,
+        }
         self.gru = recurrent_layer(
-            "gru",
-            config.impl,
-            self.patch * features,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            batch_first=True,
+            "gru", config.impl, self.patch * features, config.hidden_size, **layers
         )
         self.dropout = nn.Dropout(config.dropout)
-        if config.decoder == "direct":
-            self.head = nn.Linear(config.hidden_size, horizon * outputs)
-        else:
-            self.head = nn.Linear(config.hidden_size, self.patch * outputs)
+        per_step = horizon if config.decoder == "direct" else self.patch
+        self.head = nn.Linear(config.hidden_size, per_step * outputs)
         if config.decoder == "seq2seq":
             self.decoder = recurrent_layer(
-                "gru",
-                config.impl,
-                self.patch * outputs,
-                config.hidden_size,
-                num_layers=config.num_layers,
-                dropout=config.dropout if config.num_layers > 1 else 0.0,
-                batch_first=True,
+                "gru", config.impl, self.patch * outputs, config.hidden_size, **layers
             )
         self.skip = nn.Linear(length, horizon) if config.linear_skip else None
         if config.window_norm == "revin":
             self.revin_weight = nn.Parameter(torch.ones(features))
             self.revin_bias = nn.Parameter(torch.zeros(features))
 
-    # -------------------------------------------------------------------------- forward
+    def forecasters(self) -> list[nn.Module]:
+        return [self]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [batch, window, features] -> [batch, horizon, outputs]."""
-        if self.members is not None:
-            return torch.stack([member(x) for member in self.members]).mean(dim=0)
         xn, centre, scale = self.normalise(x)
         _, h = self.gru(self.to_patches(xn))
         out = self.decode(xn, h)
@@ -132,11 +227,11 @@ class GRURegressor(nn.Module):
 
     def decode(self, xn: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         batch = xn.shape[0]
-        if self.decoder_kind == "direct":
+        if self.config.decoder == "direct":
             return self.head(self.dropout(h[-1])).view(batch, self.horizon, self.output_size)
         steps = math.ceil(self.horizon / self.patch)
         chunks = []
-        if self.decoder_kind == "autoregressive":
+        if self.config.decoder == "autoregressive":
             for k in range(steps):
                 y = self.head(self.dropout(h[-1]))  # the next patch, [B, P * T]
                 chunks.append(y)
@@ -159,13 +254,14 @@ class GRURegressor(nn.Module):
         self, x: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The window on a per-window scale, with what `denormalise` needs to undo it."""
-        if self.window_norm == "none":
+        norm = self.config.window_norm
+        if norm == "none":
             return x, None, None
-        if self.window_norm == "last":
+        if norm == "last":
             centre = x[:, -1:, :]
             return x - centre, centre, None
         centre = x.mean(dim=1, keepdim=True)
-        if self.window_norm == "mean":
+        if norm == "mean":
             return x - centre, centre, None
         scale = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + 1e-5)
         return (x - centre) / scale * self.revin_weight + self.revin_bias, centre, scale
@@ -183,25 +279,54 @@ class GRURegressor(nn.Module):
         return (y - bias) / (weight + 1e-10) * scale.index_select(2, self.target_index) + centre
 
 
-def build(config: Any, state: dict[str, Any], task: str) -> GRURegressor:
-    return GRURegressor(config, state)
+class GRUEnsemble(Forecaster):
+    """K one-member networks (`members.K.gru...`) forecasting their mean. Built one after the
+    other from the next draws of the seeded generator, so the members start differently."""
+
+    def __init__(self, config: Any, state: dict[str, Any]):
+        super().__init__(config, state)
+        one = dataclasses.replace(config, members=1)
+        self.members = nn.ModuleList(GRURegressor(one, state) for _ in range(config.members))
+
+    def forecasters(self) -> list[nn.Module]:
+        return list(self.members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(dim=0)
 
 
-LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.smooth_l1_loss}
+def build(config: Any, state: dict[str, Any]) -> Forecaster:
+    """The architecture's network: an ensemble when `members` > 1, else one network."""
+    return GRUEnsemble(config, state) if config.members > 1 else GRURegressor(config, state)
 
 
-def loss(module: GRURegressor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The training loss; an ensemble's is the mean of its members' own losses, so each member
-    learns to forecast alone (training the mean forecast instead would let members specialise
-    and cancel out, which is not what makes ensembles robust)."""
-    fn = LOSSES[module.loss_name]
-    if module.members is not None:
-        return torch.stack([fn(m(batch["x"]), batch["y"]) for m in module.members]).mean()
-    return fn(module(batch["x"]), batch["y"])
+def check_settings(config: Any, state: dict[str, Any]) -> None:
+    """Refuse settings this data cannot serve: per-window normalisation, the linear skip and
+    the autoregressive decoder all read the forecast values among the inputs."""
+    needs_targets = [
+        name
+        for name, on in (
+            (f"window_norm={config.window_norm}", config.window_norm != "none"),
+            ("linear_skip=true", config.linear_skip),
+            ("decoder=autoregressive", config.decoder == "autoregressive"),
+        )
+        if on
+    ]
+    if needs_targets and state.get("target_index") is None:
+        raise SettingError(
+            f"{needs_targets[0]}: needs the forecast values among the inputs, and "
+            "this dataset's targets are not (use the csv dataset)"
+        )
+    features, outputs = int(state["input_size"]), int(state["output_size"])
+    if config.decoder == "autoregressive" and features != outputs:
+        raise SettingError(
+            "decoder=autoregressive: feeds forecasts back as inputs, so every input "
+            f"column must be a target ({features} inputs, {outputs} targets); use seq2seq"
+        )
 
 
-# ------------------------------------------------------------------------------- evaluate
-class _Sums:
+# ------------------------------------------------------------------------------- helpers
+class Errors:
     """Squared and absolute errors, on the model's scale and on the data's raw scale."""
 
     def __init__(self, std: torch.Tensor | None):
@@ -215,7 +340,7 @@ class _Sums:
         self.ae += float(diff.abs().sum())
         self.n += diff.numel()
         if self.std is not None:
-            raw = diff * self.std
+            raw = diff * self.std.to(diff.device)
             self.se_raw += float((raw**2).sum())
             self.ae_raw += float(raw.abs().sum())
 
@@ -227,51 +352,13 @@ class _Sums:
         return out
 
 
-def evaluate(
-    module: GRURegressor,
-    batches: Iterable[dict[str, torch.Tensor]],
-    state: dict[str, Any],
-    task: str,
-) -> dict[str, float]:
-    """MSE and MAE over every window and step; on data with the targets among the inputs,
-    the same for two naive forecasts of the same windows: repeat the last value, and repeat
-    the last season (`season` rows: 24 for hourly data)."""
-    targets = state.get("target_index")
-    std = _target_std(state)
-    season = state.get("season")
-    model, last, seasonal = _Sums(std), _Sums(std), _Sums(std)
-    total_loss, windows = 0.0, 0
-    lossf = LOSSES[getattr(module, "loss_name", "mse")]
-    for batch in batches:
-        x, y = batch["x"], batch["y"]
-        forecast = module(x)
-        model.add(forecast, y)
-        total_loss += float(lossf(forecast, y, reduction="sum"))
-        windows += x.shape[0]
-        if targets is None:
-            continue
-        own = x[:, :, targets]
-        last.add(own[:, -1:].expand_as(y), y)
-        if season and season <= x.shape[1]:
-            steps = torch.arange(y.shape[1]) % season + (x.shape[1] - season)
-            seasonal.add(own[:, steps], y)
-    out = {"loss": total_loss / max(1, model.n), **model.metrics()}
-    if targets is not None:
-        out.update(last.metrics("repeat_last/"))
-        if season and season <= int(state["input_length"]):
-            out.update(seasonal.metrics(f"seasonal_naive_{season}/"))
-    out["windows"] = windows
-    return out
-
-
-def _target_std(state: dict[str, Any]) -> torch.Tensor | None:
+def target_std(state: dict[str, Any]) -> torch.Tensor | None:
     if "std" not in state or state.get("target_index") is None:
         return None
     return torch.tensor([float(state["std"][i]) for i in state["target_index"]])
 
 
-# -------------------------------------------------------------------------------- predict
-def _scale(state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def scales(state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input mean, input std, target mean, target std); identity for unscaled data."""
     features, outputs = int(state["input_size"]), int(state["output_size"])
     if "mean" not in state:
@@ -287,107 +374,25 @@ def _scale(state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return mean, std, mean[index], std[index]
 
 
-def forecast(module: GRURegressor, window: list[list[float]], state: dict[str, Any]) -> list[Any]:
-    """Raw values in (the last input_length rows), raw values out: [H] or [H][targets]."""
-    mean, std, t_mean, t_std = _scale(state)
-    x = (torch.tensor([window], dtype=torch.float32) - mean) / std
-    out = module(x)[0] * t_std + t_mean
-    return [row[0] if len(row) == 1 else row for row in out.tolist()]
+def next_times(table: Table, date: str, step: float | None, count: int) -> list[str] | None:
+    """The timestamps of the `count` rows after the table's last, one time step apart (the
+    training data's step, else the table's own); None when there is no step to go by."""
+    seen = table.timestamps(date)
+    step = step or step_seconds(seen)
+    if not step:
+        return None
+    try:
+        return [str(seen[-1] + timedelta(seconds=step * k)) for k in range(1, count + 1)]
+    except OverflowError:
+        raise DataError(
+            f"column {date!r}: the forecast times after {seen[-1]} pass the latest "
+            "date there is (9999-12-31)",
+            path=table.path,
+            line=table.lines[-1],
+        ) from None
 
 
-def _fmt(value: float | list[float]) -> str:
+def fmt(value: float | list[float]) -> str:
     if isinstance(value, list):
         return ",".join(f"{v:.4f}" for v in value)
     return f"{value:.4f}"
-
-
-def predict(
-    module: GRURegressor, inputs: list[str], state: dict[str, Any], task: str, options: Any
-) -> list[dict[str, Any]]:
-    """Numbers typed one per argument form one window; otherwise each input is a window.
-    Values are raw (the model file holds the z-score statistics); the last input_length
-    steps are used."""
-    if all(len(s.split()) == 1 for s in inputs):
-        windows = [parse_numbers(" ".join(inputs))]
-    else:
-        windows = [parse_numbers(s) for s in inputs]
-    length, features = int(state["input_length"]), int(state["input_size"])
-    results = []
-    for window in windows:
-        if len(window) < length:
-            raise UsageError(
-                f"expected a window of {length} values (the model's input length), got {len(window)}"
-            )
-        if any(len(step) != features for step in window):
-            names = state.get("columns")
-            which = f" ({','.join(names)})" if names else ""
-            raise UsageError(f"each step needs {features} comma-separated value(s){which}")
-        window = window[-length:]
-        values = forecast(module, window, state)
-        results.append(
-            {
-                "input": [s[0] if len(s) == 1 else s for s in window],
-                "output": values,
-                "text": " ".join(_fmt(v) for v in values),
-            }
-        )
-    return results
-
-
-def predict_file(
-    module: GRURegressor, path: str, state: dict[str, Any], task: str, options: Any
-) -> tuple[str, list[dict[str, Any]]]:
-    """`zoo predict FILE --input recent.csv`: forecast the H rows after the file's last row.
-
-    The file has the training file's columns (others are ignored); its last input_length rows
-    are the window. With a date column the forecast rows carry their timestamps, one training
-    time step apart. The text is CSV: `date,target...` or `step,target...`.
-    """
-    from .series import read_table, step_seconds
-
-    if "columns" not in state:
-        raise UsageError(
-            "--input FILE reads a CSV, but this model was not trained on the csv dataset; "
-            "give the window as numbers"
-        )
-    with reading_input(path):
-        table = read_table(path)
-    length = int(state["input_length"])
-    if len(table) < length:
-        raise DataError(
-            f"{len(table)} row(s); the model reads the last {length} rows, so give at least that",
-            path=path,
-        )
-    columns = [table.numbers(c, option="columns")[-length:] for c in state["columns"]]
-    window = [list(step) for step in zip(*columns)]
-    values = forecast(module, window, state)
-    date = state.get("date_column")
-    stamps: list[str] | None = None
-    if date is not None and date in table.header:
-        seen = table.timestamps(date)
-        step = state.get("step_seconds") or step_seconds(seen)
-        if step:
-            try:
-                stamps = [
-                    str(seen[-1] + timedelta(seconds=step * k)) for k in range(1, len(values) + 1)
-                ]
-            except OverflowError:
-                raise DataError(
-                    f"column {date!r}: the forecast times after {seen[-1]} pass the latest "
-                    "date there is (9999-12-31)",
-                    path=path,
-                    line=table.lines[-1],
-                ) from None
-    first = date if stamps is not None else "step"
-    lines = [",".join([first, *state["targets"]])]
-    keys = stamps if stamps is not None else [str(k) for k in range(1, len(values) + 1)]
-    for key, value in zip(keys, values):
-        lines.append(f"{key},{_fmt(value)}")
-    prediction = {
-        "input": path,
-        "output": values,
-        "timestamps": stamps,
-        "targets": state["targets"],
-        "text": " ".join(_fmt(v) for v in values),
-    }
-    return "\n".join(lines) + "\n", [prediction]

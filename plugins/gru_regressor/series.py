@@ -2,8 +2,9 @@
 
 Everything a user can get wrong in such a file (not UTF-8, a row with a different number of
 columns, a value that is not a finite number, an unknown column name) becomes one
-`DataError` naming the file, the line and the column. No torch here: `zoo predict --input`
-and the loader share this reader.
+`DataError` in zoo's one format, `PATH:LINE: ...`, naming the column where there is one.
+Decoding is `zoo.textfile`'s; this module only parses. No torch here: `zoo predict --input`
+(which hands over the file it already read) and the loader share this reader.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from zoo.errors import DataError
+from zoo.textfile import TextFile, read_text
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "ds")
 
@@ -92,21 +94,14 @@ class Table:
         return out
 
 
-def read_table(path: str | os.PathLike[str]) -> Table:
-    """Parse a CSV file with a header; blank lines are skipped, every row has every column."""
-    name = os.fspath(path)
-    with open(name, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"not UTF-8 text ({e.reason} at byte {e.start})", path=name, line=line
-        ) from None
-    if not text.strip():
-        raise DataError("the file is empty; expected a header line and rows of numbers", path=name)
-    reader = csv.reader(io.StringIO(text, newline=""))
+def read_table(source: str | os.PathLike[str] | TextFile) -> Table:
+    """Parse a CSV file with a header (a path, or a file already read); blank lines are
+    skipped, every row has every column."""
+    file = source if isinstance(source, TextFile) else read_text(source)
+    name = file.path
+    if not file.text.strip():
+        raise file.error("the file is empty; expected a header line and rows of numbers")
+    reader = csv.reader(io.StringIO(file.text, newline=""))
     header: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -120,17 +115,15 @@ def read_table(path: str | os.PathLike[str]) -> Table:
                 header = _check_header(row, name, line)
                 continue
             if len(row) != len(header):
-                raise DataError(
-                    f"{len(row)} columns, but the header has {len(header)}", path=name, line=line
-                )
+                raise file.error(f"{len(row)} columns, but the header has {len(header)}", line)
             rows.append(row)
             lines.append(line)
     except csv.Error as e:
-        raise DataError(f"not valid CSV ({e})", path=name, line=reader.line_num or None) from None
+        raise file.error(f"not valid CSV ({e})", reader.line_num or None) from None
     if header is None:  # pragma: no cover - text.strip() was non-empty, so some row was seen
-        raise DataError("no header line", path=name)
+        raise file.error("no header line")
     if not rows:
-        raise DataError("a header but no rows of data", path=name)
+        raise file.error("a header but no rows of data")
     return Table(name, header, rows, lines)
 
 

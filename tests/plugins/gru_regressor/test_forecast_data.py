@@ -10,13 +10,15 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zoo_plugins.gru_regressor import CSVSeriesConfig
+from zoo_plugins.gru_regressor import CSVSeriesConfig, SineWindowsConfig
 from zoo_plugins.gru_regressor.csv_data import load_csv, plan
+from zoo_plugins.gru_regressor.data import load_sine_windows
 from zoo_plugins.gru_regressor.series import read_table, season_of
 
 import zoo
 from tests.conftest import SHARED_DATA
-from zoo.errors import DataError, UsageError
+from zoo.errors import DataError, SettingError
+from zoo.textfile import read_text
 
 ETTH1 = SHARED_DATA / "ett" / "ETTh1.csv"
 
@@ -32,7 +34,7 @@ def write_series(path: Path, rows: int, *, start_hour: int = 0) -> Path:
 
 
 def config(path: Path | str, **values) -> CSVSeriesConfig:
-    return zoo.config.build(CSVSeriesConfig, {"path": str(path), **values}, where="--set")
+    return zoo.config.build(CSVSeriesConfig, {"path": str(path), **values})
 
 
 def test_windows_follow_the_published_protocol(tmp_path):
@@ -141,7 +143,7 @@ def run_error(zoo_cli, path, *settings: str) -> str:
         (b"a,b\n1,2\n3,\n", ":3: column 'b': an empty cell is not a number"),
         (b"a,b\n1,2\n3,nan\n", ":3: column 'b': 'nan' is not a finite number"),
         (b"a,b\n1,2\n3,inf\n", "is not a finite number"),
-        (b"a,b\n1,2\n\xff\xfe,3\n", ":3: not UTF-8 text"),
+        (b"a,b\n1,2\n\xff\xfe,3\n", ":3: not UTF-8 text (byte 0xff at column 1)"),
         (b"1,2\n3,4\n", ":1: the first line holds numbers; expected a header"),
         (b"a,a\n1,2\n", "column 'a' appears twice"),
         (b"a,\n1,2\n", "column 2 has no name"),
@@ -209,10 +211,56 @@ def test_splits_that_end_up_empty(zoo, tmp_path):
     assert "not a mix" in run_error(zoo, path, "split=30,0.5,10")
 
 
+def test_a_bad_byte_is_named_by_line_and_column(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"a,b\n1,2\n3,4\xff5\n")
+    with pytest.raises(DataError) as e:
+        read_table(path)
+    assert str(e.value) == f"{path}:3: not UTF-8 text (byte 0xff at column 4)"
+    with pytest.raises(DataError, match=r":3: not UTF-8 text \(byte 0xff at column 4\)$"):
+        load_csv(config(path), None)
+
+
+def test_read_table_takes_a_file_already_read(tmp_path):
+    path = write_series(tmp_path / "s.csv", 5)
+    file = read_text(path)
+    path.unlink()  # nothing is read a second time
+    table = read_table(file)
+    assert table.header == ["date", "load", "temp"] and table.lines == [2, 3, 4, 5, 6]
+    assert table.numbers("temp", option="target") == [100.0, 102.0, 104.0, 106.0, 108.0]
+
+
+def test_setting_errors_name_the_setting_without_set(tmp_path):
+    path = write_series(tmp_path / "s.csv", 50)
+    for values, start in (
+        ({"target": "date"}, "target=date: 'date' is the date column"),
+        ({"target": "load,load"}, "target=load,load: a column is named twice"),
+        ({"features": "date"}, "features=date: 'date' is the date column"),
+        ({"split": "0.8,0.2"}, "split=0.8,0.2: expected three values"),
+    ):
+        with pytest.raises(SettingError) as e:
+            load_csv(config(path, **values), None)
+        assert str(e.value).startswith(start), str(e.value)
+
+
+def test_sine_windows_split_by_the_shared_fractions():
+    """The same windows and split again at evaluation; with nothing held out for the test,
+    a trained model is evaluated on every window."""
+    cfg = zoo.config.build(SineWindowsConfig, {"num_windows": 50, "test_fraction": 0.2})
+    data = load_sine_windows(cfg, None)
+    assert [data.size(s) for s in ("train", "valid", "test")] == [35, 5, 10]
+    again = load_sine_windows(cfg, data.state)
+    assert again.splits == data.splits
+    none_held = zoo.config.replace(cfg, {"test_fraction": 0.0})
+    trained = load_sine_windows(none_held, None)
+    assert trained.size("test") == 0
+    assert load_sine_windows(none_held, trained.state).size("test") == 50
+
+
 def test_the_trained_window_is_enforced_at_evaluation(tmp_path):
     path = write_series(tmp_path / "s.csv", 120)
     data = load_csv(config(path, input_length=10, horizon=5), None)
-    with pytest.raises(UsageError, match="trained with horizon=5"):
+    with pytest.raises(SettingError, match="^horizon=6: this model was trained with horizon=5"):
         load_csv(config(path, input_length=10, horizon=6), data.state)
     again = load_csv(config(path, horizon=5), data.state)  # unset input_length: the model's
     assert again.size("test") == data.size("test")
@@ -232,20 +280,24 @@ VALID = (
 SMALL = {"input_length": 4, "horizon": 2, "split": "0.5,0.25,0.25"}
 
 
-def loads_or_data_error(content: bytes, **values) -> None:
+def loads_or_data_error(content: bytes, **values) -> bool:
+    """True when the bytes load (into finite windows), False when refused with a DataError;
+    anything else fails the test."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "f.csv"
         path.write_bytes(content)
         try:
             data = load_csv(config(path, **values), None)
         except DataError:
-            return
+            return False
         batch = data.collate(list(data.splits["train"][:2]))
         assert torch.isfinite(batch["x"]).all() and torch.isfinite(batch["y"]).all()
+        return True
 
 
 def test_the_valid_fuzz_seed_loads():
-    loads_or_data_error(VALID.encode(), **SMALL)  # sanity: the seed file itself loads
+    # The fuzz tests mutate this file; were it refused, they would test nothing but refusals.
+    assert loads_or_data_error(VALID.encode(), **SMALL)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -282,3 +334,17 @@ def mutated(draw):
 @given(mutated())
 def test_mutated_valid_files_load_or_raise_data_error(content):
     loads_or_data_error(content, **SMALL)
+
+
+def test_another_file_is_evaluated_whole_and_the_training_file_by_its_split(tmp_path):
+    """The core's held-out rule, kept by the time-ordered split: the training file gives its
+    test part again; any other file is all test windows (its length need not fit the split)."""
+    path = write_series(tmp_path / "s.csv", 100)
+    settings = {"target": "load", "split": "60,20,20", "input_length": 8, "horizon": 3}
+    trained = load_csv(config(path, **settings), None)
+    again = load_csv(config(path, **settings), trained.state)
+    assert list(again.splits["test"]) == list(trained.splits["test"])
+    other = write_series(tmp_path / "other.csv", 30, start_hour=5)
+    scored = load_csv(config(other, **settings), trained.state)
+    assert list(scored.splits["test"]) == list(range(30 - 8 - 3 + 1))
+    assert not scored.has("train") and not scored.has("valid")

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 from zoo_plugins.gru_regressor import GRURegressorConfig
-from zoo_plugins.gru_regressor.model import GRURegressor
+from zoo_plugins.gru_regressor.model import Forecaster, GRUEnsemble, GRURegressor, build
 
 import zoo
 from zoo.api import evaluate
-from zoo.errors import UsageError
+from zoo.errors import DataError, SettingError
+from zoo.textfile import TextFile
 
 STATE = {
     "input_size": 1,
@@ -24,10 +25,10 @@ STATE = {
 }
 
 
-def net(state=STATE, **values) -> GRURegressor:
+def net(state=STATE, **values) -> Forecaster:
     torch.manual_seed(0)
-    config = zoo.config.build(GRURegressorConfig, {"hidden_size": 8, **values}, where="--set")
-    return GRURegressor(config, state).eval()
+    config = zoo.config.build(GRURegressorConfig, {"hidden_size": 8, **values})
+    return build(config, state).eval()
 
 
 def zero_(module: torch.nn.Module) -> torch.nn.Module:
@@ -78,11 +79,17 @@ def test_linear_skip_alone_is_nlinear():
 
 def test_options_that_need_the_targets_among_the_inputs():
     state = {k: v for k, v in STATE.items() if k != "target_index"}
-    for setting in ({"window_norm": "last"}, {"linear_skip": True}, {"decoder": "autoregressive"}):
-        with pytest.raises(UsageError, match="needs the forecast values among the inputs"):
+    for setting, named in (
+        ({"window_norm": "last"}, "window_norm=last: "),
+        ({"linear_skip": True}, "linear_skip=true: "),
+        ({"decoder": "autoregressive"}, "decoder=autoregressive: "),
+        ({"members": 2, "window_norm": "mean"}, "window_norm=mean: "),
+    ):
+        with pytest.raises(SettingError, match="needs the forecast values among the inputs") as e:
             net(state, **setting)
+        assert str(e.value).startswith(named) and "--set" not in str(e.value)
     net(state, decoder="seq2seq")(torch.randn(2, 12, 1))  # starts from zeros instead
-    with pytest.raises(UsageError, match="every input column must be a target"):
+    with pytest.raises(SettingError, match="^decoder=autoregressive: .* must be a target"):
         net({**STATE, "input_size": 3}, decoder="autoregressive")
 
 
@@ -140,18 +147,51 @@ def test_evaluate_reports_raw_scale_and_both_naive_baselines(trained):
 
 
 def test_naive_baselines_by_hand():
-    from zoo_plugins.gru_regressor.model import evaluate as evaluate_windows
-
     state = {**STATE, "input_length": 4, "horizon": 3, "season": 2, "mean": [0.0], "std": [2.0]}
     module = net(state)
     x = torch.tensor([[[1.0], [2.0], [3.0], [4.0]]])
     y = torch.tensor([[[5.0], [6.0], [7.0]]])
     with torch.no_grad():
-        m = evaluate_windows(module, [{"x": x, "y": y}], state, "window-regression")
+        m = module.evaluate([{"x": x, "y": y}])
     assert m["repeat_last/mse"] == pytest.approx((1 + 4 + 9) / 3)  # 4,4,4 against 5,6,7
     assert m["seasonal_naive_2/mae"] == pytest.approx((2 + 2 + 4) / 3)  # 3,4,3 against 5,6,7
     assert m["repeat_last/mae_raw"] == pytest.approx(2 * (1 + 2 + 3) / 3)
     assert m["windows"] == 1
+
+
+def test_the_ensemble_and_one_network_share_one_evaluate():
+    """An ensemble is scored exactly as one network whose forecast is the members' mean: the
+    same errors, the same naive baselines, the same window count."""
+    state = {**STATE, "season": 4, "mean": [1.0], "std": [3.0]}
+    ensemble = net(state, members=2, window_norm="last", patch_length=3)
+    x, y = torch.randn(6, 12, 1), torch.randn(6, 5, 1)
+    batches = [{"x": x[:4], "y": y[:4]}, {"x": x[4:], "y": y[4:]}]
+    with torch.no_grad():
+        m = ensemble.evaluate(batches)
+        one = ensemble.members[0].evaluate(batches)
+        mean = torch.stack([member(x) for member in ensemble.members]).mean(0)
+    assert m["mse"] == pytest.approx(float(((mean - y) ** 2).mean()), rel=1e-5)
+    assert m["mae_raw"] == pytest.approx(3 * float((mean - y).abs().mean()), rel=1e-5)
+    assert m["loss"] == pytest.approx(m["mse"], rel=1e-5)  # the config's loss, mse
+    assert m["windows"] == one["windows"] == 6
+    baselines = [k for k in m if k.startswith(("repeat_last/", "seasonal_naive_4/"))]
+    assert len(baselines) == 8 and all(m[k] == one[k] for k in baselines)
+    assert one["mse"] != m["mse"]  # a member alone forecasts differently
+
+
+def test_ensemble_weights_are_the_members_built_one_after_the_other():
+    """Member K of an ensemble starts from the weights a lone network built from the same
+    seed after K others would: the generator's draws are taken in member order."""
+    ensemble = net(members=3, linear_skip=True, window_norm="revin")
+    torch.manual_seed(0)
+    values = {"hidden_size": 8, "linear_skip": True, "window_norm": "revin"}
+    config = zoo.config.build(GRURegressorConfig, values)
+    lone = [GRURegressor(config, STATE) for _ in range(3)]
+    for k, member in enumerate(ensemble.members):
+        names = set(member.state_dict())
+        assert names == set(lone[k].state_dict()) and "skip.weight" in names
+        for name, tensor in member.state_dict().items():
+            assert torch.equal(tensor, lone[k].state_dict()[name]), (k, name)
 
 
 def test_predict_takes_and_returns_raw_values(trained):
@@ -191,6 +231,40 @@ def test_cli_predict_from_a_csv_prints_timestamped_forecasts(trained, zoo, tmp_p
     assert "no such file" in zoo("predict", path, "--input", tmp_path / "x.csv").error_line()
 
 
+def test_predict_file_uses_the_file_it_is_given(trained):
+    """The CSV is parsed from the TextFile zoo read once: a file that is not on disk works,
+    and its name is what errors and the prediction report."""
+    _, path, data = trained
+    loaded = zoo.load(path)
+    lines = data.read_text().splitlines()
+    recent = "\n".join(lines[:1] + lines[-60:]) + "\n"
+    on_disk = data.parent / "recent.csv"
+    on_disk.write_text(recent)
+    expected, _ = zoo.predict_file(loaded, on_disk)
+    given = TextFile("not-on-disk.csv", recent, fingerprint="-")
+    with torch.no_grad():
+        text, predictions = loaded.module.predict_file(given, None)
+    assert text == expected and predictions[0]["input"] == "not-on-disk.csv"
+    short = TextFile("short.csv", "\n".join(lines[:10]) + "\n", fingerprint="-")
+    with pytest.raises(DataError, match=r"^short\.csv: 9 row\(s\); the model reads the last 48"):
+        loaded.module.predict_file(short, None)
+    bad = lines[:1] + lines[-50:]
+    bad[3] = bad[3].rsplit(",", 1)[0] + ",warm"
+    broken = TextFile("broken.csv", "\n".join(bad) + "\n", fingerprint="-")
+    with pytest.raises(DataError, match=r"^broken\.csv:4: column 'OT': 'warm' is not a number"):
+        loaded.module.predict_file(broken, None)
+
+
+def test_predict_file_of_a_model_not_trained_on_a_csv_reads_a_window_a_line(tmp_path):
+    model = zoo.create("gru-regressor", num_windows=20, hidden_size=4)
+    windows = ["0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0", "", "1 2 3 4 5 6 7 8 9 10"]
+    path = tmp_path / "windows.txt"
+    path.write_text("\n".join(windows) + "\n")
+    text, predictions = zoo.predict_file(model, path)
+    each = [zoo.predict(model, w)[0]["text"] for w in (windows[0], windows[2])]
+    assert text.splitlines() == [each[0], "", each[1]] and len(predictions) == 2
+
+
 def test_cli_eval_prints_raw_and_baseline_metrics(trained, zoo):
     _, path, _ = trained
     r = zoo("eval", path)
@@ -209,9 +283,8 @@ def test_saved_state_is_json_ready(trained):
 
 # --------------------------------------------------------------------------- ensembles
 def test_members_forecast_their_mean_and_each_learns_alone():
-    from zoo_plugins.gru_regressor.model import loss
-
     module = net(members=3, window_norm="last", patch_length=4)
+    assert isinstance(module, GRUEnsemble) and isinstance(net(), GRURegressor)
     names = set(module.state_dict())
     assert {f"members.{k}.gru.weight_ih_l0" for k in range(3)} <= names
     assert "gru.weight_ih_l0" not in names  # one member keeps torch's plain names (above)
@@ -222,8 +295,8 @@ def test_members_forecast_their_mean_and_each_learns_alone():
     assert torch.allclose(module(x), torch.stack(each).mean(0))
     own = torch.stack([torch.nn.functional.mse_loss(f, y) for f in each]).mean()
     batch = {"x": x, "y": y}
-    assert torch.allclose(loss(module, batch), own)
-    assert not torch.allclose(loss(module, batch), torch.nn.functional.mse_loss(module(x), y))
+    assert torch.allclose(module.loss(batch), own)
+    assert not torch.allclose(module.loss(batch), torch.nn.functional.mse_loss(module(x), y))
 
 
 def test_an_ensemble_trains_saves_and_loads(tmp_path):
