@@ -32,6 +32,8 @@ class Confusion:
         size = len(self.labels)
         self.counts = torch.zeros(size, size, dtype=torch.long)  # [gold, predicted]
         self.unlabelled = 0  # items whose gold label is outside the set
+        # what was predicted for those items: wrong, so it counts against each class's precision
+        self.predicted_unlabelled = torch.zeros(size, dtype=torch.long)
 
     def add(self, predicted: torch.Tensor, gold: torch.Tensor) -> None:
         """Count the items of a batch; positions where `gold` is -100 are padding."""
@@ -40,6 +42,7 @@ class Confusion:
         size = len(self.labels)
         known = (gold >= 0) & (gold < size)
         self.unlabelled += int((~known).sum())
+        self.predicted_unlabelled += torch.bincount(predicted[~known], minlength=size)
         pairs = gold[known] * size + predicted[known]
         self.counts += torch.bincount(pairs, minlength=size * size).view(size, size)
 
@@ -57,7 +60,7 @@ class Confusion:
         the matrix (`labels`, and `counts[gold][predicted]`)."""
         hits = self.counts.diagonal().double()
         gold = self.counts.sum(1).double()
-        predicted = self.counts.sum(0).double()
+        predicted = (self.counts.sum(0) + self.predicted_unlabelled).double()
         present = [i for i in range(len(self.labels)) if gold[i] or predicted[i]]
         out: dict[str, Any] = {"accuracy": self.correct / max(1, self.total)}
         f1s = []

@@ -141,4 +141,4 @@ def stream_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
                     path=name,
                     line=lineno,
                 ) from None
-            yield lineno, text.rstrip("\r\n")
+            yield lineno, text.removesuffix("\n").removesuffix("\r")  # as `TextFile.lines`
