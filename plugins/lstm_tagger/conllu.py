@@ -48,20 +48,13 @@ def parse(
     """The sentences of CoNLL-U `text` (read from `path`, named in errors)."""
     index = TAG_COLUMNS[column]
     sentences: list[Sentence] = []
-    words: list[str] = []
-    tags: list[str | None] = []
-    where: list[int] = []
-
-    def close() -> None:
-        nonlocal words, tags, where
-        if words:
-            sentences.append(Sentence(words, tags, where))
-        words, tags, where = [], [], []
-
+    current = Sentence([], [], [])
     for i, raw in enumerate(text.split("\n")):  # on '\n' only, as TextFile.lines
         line = raw.removesuffix("\r")
         if not line.strip():
-            close()
+            if current.words:
+                sentences.append(current)
+                current = Sentence([], [], [])
             continue
         if line.startswith("#"):
             continue
@@ -73,57 +66,73 @@ def parse(
                 path=path,
                 line=i + 1,
             )
-        wid = cols[0]
-        if _WORD_ID.fullmatch(wid):
-            expected = len(words) + 1
-            if wid != str(expected):  # as text: int() refuses ids over 4300 digits
-                raise DataError(
-                    f"word id {_shown(wid)} out of order: expected {expected}",
-                    path=path,
-                    line=i + 1,
-                )
-            form = cols[1]
-            if not form.strip():
-                raise DataError("empty FORM column", path=path, line=i + 1)
-            tag: str | None = cols[index]
-            if tag == "_" or tag == "":
-                if require_tags:
-                    raise DataError(
-                        f"no {column.upper()} tag ('{cols[index]}') for word {form!r}",
-                        path=path,
-                        line=i + 1,
-                    )
-                tag = None
-            elif tag != tag.strip() or " " in tag:
-                raise DataError(
-                    f"{column.upper()} tag {tag!r} contains spaces", path=path, line=i + 1
-                )
-            words.append(form)
-            tags.append(tag)
-            where.append(i)
-            continue
-        m = _RANGE_ID.fullmatch(wid)
-        if m:
-            start, end = m.group(1), m.group(2)
-            # compared as text (no leading zeros: longer is larger), as int() refuses ids over
-            # 4300 digits
-            if start != str(len(words) + 1) or (len(end), end) <= (len(start), start):
-                raise DataError(
-                    f"multiword token range {_shown(wid)} does not start at the next word "
-                    f"({len(words) + 1}) or is empty",
-                    path=path,
-                    line=i + 1,
-                )
-            continue
-        if _EMPTY_ID.fullmatch(wid):
-            continue
+        if _WORD_ID.fullmatch(cols[0]):
+            form, tag = _word(
+                cols, len(current.words) + 1, index, column, require_tags, path, i + 1
+            )
+            current.words.append(form)
+            current.tags.append(tag)
+            current.lines.append(i)
+        else:
+            _check_other_id(cols[0], len(current.words) + 1, path, i + 1)
+    if current.words:
+        sentences.append(current)
+    return sentences
+
+
+def _word(
+    cols: list[str],
+    expected: int,
+    index: int,
+    column: str,
+    require_tags: bool,
+    path: str,
+    line: int,
+) -> tuple[str, str | None]:
+    """(FORM, tag or None) of a word line, checked: its id is the next one, its FORM is not
+    empty, its tag has no spaces (and is there, when tags are required)."""
+    wid = cols[0]
+    if wid != str(expected):  # as text: int() refuses ids over 4300 digits
+        raise DataError(
+            f"word id {_shown(wid)} out of order: expected {expected}", path=path, line=line
+        )
+    form = cols[1]
+    if not form.strip():
+        raise DataError("empty FORM column", path=path, line=line)
+    tag: str | None = cols[index]
+    if tag == "_" or tag == "":
+        if require_tags:
+            raise DataError(
+                f"no {column.upper()} tag ('{cols[index]}') for word {form!r}", path=path, line=line
+            )
+        return form, None
+    if tag != tag.strip() or " " in tag:
+        raise DataError(f"{column.upper()} tag {tag!r} contains spaces", path=path, line=line)
+    return form, tag
+
+
+def _check_other_id(wid: str, next_word: int, path: str, line: int) -> None:
+    """A line that is not a word: a multiword-token range starting at the next word, or an
+    empty node; anything else is a malformed ID."""
+    m = _RANGE_ID.fullmatch(wid)
+    if m:
+        start, end = m.group(1), m.group(2)
+        # compared as text (no leading zeros: longer is larger), as int() refuses ids over
+        # 4300 digits
+        if start != str(next_word) or (len(end), end) <= (len(start), start):
+            raise DataError(
+                f"multiword token range {_shown(wid)} does not start at the next word "
+                f"({next_word}) or is empty",
+                path=path,
+                line=line,
+            )
+        return
+    if not _EMPTY_ID.fullmatch(wid):
         raise DataError(
             f"bad ID {_shown(wid)!r}: expected a word number (7), a range (3-4) or an empty node (8.1)",
             path=path,
-            line=i + 1,
+            line=line,
         )
-    close()
-    return sentences
 
 
 def read(
