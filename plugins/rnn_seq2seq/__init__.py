@@ -5,9 +5,11 @@ end and padding symbols. Datasets: `word-pairs` (built in: English -> Spanish wo
 hola, read character by character), `scan` (SCAN's `IN: ... OUT: ...` files) and
 `sentence-pairs` (tab-separated sentence pairs such as the Tatoeba/Anki exports).
 
-The recipe for SCAN lives in `dataset_defaults["scan"]`, so that
-`zoo run rnn-seq2seq --dataset scan --data tasks_train_simple.txt` alone reaches 100% on the
-simple split's test file (README, "Sequence to sequence").
+This module only registers; the network is in `model.py` (greedy and beam search in
+`decode.py`), the data in `data.py`, imported when used. The recipe for SCAN lives in
+`dataset_defaults["scan"]`, so that `zoo run rnn-seq2seq --dataset scan --data
+tasks_train_simple.txt` alone reaches 100% on the simple split's test file (README,
+"Sequence to sequence").
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from zoo import Architecture, Dataset, hookimpl, impl_param, param
+from zoo import Architecture, Dataset, HeldOut, hookimpl, impl_param, param
 
 
 @dataclass
@@ -71,22 +73,14 @@ class PredictConfig:
 
 
 @dataclass
-class WordPairsConfig:
-    path: str | None = param(
-        None,
-        "tab-separated 'source<TAB>target' file, extra columns ignored (default: built-in words)",
-    )
+class WordPairsConfig(HeldOut):
     tokens: Literal["char", "word"] = param("char", "split sequences into characters or words")
     valid_fraction: float = param(0.0, "share of pairs for validation", min=0.0, max=0.9)
     test_fraction: float = param(0.0, "share of pairs for the test", min=0.0, max=0.9)
-    split_seed: int = param(0, "seed of the split", min=0)
 
 
 @dataclass
-class ScanConfig:
-    path: str | None = param(None, "SCAN file of 'IN: <command> OUT: <actions>' lines (--data)")
-    dev_path: str | None = param(None, "validation file in the same format (--dev)")
-    test_path: str | None = param(None, "test file in the same format (--test)")
+class ScanConfig(HeldOut):
     valid_fraction: float = param(
         0.0, "share of the training file held out for validation", min=0.0, max=0.9
     )
@@ -101,22 +95,15 @@ class ScanConfig:
     )
     concat_pairs: float = param(
         0.0,
-        "add this share of extra training pairs, each two random pairs joined end to end "
-        "(longer outputs than the data has; 0: off)",
+        "add this share of extra training pairs, each two random pairs (drawn by split_seed) "
+        "joined end to end (longer outputs than the data has; 0: off)",
         min=0.0,
         max=10.0,
     )
-    split_seed: int = param(0, "seed of the held-out split and of concat_pairs", min=0)
 
 
 @dataclass
-class SentencePairsConfig:
-    path: str | None = param(
-        None,
-        "tab-separated 'source<TAB>target[<TAB>...]' file, e.g. a Tatoeba/Anki export (--data)",
-    )
-    dev_path: str | None = param(None, "validation pairs in the same format (--dev)")
-    test_path: str | None = param(None, "test pairs in the same format (--test)")
+class SentencePairsConfig(HeldOut):
     tokens: Literal["char", "word"] = param("word", "split sentences into characters or words")
     split_punctuation: bool = param(True, "word tokens: split punctuation off words")
     lowercase: bool = param(False, "lowercase both sides")
@@ -139,12 +126,11 @@ class SentencePairsConfig:
     )
     concat_pairs: float = param(
         0.0,
-        "add this share of extra training pairs, each two random pairs joined end to end "
-        "(longer outputs than the data has; 0: off)",
+        "add this share of extra training pairs, each two random pairs (drawn by split_seed) "
+        "joined end to end (longer outputs than the data has; 0: off)",
         min=0.0,
         max=10.0,
     )
-    split_seed: int = param(0, "seed of the held-out split and of concat_pairs", min=0)
 
 
 # The SCAN recipe: see benchmarks/seq2seq_scan.py for how it was chosen and what it reaches.
@@ -168,7 +154,7 @@ def register_architectures(register):
             tasks=("seq2seq",),
             config=Seq2SeqConfig,
             default_dataset="word-pairs",
-            implementation="zoo_plugins.rnn_seq2seq.model",
+            implementation="zoo_plugins.rnn_seq2seq.model:Seq2Seq",
             train_defaults={"lr": 0.005, "grad_clip": 1.0},
             dataset_defaults={"scan": SCAN_RECIPE},
             monitor=("exact_match", "max"),
@@ -182,7 +168,10 @@ def register_datasets(register):
     register(
         Dataset(
             name="word-pairs",
-            description="English -> Spanish words (hello -> hola, ...), or a tab-separated file of pairs",
+            description=(
+                "English -> Spanish words (hello -> hola, ...), or a file of "
+                "'source<TAB>target' lines (extra columns ignored)"
+            ),
             task="seq2seq",
             config=WordPairsConfig,
             loader="zoo_plugins.rnn_seq2seq.data:load_word_pairs",
@@ -202,7 +191,10 @@ def register_datasets(register):
     register(
         Dataset(
             name="sentence-pairs",
-            description="Tab-separated sentence pairs (Tatoeba/Anki export), BLEU in evaluation",
+            description=(
+                "Tab-separated 'source<TAB>target[<TAB>...]' sentence pairs (a Tatoeba/Anki "
+                "export), BLEU in evaluation"
+            ),
             task="seq2seq",
             config=SentencePairsConfig,
             loader="zoo_plugins.rnn_seq2seq.data:load_sentence_pairs",

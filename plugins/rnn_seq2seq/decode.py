@@ -1,22 +1,34 @@
 """Batched decoding: greedy and beam search, stopping at </s> or a length limit.
 
-Both decode a whole batch of sources at once and stop as soon as every output has ended, so
-a batch costs as many decoder steps as its longest output, not the limit. The limit is a
-safety net against a model that never says </s>; `decode_limit` sets it generously (twice
-the longest training output plus 10, and never below 100) so that no real output is cut: SCAN's
-length split asks for outputs up to 48 actions after training on at most 22.
+Both work on any network with `encode(src, lengths)`, `step(tokens, state, encoded)` and
+`max_length` (model.Seq2Seq; a scripted fake in the tests). Both decode a whole batch of
+sources at once and stop as soon as every output has ended, so a batch costs as many decoder
+steps as its longest output, not the limit. The limit is a safety net against a model that
+never says </s>; `decode_limit` sets it generously (twice the longest training output plus
+10, and never below 100) so that no real output is cut: SCAN's length split asks for outputs
+up to 48 actions after training on at most 22.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .data import BOS_ID, EOS_ID
-from .network import Seq2Seq, map_state
+
+if TYPE_CHECKING:
+    from .model import Seq2Seq
 
 MIN_LIMIT = 100
+
+# An RNN state: h [layers, batch, hidden], or (h, c) for an LSTM.
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def map_state(state: State, fn: Any) -> State:
+    """`fn` applied to h (and c): reordering beams, joining directions."""
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)  # type: ignore[return-value]
 
 
 def decode_limit(config: Any, state: dict[str, Any]) -> int:

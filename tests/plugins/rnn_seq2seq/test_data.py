@@ -3,6 +3,7 @@ one-line errors for every kind of bad file (including fuzzed ones)."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -14,16 +15,16 @@ from zoo_plugins.rnn_seq2seq.data import (
     EOS_ID,
     PAD_ID,
     collate,
-    detokenize,
     load_scan,
     load_sentence_pairs,
     load_word_pairs,
-    tokenize,
 )
 
+from tests.conftest import SHARED_DATA
 from zoo.errors import DataError
+from zoo.vocab import Tokenizer
 
-SCAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "scan"  # as conftest.SHARED_DATA
+SCAN = SHARED_DATA / "scan"
 SCAN_LINES = [
     "IN: jump OUT: I_JUMP",
     "IN: walk twice OUT: I_WALK I_WALK",
@@ -85,6 +86,31 @@ def test_evaluating_on_another_file_puts_all_of_it_in_the_test_split(tmp_path):
     assert scored.size("test") == 6 and scored.size("train") == 0
     # words the model never saw become <unk> (id 1), never an error
     assert scored.splits["test"][-1][0][-1] == 1 and scored.splits["test"][-1][1][1] == 1
+
+
+def test_the_fingerprint_is_of_the_files_bytes_and_marks_its_held_out_split(tmp_path):
+    """The state keeps sha256 of the training file's raw bytes (16 hex digits, as model files
+    written before zoo.textfile hold); evaluating that file, or with a state from before
+    fingerprints, rebuilds the held-out split."""
+    train = write(tmp_path, "train.txt", SCAN_LINES * 4)
+    config = ScanConfig(path=train, valid_fraction=0.25, test_fraction=0.25)
+    trained = load_scan(config, None)
+    raw = Path(train).read_bytes()
+    assert trained.state["fingerprint"] == hashlib.sha256(raw).hexdigest()[:16]
+    old = {k: v for k, v in trained.state.items() if k != "fingerprint"}
+    for state in (trained.state, old):
+        again = load_scan(config, state)
+        assert all(plain(again.splits[s]) == plain(trained.splits[s]) for s in ("valid", "test"))
+    Path(train).write_bytes(raw + b"IN: walk OUT: I_WALK\n")  # another file now
+    changed = load_scan(config, trained.state)
+    assert changed.size("test") == 21 and not changed.has("valid") and not changed.has("train")
+
+
+def test_word_pairs_take_dev_and_test_files(tmp_path):
+    test = write(tmp_path, "test.tsv", ["cat\tgato", "dog\tperro"])
+    data = load_word_pairs(WordPairsConfig(test_path=test), None)
+    assert data.size("test") == 2 and data.size("train") > 20
+    assert data.summary.endswith("from built-in data")
 
 
 def test_tab_separated_pairs_ignore_extra_columns_and_split_punctuation(tmp_path):
@@ -161,17 +187,33 @@ def test_concatenation_adds_joined_training_pairs_deterministically(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("text", "mode", "punctuation", "tokens"),
+    ("text", "state", "tokens"),
     [
-        ("jump twice  after walk", "word", False, ["jump", "twice", "after", "walk"]),
-        ("¿Quién es él?", "word", True, ["¿", "Quién", "es", "él", "?"]),
-        ("I'm OK, thanks.", "word", True, ["I'm", "OK", ",", "thanks", "."]),
-        ("a  b", "char", False, ["a", " ", "b"]),
+        ("jump twice  after walk", {"tokens": "word"}, ["jump", "twice", "after", "walk"]),
+        ("¿Quién es él?", {"tokens": "word", "punctuation": True}, ["¿", "Quién", "es", "él", "?"]),
+        (
+            "I'm OK, thanks.",
+            {"tokens": "word", "lowercase": False, "punctuation": True},
+            ["I'm", "OK", ",", "thanks", "."],
+        ),
+        ("a  b", {"tokens": "char"}, ["a", " ", "b"]),
     ],
 )
-def test_tokenize_and_detokenize_round_trip(text, mode, punctuation, tokens):
-    assert tokenize(text, mode, punctuation=punctuation) == tokens
-    assert detokenize(tokens, mode, punctuation=punctuation) == " ".join(text.split())
+def test_saved_tokeniser_settings_round_trip(text, state, tokens):
+    """The state keys model files hold (`tokens`, and since sentence-pairs `lowercase` and
+    `punctuation`, absent from older scan and word-pairs files) give back the tokeniser."""
+    tokenizer = Tokenizer.from_state(state)
+    assert tokenizer(text) == tokens
+    assert tokenizer.detokenize(tokens) == " ".join(text.split())
+
+
+def test_the_state_records_the_tokeniser_it_was_built_with(tmp_path):
+    path = write(tmp_path, "p.tsv", ANKI_LINES)
+    config = SentencePairsConfig(path=path, lowercase=True, valid_fraction=0, test_fraction=0)
+    state = load_sentence_pairs(config, None).state
+    assert Tokenizer.from_state(state) == Tokenizer("word", lowercase=True, punctuation=True)
+    scan = load_scan(ScanConfig(path=write(tmp_path, "s.txt", SCAN_LINES)), None).state
+    assert "lowercase" not in scan and Tokenizer.from_state(scan) == Tokenizer("word")
 
 
 def test_collate_pads_sources_and_frames_targets():
@@ -248,19 +290,28 @@ def test_empty_and_blank_files_are_data_errors(tmp_path, loader, config):
             loader(config(path=str(path)), None)
 
 
-def test_a_bad_byte_names_its_line(tmp_path):
+def test_a_bad_byte_names_its_line_and_column(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes(b"IN: jump OUT: I_JUMP\nIN: caf\xe9 OUT: I_JUMP\n")
-    with pytest.raises(DataError, match=r"latin1\.txt:2: not UTF-8 text"):
+    with pytest.raises(DataError) as e:
         load_scan(ScanConfig(path=str(path)), None)
-    path.write_bytes(b"IN: jump OUT: I_JUMP\x00\n")
-    with pytest.raises(DataError, match=r":1: contains a NUL byte"):
+    assert str(e.value) == f"{path}:2: not UTF-8 text (byte 0xe9 at column 8)"
+    path.write_bytes(b"IN: jump OUT: I_JUMP\nIN: walk\x00 OUT: I_WALK\n")
+    with pytest.raises(DataError) as e:
         load_scan(ScanConfig(path=str(path)), None)
+    assert str(e.value) == f"{path}:2: contains a NUL byte: not a text file"
+    dev = tmp_path / "dev.txt"
+    dev.write_bytes(b"IN: jump OUT: I_JUMP\n\xff\n")
+    train = write(tmp_path, "train.txt", SCAN_LINES)
+    with pytest.raises(DataError, match=r"dev\.txt:2: not UTF-8 text \(byte 0xff at column 1\)"):
+        load_scan(ScanConfig(path=train, dev_path=str(dev)), None)
 
 
 def test_a_missing_file_or_no_path_at_all(tmp_path):
-    with pytest.raises(FileNotFoundError):  # zoo.api turns this into "PATH: no such file"
-        load_scan(ScanConfig(path=str(tmp_path / "missing.txt")), None)
+    missing = tmp_path / "missing.txt"
+    with pytest.raises(DataError) as e:
+        load_scan(ScanConfig(path=str(missing)), None)
+    assert str(e.value) == f"{missing}: no such file"
     with pytest.raises(DataError, match="dataset 'scan' reads a file: give --data PATH"):
         load_scan(ScanConfig(), None)
     with pytest.raises(DataError, match="dataset 'sentence-pairs' reads a file"):

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import SHARED_DATA
 from zoo.cli import cli
 
-SCAN = Path(__file__).resolve().parents[2] / "shared" / "data" / "scan"  # conftest.SHARED_DATA
+SCAN = SHARED_DATA / "scan"
 
 PRIMITIVES = {"walk": "I_WALK", "run": "I_RUN", "jump": "I_JUMP", "look": "I_LOOK"}
 DIRECTIONS = {"left": "I_TURN_LEFT", "right": "I_TURN_RIGHT"}
@@ -46,6 +46,7 @@ def scan_model(tmp_path_factory):
     return model, train, json.loads(r.stdout)
 
 
+@pytest.mark.slow  # the scan_model fixture trains for a few seconds
 def test_scan_run_eval_and_predict(zoo, scan_model, tmp_path):
     model, _, doc = scan_model
     assert doc["dataset"] == "scan" and doc["settings"]["model"]["attention"] == "luong"
@@ -72,6 +73,7 @@ def test_scan_run_eval_and_predict(zoo, scan_model, tmp_path):
     assert beam.stdout == p.stdout
 
 
+@pytest.mark.slow  # the scan_model fixture trains for a few seconds
 def test_predict_input_file_is_one_line_out_per_line_in(zoo, scan_model, tmp_path):
     model, _, _ = scan_model
     commands = ["run twice", "", "look right", "walk thrice", "jump"] * 3
@@ -85,7 +87,7 @@ def test_predict_input_file_is_one_line_out_per_line_in(zoo, scan_model, tmp_pat
     one_by_one = [zoo("predict", model, c).stdout.strip() if c else "" for c in commands[:5]]
     assert lines[:5] == one_by_one
     j = zoo("predict", model, "--input", inputs, "--json").json()
-    assert [x["output"] for x in j["predictions"]] == lines
+    assert [x["output"] for x in j["predictions"]] == [o for o, c in zip(lines, commands) if c]
 
 
 def test_sentence_pairs_report_corpus_bleu(zoo, tmp_path):
@@ -142,6 +144,7 @@ def test_mistakes_are_one_line(zoo, args, code, message):
     assert message in r.error_line()
 
 
+@pytest.mark.slow  # the scan_model fixture trains for a few seconds
 def test_predict_mistakes_are_one_line(zoo, scan_model, tmp_path):
     model, _, _ = scan_model
     r = zoo("predict", model, "--input", tmp_path / "missing.txt")

@@ -9,19 +9,29 @@ import itertools
 import pytest
 import torch
 from zoo_plugins.rnn_seq2seq import Seq2SeqConfig
-from zoo_plugins.rnn_seq2seq.data import BOS_ID, EOS_ID, PAD_ID
+from zoo_plugins.rnn_seq2seq.data import BOS_ID, EOS_ID, PAD_ID, SPECIALS
 from zoo_plugins.rnn_seq2seq.decode import beam_search, decode_limit, greedy, length_penalty
-from zoo_plugins.rnn_seq2seq.network import Seq2Seq, sequence_loss
+from zoo_plugins.rnn_seq2seq.model import Encoded, Seq2Seq
 
 import zoo
 
 SOURCE_VOCAB, TARGET_VOCAB = 12, 9
 
 
+def state(sources: int = SOURCE_VOCAB, targets: int = TARGET_VOCAB) -> dict:
+    """A data state with vocabularies of the given sizes (specials included)."""
+    return {
+        "source": [*SPECIALS, *(f"s{i}" for i in range(sources - 4))],
+        "target": [*SPECIALS, *(f"t{i}" for i in range(targets - 4))],
+        "tokens": "word",
+        "max_target_length": 5,
+    }
+
+
 def net(**settings) -> Seq2Seq:
     torch.manual_seed(0)
-    config = dataclasses.replace(Seq2SeqConfig(embedding_dim=8, hidden_size=16), **settings)
-    return Seq2Seq(config, SOURCE_VOCAB, TARGET_VOCAB, max_length=30).eval()
+    config = Seq2SeqConfig(embedding_dim=8, hidden_size=16, max_length=30)
+    return Seq2Seq(dataclasses.replace(config, **settings), state()).eval()
 
 
 def batch(seed: int = 0, size: int = 5):
@@ -47,7 +57,7 @@ def test_every_variant_trains_and_decodes(cell, attention, bidirectional):
     module.train()
     scores = module(src, lengths, tgt_in)
     assert scores.shape == (5, 5, TARGET_VOCAB)
-    loss = sequence_loss(scores, tgt)
+    loss = module.loss({"src": src, "src_lengths": lengths, "tgt_in": tgt_in, "tgt_out": tgt})
     loss.backward()
     assert all(p.grad is not None for p in module.parameters() if p.requires_grad)
     module.eval()
@@ -101,7 +111,8 @@ def test_tied_embeddings_share_one_matrix_and_survive_the_model_file(tmp_path):
     assert out.out.weight is out.tgt_embedding.weight and hasattr(out, "project")
     torch.manual_seed(0)
     config = Seq2SeqConfig(embedding_dim=8, hidden_size=16, tie_embeddings="all")
-    both = Seq2Seq(config, 10, 10, 30)
+    shared = state(10, 10)
+    both = Seq2Seq(config, {**shared, "target": shared["source"]})
     assert both.src_embedding.weight is both.tgt_embedding.weight is both.out.weight
     untied = sum(p.numel() for p in net().parameters())
     assert sum(p.numel() for p in out.parameters()) < untied
@@ -130,7 +141,7 @@ def test_tied_embeddings_share_one_matrix_and_survive_the_model_file(tmp_path):
 def test_tying_all_embeddings_needs_a_shared_vocabulary(tmp_path):
     pairs = tmp_path / "p.tsv"
     pairs.write_text("a b\tx y\n")
-    with pytest.raises(zoo.UsageError, match="shared_vocab=true"):
+    with pytest.raises(zoo.SettingError, match=r"^tie_embeddings=all: .*shared_vocab=true"):
         zoo.create(
             "rnn-seq2seq",
             dataset="sentence-pairs",
@@ -146,7 +157,7 @@ def test_teacher_forcing_ratio_feeds_the_models_own_guesses():
     src, lengths, tgt_in, _ = batch()
     torch.manual_seed(1)
     own = module(src, lengths, tgt_in)
-    module.teacher_forcing = 1.0
+    module.config = dataclasses.replace(module.config, teacher_forcing=1.0)
     torch.manual_seed(1)
     forced = module(src, lengths, tgt_in)
     assert torch.allclose(own[:, 0], forced[:, 0])  # the first step always gets <s>
@@ -163,8 +174,6 @@ class Scripted(torch.nn.Module):
     max_length = 10
 
     def encode(self, src, lengths):
-        from zoo_plugins.rnn_seq2seq.network import Encoded
-
         batch = src.shape[0]
         return Encoded(torch.zeros(batch, 1, 1), None, torch.ones(batch, 1, dtype=torch.bool)), (
             torch.zeros(1, batch, 1)
@@ -199,6 +208,7 @@ def test_length_penalty_is_gnmts():
     assert length_penalty(torch.tensor(7), 0.5) == pytest.approx(2**0.5)
 
 
+@pytest.mark.slow
 def test_beam_search_agrees_with_greedy_on_a_trained_model():
     model = zoo.create("rnn-seq2seq", epochs=60)
     zoo.train(model)
@@ -226,3 +236,48 @@ def test_the_default_limit_never_cuts_scan_outputs():
     assert decode_limit(config, {"max_target_length": 22}) >= 48 + 1
     assert decode_limit(config, {"max_target_length": 48}) >= 2 * 48
     assert decode_limit(dataclasses.replace(config, max_length=7), {"max_target_length": 48}) == 7
+
+
+# ------------------------------------------------------------------ predicting a file
+@pytest.fixture(scope="module")
+def word_model():
+    """The word-pairs translator after a short training (outputs differ from word to word)."""
+    model = zoo.create("rnn-seq2seq", epochs=10, threads=1)
+    zoo.train(model)
+    return model
+
+
+def test_predicting_a_file_keeps_blank_lines_aligned(word_model, tmp_path):
+    """zoo's default predict_file: one output line per input line, blank (or white-space)
+    lines staying blank, every input decoded as it is alone, whatever the batch size."""
+    lines = ["hello", "", "cat", "   ", "good", "water", ""]
+    path = tmp_path / "in.txt"
+    path.write_text("\n".join(lines) + "\n")
+    text, predictions = zoo.predict_file(word_model, path, tmp_path / "out.txt", batch_size=2)
+    alone = {w: word_model.predict(w)[0]["text"] for w in lines if w.strip()}
+    assert text.split("\n")[:-1] == [alone.get(w, "") for w in lines]
+    assert (tmp_path / "out.txt").read_text() == text
+    assert [p["input"] for p in predictions] == ["hello", "cat", "good", "water"]
+    beam, _ = zoo.predict_file(word_model, path, beam_size=3)
+    assert len(beam.split("\n")) == len(text.split("\n"))
+
+
+def test_predicting_a_file_with_a_bad_byte_names_line_and_column(word_model, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"hello\ncat \xff\n")
+    with pytest.raises(zoo.DataError) as e:
+        zoo.predict_file(word_model, path)
+    assert str(e.value) == f"{path}:2: not UTF-8 text (byte 0xff at column 5)"
+
+
+def test_an_empty_input_is_a_usage_error(word_model):
+    with pytest.raises(zoo.UsageError, match="input 2 is empty"):
+        word_model.predict(["hello", "  "])
+
+
+def test_predictions_come_back_in_input_order_whatever_the_batches(word_model):
+    """Inputs are decoded shortest first, in batches of `batch_size`; the outputs follow the
+    inputs' order."""
+    words = ["water", "cat", "hello", "a", "good", "house", "dog"]
+    together = [p["text"] for p in word_model.predict(words, batch_size=3)]
+    assert together == [word_model.predict(w)[0]["text"] for w in words]
