@@ -34,12 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from zoo_plugins.rnn_seq2seq.data import read_bytes, text_lines
-from zoo_plugins.rnn_seq2seq.model import _decode
 
 import zoo
 from zoo import trainer
 from zoo.data import Vocab
+from zoo.textfile import read_text
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "scan"
@@ -201,11 +200,7 @@ def decoding(args) -> None:
     test = args.data / "tasks_test_simple.txt"
     if "length" in args.model.name:
         test = args.data / "tasks_test_length.txt"
-    pairs = [
-        line[3:].split(" OUT: ")
-        for _, line in text_lines(read_bytes(str(test)), str(test))
-        if line.strip()
-    ]
+    pairs = [line[3:].split(" OUT: ") for line in read_text(test).lines() if line.strip()]
     src_vocab = Vocab(model.state["source"])
     tgt_vocab = Vocab(model.state["target"])
     encoded = [src_vocab.encode(s.split()) for s, _ in pairs]
@@ -222,7 +217,7 @@ def decoding(args) -> None:
         runs = []
         for _ in range(args.repeats):
             with torch.no_grad():
-                outputs, wall, cpu = timed(lambda o=options: _decode(model.module, encoded, o))
+                outputs, wall, cpu = timed(lambda o=options: model.module.translate(encoded, o))
             runs.append((wall, cpu))
         exact = sum(
             " ".join(tgt_vocab.decode(o)) == t.strip() for o, (_, t) in zip(outputs, pairs)
