@@ -206,6 +206,12 @@ class Registry:
         hooks = tuple(sorted(h.name for h in self.plugin_manager.get_hookcallers(obj) or []))
         self.plugins[name] = Plugin(name, distribution, version, hooks)
 
+    def fail(self, plugin: Plugin, stage: str, error: str) -> None:
+        """Record that a loaded plugin failed in `stage`; the others go on."""
+        self.failures.append(
+            PluginFailure(plugin.name, plugin.distribution, plugin.version, stage, error)
+        )
+
     def register_all(self) -> None:
         self._call_each("register_datasets", Dataset, self.datasets)
         self._call_each("register_architectures", Architecture, self.architectures)
@@ -219,30 +225,14 @@ class Registry:
                 try:
                     _check_spec(spec, kind)
                 except (TypeError, ValueError, AttributeError) as exc:
-                    self.failures.append(
-                        PluginFailure(
-                            _plugin.name,
-                            _plugin.distribution,
-                            _plugin.version,
-                            hook_name,
-                            "malformed registration: " + _error_text(exc),
-                        )
-                    )
+                    self.fail(_plugin, hook_name, "malformed registration: " + _error_text(exc))
                     return
                 self._add(kind.__name__.lower(), table, Entry(spec, _plugin))
 
             try:
                 impl.function(register=register)
             except Exception as exc:
-                self.failures.append(
-                    PluginFailure(
-                        plugin.name,
-                        plugin.distribution,
-                        plugin.version,
-                        hook_name,
-                        _error_text(exc) + " (" + _last_frame(exc) + ")",
-                    )
-                )
+                self.fail(plugin, hook_name, _error_text(exc) + " (" + _last_frame(exc) + ")")
 
     def _add(self, kind: str, table: dict[str, Entry], entry: Entry) -> None:
         name = entry.spec.name
@@ -261,15 +251,7 @@ class Registry:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                self.failures.append(
-                    PluginFailure(
-                        plugin.name,
-                        plugin.distribution,
-                        plugin.version,
-                        "register_commands",
-                        _error_text(exc),
-                    )
-                )
+                self.fail(plugin, "register_commands", _error_text(exc))
 
     # ----------------------------------------------------------------- looking things up
     def problems(self) -> list[str]:
