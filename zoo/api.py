@@ -75,6 +75,8 @@ def load_data(
             data = loader(data_config, state)
     except ZooError:
         raise
+    except UnicodeDecodeError as e:  # a plugin reader that decodes by itself
+        raise DataError(f"not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
     except Exception as e:
         plugin = registry.dataset(name).plugin
         raise PluginError(
@@ -320,7 +322,7 @@ def _predict_options(model: Model, options: dict[str, Any]) -> Any:
     if spec.predict_config is not None:
         return cfg.build(spec.predict_config, options)
     if options:
-        raise SettingError(f"{model.name} takes no predict options (got {', '.join(options)})")
+        raise SettingError(f"{', '.join(options)}: {model.name} takes no predict options")
     return None
 
 
@@ -473,7 +475,8 @@ def _resume_run(
 
     if any(value is not None for value in data_options):
         raise UsageError(
-            "resume: the data comes from the checkpoint; give no dataset, data, dev or test"
+            "the data comes from the checkpoint when resuming: give no dataset, data, dev or "
+            "test (--dataset, --data, --dev, --test)"
         )
     saved = read_info(checkpoint)["architecture"]
     if name is not None and name != saved:

@@ -83,8 +83,6 @@ def test_reverse_index_keeps_padding_in_place():
 def test_tagger_scores_do_not_depend_on_the_path():
     """The tagger's BiLSTM runs through padded.run; the same weights through packing (the
     zoo.cells implementation, which packs) give the same tag scores."""
-    from zoo_plugins.lstm_tagger import model as tagger
-
     fast = zoo.create("lstm-tagger", num_layers=2, hidden_size=8, embedding_dim=8, seed=3)
     slow = zoo.create(
         "lstm-tagger", num_layers=2, hidden_size=8, embedding_dim=8, seed=3, impl="cells"
@@ -94,6 +92,6 @@ def test_tagger_scores_do_not_depend_on_the_path():
     batch = fast.data.collate(list(fast.data.splits["train"][:6]))
     assert len(set(batch["lengths"].tolist())) > 1  # rows of different lengths
     with torch.no_grad():
-        a = tagger.scores_of(fast.module, batch)
-        b = tagger.scores_of(slow.module, batch)
+        a = fast.module.scores(batch)
+        b = slow.module.scores(batch)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -80,6 +80,7 @@ def test_plugins_command_shows_failures_with_name_and_error(plugin_path):
     assert any("elman-rnn" in c and "zoo-clash 0.2" in c for c in doc["conflicts"])
 
 
+@pytest.mark.slow
 def test_using_a_broken_or_clashing_name_says_why(plugin_path, tmp_path):
     r = run_zoo("run", "broken", env=plugin_path, cwd=tmp_path)
     assert r.code == 1

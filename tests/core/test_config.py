@@ -8,7 +8,7 @@ from typing import Literal
 import pytest
 
 from zoo import config as cfg
-from zoo.errors import UsageError
+from zoo.errors import SettingError, UsageError
 from zoo.registry import Architecture, Dataset
 from zoo.settings import TrainConfig, resolve
 
@@ -47,7 +47,7 @@ def test_fields_report_types_defaults_and_help():
     ],
 )
 def test_build_converts_strings(values, expected):
-    built = cfg.build(Example, values, where="--set")
+    built = cfg.build(Example, values)
     for key, value in expected.items():
         assert getattr(built, key) == value
 
@@ -56,18 +56,24 @@ def test_build_converts_strings(values, expected):
     ("values", "message"),
     [
         ({"size": "big"}, "size='big' is not valid; expected int"),
-        ({"size": "0"}, "below its minimum 1"),
-        ({"rate": "2"}, "above its maximum 1.0"),
-        ({"rate": "nan"}, "expected float"),
-        ({"kind": "c"}, "expected a|b"),
-        ({"flag": "maybe"}, "expected bool"),
+        ({"size": "0"}, "size=0 is below its minimum 1"),
+        ({"rate": "2"}, "rate=2.0 is above its maximum 1.0"),
+        ({"rate": "nan"}, "rate='nan' is not valid; expected float"),
+        ({"kind": "c"}, "kind='c' is not valid; expected a|b"),
+        ({"flag": "maybe"}, "flag='maybe' is not valid; expected bool"),
         ({"sise": "3"}, "unknown setting 'sise' (did you mean 'size'?)"),
     ],
 )
 def test_build_rejects_bad_values_with_a_clear_message(values, message):
-    with pytest.raises(UsageError, match="--set") as e:
-        cfg.build(Example, values, where="--set")
-    assert message in str(e.value)
+    """A bad setting is a SettingError that starts with the setting (the command line adds
+    that it came from --set); a bad value read from a file names the file instead."""
+    with pytest.raises(SettingError) as e:
+        cfg.build(Example, values)
+    assert str(e.value).startswith(message)
+    with pytest.raises(UsageError) as e:
+        cfg.build(Example, values, where="m.safetensors: config")
+    assert not isinstance(e.value, SettingError)
+    assert str(e.value).startswith(f"m.safetensors: config: {message}")
 
 
 def test_parse_assignments():
@@ -77,8 +83,8 @@ def test_parse_assignments():
 
 
 def test_roundtrip_through_dict():
-    built = cfg.build(Example, {"widths": "7"}, where="x")
-    assert cfg.build(Example, cfg.to_dict(built), where="x") == built
+    built = cfg.build(Example, {"widths": "7"})
+    assert cfg.build(Example, cfg.to_dict(built)) == built
 
 
 @dataclass
@@ -125,14 +131,16 @@ def test_settings_resolve_in_layers():
 
 
 def test_ambiguous_and_unknown_settings_say_what_to_write():
-    with pytest.raises(UsageError, match=r"model\.seed or train\.seed"):
+    with pytest.raises(
+        SettingError, match=r"^'seed' is a setting of both .*model\.seed or train\.seed"
+    ):
         resolve(ARCH, DATA, {"seed": "3"})
-    with pytest.raises(UsageError, match="did you mean 'hidden'"):
+    with pytest.raises(SettingError, match="^unknown setting 'hiden' .*did you mean 'hidden'"):
         resolve(ARCH, DATA, {"hiden": "3"})
-    with pytest.raises(UsageError, match="train has no setting 'hidden'"):
+    with pytest.raises(SettingError, match="^train has no setting 'hidden'"):
         resolve(ARCH, DATA, {"train.hidden": "3"})
 
 
 def test_train_config_refuses_nothing_to_do():
-    with pytest.raises(UsageError, match="nothing to train"):
-        cfg.build(TrainConfig, {"epochs": 0}, where="--set")
+    with pytest.raises(SettingError, match="nothing to train"):
+        cfg.build(TrainConfig, {"epochs": 0})

@@ -28,6 +28,7 @@ SAVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_9_during_saves_never_leaves_a_broken_model_file(tmp_path):
     """A process saving a ~6 MB model over and over is killed at random moments; each time
     the file on disk is a complete model, one of the versions the process finished."""

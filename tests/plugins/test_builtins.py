@@ -9,7 +9,8 @@ import torch
 
 import zoo
 from zoo.api import evaluate
-from zoo.data import Vocab
+from zoo.registry import get_registry
+from zoo.vocab import Vocab
 
 
 def test_elman_reproduces_the_published_numpy_numbers(hand_set_elman):
@@ -26,7 +27,8 @@ def hand_set_elman(tmp_path):
     def make(weights: float):
         model = zoo.create("elman-rnn", hidden_size=2, num_sequences=10)
         model.state = {"input_size": 2, "output_size": 1}
-        model.module = model.impl.build(model.config, model.state, model.task)
+        network = get_registry().network_class(model.name, model.task)
+        model.module = network(model.config, model.state)
         with torch.no_grad():
             for name, p in model.module.named_parameters():
                 p.fill_(0.0 if "bias" in name else weights)
@@ -50,6 +52,7 @@ def test_elman_learns_hello_to_ohlol():
     assert model.predict("hello")[0]["output"] == "ohlol"
 
 
+@pytest.mark.slow
 def test_gru_regressor_reaches_training_mse_below_1e_3():
     model = zoo.create("gru-regressor")
     zoo.train(model)
@@ -57,6 +60,7 @@ def test_gru_regressor_reaches_training_mse_below_1e_3():
     assert evaluate(model, split="test")["mse"] < 1e-3
 
 
+@pytest.mark.slow
 def test_seq2seq_translates_every_training_word():
     model = zoo.create("rnn-seq2seq")
     zoo.train(model)
@@ -80,6 +84,7 @@ UNSEEN = [
 ]
 
 
+@pytest.mark.slow
 def test_tagger_tags_unseen_sentences_with_unknown_words():
     model = zoo.create("lstm-tagger")
     zoo.train(model)

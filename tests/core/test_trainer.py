@@ -3,110 +3,69 @@
 from __future__ import annotations
 
 import math
-import types
-from dataclasses import dataclass
 
 import pytest
 import torch
 
 import zoo
-from zoo import Architecture, Dataset, hookimpl, param
-from zoo.data import Data
-from zoo.registry import Registry
+from tests.conftest import ScriptedConfig, scripted_data, scripted_registry
+from zoo import trainer
+from zoo.errors import PluginError
+from zoo.guard import Checked
 from zoo.settings import TrainConfig
 from zoo.trainer import TrainingDiverged, lr_factor
 
 
-@dataclass
-class NoConfig:
-    width: int = param(1, "width")
-
-
-def scripted_plugin(scores, nan_at=None):
-    """A one-weight model whose validation scores are scripted, to test the loop's decisions."""
-    calls = {"evaluate": 0, "loss": 0}
-
-    def build(config, state, task):
-        return torch.nn.Linear(1, 1)
-
-    def loss(module, batch):
-        calls["loss"] += 1
-        out = module(batch["x"]).pow(2).mean()
-        if nan_at is not None and calls["loss"] >= nan_at:
-            return out * float("nan")
-        return out
-
-    def evaluate(module, batches, state, task):
-        list(batches)
-        score = scores[min(calls["evaluate"], len(scores) - 1)]
-        calls["evaluate"] += 1
-        # remember which weights produced which score
-        return {"loss": score, "weight": float(module.weight.item())}
-
-    impl = types.SimpleNamespace(build=build, loss=loss, evaluate=evaluate, predict=lambda *a: [])
-
-    def load(config, state):
-        examples = [[float(i)] for i in range(8)]
-        return Data(
-            state={},
-            splits={"train": examples, "valid": examples[:2]},
-            collate=lambda ex: {"x": torch.tensor(ex)},
-        )
-
-    plugin = types.SimpleNamespace()
-
-    @hookimpl
-    def register_architectures(register):
-        register(
-            Architecture(
-                name="scripted",
-                description="",
-                tasks=("toy",),
-                config=NoConfig,
-                default_dataset="toy",
-                implementation=impl,
-            )
-        )
-
-    @hookimpl
-    def register_datasets(register):
-        register(Dataset(name="toy", description="", task="toy", config=NoConfig, loader=load))
-
-    plugin.register_architectures, plugin.register_datasets = (
-        register_architectures,
-        register_datasets,
-    )
-    return Registry.from_plugins([(plugin, "scripted", "test-dist", "1")]), calls
-
-
 def test_keeps_the_weights_of_the_best_validation():
-    reg, _ = scripted_plugin([5.0, 1.0, 3.0, 4.0])
+    reg, _ = scripted_registry([5.0, 1.0, 3.0, 4.0])
     model = zoo.create("scripted", registry=reg, epochs=4, batch_size=4, lr=0.1)
     result = zoo.train(model)
     assert result.best["loss"] == 1.0 and result.best["step"] == 4
-    assert model.module.weight.item() == pytest.approx(result.best["weight"])
+    assert model.module.layer.weight.item() == pytest.approx(result.best["weight"])
 
 
 def test_early_stopping_after_patience_validations_without_improvement():
-    reg, calls = scripted_plugin([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    reg, calls = scripted_registry([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
     model = zoo.create("scripted", registry=reg, epochs=10, batch_size=4, patience=2)
     result = zoo.train(model)
     assert result.stopped_early and result.epochs == 3 and calls["evaluate"] == 3
 
 
 def test_divergence_stops_with_the_step_named():
-    reg, _ = scripted_plugin([1.0], nan_at=3)
+    reg, _ = scripted_registry([1.0], nan_at=3)
     model = zoo.create("scripted", registry=reg, epochs=5, batch_size=4)
     with pytest.raises(TrainingDiverged, match="diverged at step 3 .*loss is nan"):
         zoo.train(model)
 
 
 def test_steps_override_epochs_and_eval_every_validates_on_steps():
-    reg, calls = scripted_plugin([3.0, 2.0, 1.0, 0.5])
+    reg, calls = scripted_registry([3.0, 2.0, 1.0, 0.5])
     model = zoo.create("scripted", registry=reg, steps=5, batch_size=4, eval_every=2)
     result = zoo.train(model)
     assert result.steps == 5 and result.epochs == 3
     assert calls["evaluate"] == 3  # steps 2, 4, and the final step 5
+
+
+def test_fit_and_evaluate_take_a_network_or_its_checked_methods():
+    """The trainer without the API: a bare network (failures then name "the network") or a
+    `guard.Checked` one (failures name the plugin), and the data it trains on."""
+    reg, calls = scripted_registry([2.0, 1.0, 3.0])
+    network = reg.network_class("scripted", "toy")(ScriptedConfig(), {})
+    data = scripted_data(None, None)
+    result = trainer.fit(network, data, TrainConfig(epochs=3, batch_size=4))
+    assert result.steps == 6 and calls["evaluate"] == 3 and result.best["loss"] == 1.0
+    checked = Checked(network, "architecture 'scripted' (test-dist 1)")
+    scores = trainer.evaluate(checked, data, "valid", 2, torch.device("cpu"))
+    assert scores["weight"] == network.layer.weight.item() == result.best["weight"]
+    assert network.training  # evaluate leaves the mode as it found it
+    broken, _ = scripted_registry(loss=lambda self, batch: 1.5)
+    bad = broken.network_class("scripted", "toy")(ScriptedConfig(), {})
+    with pytest.raises(PluginError, match="^the network: loss returned float"):
+        trainer.fit(bad, data, TrainConfig(epochs=1))
+    with pytest.raises(
+        PluginError, match="^architecture 'scripted' \\(test-dist 1\\): loss returned"
+    ):
+        trainer.fit(Checked(bad, checked.what), data, TrainConfig(epochs=1))
 
 
 def test_learning_rate_schedules():
@@ -129,7 +88,7 @@ def test_learning_rate_schedules():
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, zoo, use_registry):
-    reg, _ = scripted_plugin([1.0], nan_at=6)
+    reg, _ = scripted_registry([1.0], nan_at=6)
     use_registry(reg)
     out = tmp_path / "m.safetensors"
     r = zoo(
