@@ -19,6 +19,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from zoo import Architecture, Dataset, hookimpl, param
@@ -236,6 +237,15 @@ def load_dataset(dataset: str, state: dict[str, Any] | None = None, **values: An
     spec = get_registry().dataset(dataset).spec
     config = cfg.build(spec.config, {k: str(v) for k, v in values.items()})
     return load_data(get_registry(), dataset, config, state)
+
+
+def file_contents(alphabet: str) -> st.SearchStrategy[bytes]:
+    """What a fuzzed reader is fed: text made of its format's characters (so random input
+    reaches the parser; random bytes mostly stop at the UTF-8 check), or random bytes."""
+    return st.one_of(
+        st.text(alphabet=alphabet, max_size=300).map(lambda s: s.encode("utf-8")),
+        st.binary(max_size=200),
+    )
 
 
 def loads_or_data_error(

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import zoo
-from tests.conftest import FUZZ, load_dataset, loads_or_data_error, write
+from tests.conftest import FUZZ, file_contents, load_dataset, loads_or_data_error, write
 from zoo.errors import DataError
 
 # Each dataset with a sample of the characters its format is made of, so that random text
@@ -23,12 +23,7 @@ VALID = {"text": "To be, or not to be\n", "char-pairs": "abc\tcba\n"}
 @given(data=st.data())
 def test_every_dataset_loads_random_text_or_raises_data_error(dataset, data):
     name, alphabet = DATASETS[dataset]
-    content = data.draw(
-        st.one_of(
-            st.text(alphabet=alphabet, max_size=300).map(lambda s: s.encode("utf-8")),
-            st.binary(max_size=200),
-        )
-    )
+    content = data.draw(file_contents(alphabet))
     loads_or_data_error(dataset, name, content)
 
 

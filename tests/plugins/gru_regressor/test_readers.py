@@ -12,6 +12,7 @@ from tests.conftest import (
     CSV_SMALL,
     FUZZ,
     SERIES,
+    file_contents,
     load_dataset,
     loads_or_data_error,
     predicts_or_zoo_error,
@@ -25,12 +26,7 @@ ALPHABET = 'date,v0123456789.-: e"\n\r'
 @FUZZ
 @given(data=st.data())
 def test_csv_loads_random_text_or_raises_data_error(data):
-    content = data.draw(
-        st.one_of(
-            st.text(alphabet=ALPHABET, max_size=300).map(lambda s: s.encode("utf-8")),
-            st.binary(max_size=200),
-        )
-    )
+    content = data.draw(file_contents(ALPHABET))
     loads_or_data_error("csv", "x.csv", content, **CSV_SMALL)
 
 

@@ -15,6 +15,7 @@ import zoo
 from tests.conftest import (
     CONLLU,
     FUZZ,
+    file_contents,
     load_dataset,
     loads_or_data_error,
     predicts_or_zoo_error,
@@ -28,12 +29,7 @@ ALPHABET = "0123456789-._#\t\n\r ab"
 @FUZZ
 @given(data=st.data())
 def test_conllu_loads_random_text_or_raises_data_error(data):
-    content = data.draw(
-        st.one_of(
-            st.text(alphabet=ALPHABET, max_size=300).map(lambda s: s.encode("utf-8")),
-            st.binary(max_size=200),
-        )
-    )
+    content = data.draw(file_contents(ALPHABET))
     loads_or_data_error("conllu", "x.conllu", content)
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import zoo
 from tests.conftest import (
     FUZZ,
+    file_contents,
     load_dataset,
     loads_or_data_error,
     predicts_or_zoo_error,
@@ -36,12 +37,7 @@ VALID = {
 @given(data=st.data())
 def test_every_dataset_loads_random_text_or_raises_data_error(dataset, data):
     name, alphabet = DATASETS[dataset]
-    content = data.draw(
-        st.one_of(
-            st.text(alphabet=alphabet, max_size=300).map(lambda s: s.encode("utf-8")),
-            st.binary(max_size=200),
-        )
-    )
+    content = data.draw(file_contents(alphabet))
     loads_or_data_error(dataset, name, content)
 
 
