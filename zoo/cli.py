@@ -161,6 +161,24 @@ def _warn_problems() -> None:
         click.echo(f"warning: {line}", err=True)
 
 
+# ------------------------------------------------------------- options and completion
+class EnvOption(click.Option):
+    """An option that also reads `ZOO_<COMMAND>_<OPTION>`, named after the option as a user
+    types it (`--json`: ZOO_LIST_JSON, `--data`: ZOO_RUN_DATA), not after the Python
+    parameter behind it, as click's automatic names would be."""
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        value = click.Parameter.resolve_envvar_value(self, ctx)  # an explicit envvar= first
+        if value is not None or not self.allow_from_autoenv or ctx.auto_envvar_prefix is None:
+            return value
+        name = max(self.opts, key=len).lstrip("-").replace("-", "_").upper()
+        return os.environ.get(f"{ctx.auto_envvar_prefix}_{name}") or None
+
+
+def option(*decls: str, **attrs: Any) -> Callable[..., Any]:
+    return click.option(*decls, cls=EnvOption, **attrs)
+
+
 # --------------------------------------------------------------------- completion
 def _complete(kind: str) -> Callable[..., list[Any]]:
     """Shell completion of architecture and/or dataset names (torch-free)."""
@@ -177,15 +195,13 @@ def _complete(kind: str) -> Callable[..., list[Any]]:
     return complete
 
 
-json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
-)
-metrics_out_option = click.option(
+json_option = option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+metrics_out_option = option(
     "--metrics-out",
     type=click.Path(dir_okay=False),
     help="Also write the JSON result document to this file (atomically).",
 )
-threads_option = click.option(
+threads_option = option(
     "--threads",
     type=click.IntRange(min=0),
     default=None,
@@ -194,7 +210,7 @@ threads_option = click.option(
 
 
 def set_option(help: str) -> Callable[..., Any]:
-    return click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=help)
+    return option("--set", "assignments", multiple=True, metavar="KEY=VALUE", help=help)
 
 
 TRAINED_MODEL_SETTINGS = "model settings that keep the trained weights (impl=cells)"
@@ -286,7 +302,7 @@ def _render_list(doc: dict[str, Any]) -> Iterable[str]:
 
 @cli.command("list")
 @click.argument("pattern", required=False, shell_complete=_complete("any"))
-@click.option("--task", help="Only what serves this task.")
+@option("--task", help="Only what serves this task.")
 @json_option
 def list_command(pattern: str | None, task: str | None, as_json: bool) -> None:
     """List architectures and datasets (PATTERN is a glob, e.g. 'lstm*')."""
@@ -441,36 +457,28 @@ def _render_run(doc: dict[str, Any]) -> Iterable[str]:
 
 @cli.command("run")
 @click.argument("name", required=False, shell_complete=_complete("architecture"))
-@click.option(
+@option(
     "--dataset",
     help="Dataset to train on (default: the architecture's own).",
     shell_complete=_complete("dataset"),
 )
-@click.option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
-@click.option(
-    "--dev", "dev_path", type=click.Path(), help="Validation file, for datasets that take one."
-)
-@click.option(
-    "--test", "test_path", type=click.Path(), help="Test file, for datasets that take one."
-)
-@click.option("--epochs", type=click.IntRange(min=0), help="Passes over the training data.")
-@click.option("--steps", type=click.IntRange(min=0), help="Optimizer steps (overrides --epochs).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step.")
-@click.option("--lr", type=click.FloatRange(min=0), help="Learning rate.")
-@click.option(
-    "--seed", type=click.IntRange(min=0), help="Seed for initialisation, shuffling, dropout."
-)
-@click.option("--device", help="cpu, cuda, cuda:N or auto (default: auto).")
+@option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
+@option("--dev", "dev_path", type=click.Path(), help="Validation file, for datasets that take one.")
+@option("--test", "test_path", type=click.Path(), help="Test file, for datasets that take one.")
+@option("--epochs", type=click.IntRange(min=0), help="Passes over the training data.")
+@option("--steps", type=click.IntRange(min=0), help="Optimizer steps (overrides --epochs).")
+@option("--batch-size", type=click.IntRange(min=1), help="Examples per step.")
+@option("--lr", type=click.FloatRange(min=0), help="Learning rate.")
+@option("--seed", type=click.IntRange(min=0), help="Seed for initialisation, shuffling, dropout.")
+@option("--device", help="cpu, cuda, cuda:N or auto (default: auto).")
 @threads_option
-@click.option(
-    "--out", type=click.Path(), help="Model file to write (default: NAME-DATASET.safetensors)."
-)
-@click.option(
+@option("--out", type=click.Path(), help="Model file to write (default: NAME-DATASET.safetensors).")
+@option(
     "--checkpoint-every",
     type=click.IntRange(min=0),
     help="Save a resumable checkpoint (OUT.ckpt.safetensors) every N steps; Ctrl-C always saves one.",
 )
-@click.option(
+@option(
     "--resume",
     "resume_file",
     type=click.Path(),
@@ -478,7 +486,7 @@ def _render_run(doc: dict[str, Any]) -> Iterable[str]:
 )
 @set_option("Any model, data or training setting (repeatable); `zoo info NAME` lists them.")
 @metrics_out_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+@option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
 def run_command(
     name: str | None,
@@ -539,19 +547,19 @@ def _predict_settings(assignments: tuple[str, ...], batch_size: int | None) -> d
 )
 @click.argument("model_file", metavar="FILE", type=click.Path())
 @click.argument("inputs", nargs=-1)
-@click.option(
+@option(
     "--input",
     "input_file",
     type=click.Path(),
     help="Read inputs from a file (one per line; blank lines stay blank in the output).",
 )
-@click.option(
+@option(
     "--output",
     "output_file",
     type=click.Path(),
     help="Write predictions to a file instead of stdout.",
 )
-@click.option(
+@option(
     "--batch-size",
     type=click.IntRange(min=1),
     help="Inputs predicted at once, for architectures that batch (the predict option batch_size).",
@@ -622,15 +630,15 @@ def _render_eval(doc: dict[str, Any]) -> Iterable[str]:
 
 @cli.command("eval")
 @click.argument("model_file", metavar="FILE", type=click.Path())
-@click.option("--data", "data_path", type=click.Path(), help="File or folder to evaluate on.")
-@click.option(
+@option("--data", "data_path", type=click.Path(), help="File or folder to evaluate on.")
+@option(
     "--dataset",
     help="Read --data as this dataset (default: the model's own).",
     shell_complete=_complete("dataset"),
 )
-@click.option("--split", default="test", show_default=True, help="Split to evaluate.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per batch.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@option("--split", default="test", show_default=True, help="Split to evaluate.")
+@option("--batch-size", type=click.IntRange(min=1), help="Examples per batch.")
+@option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @set_option(f"Data settings of the dataset read (`zoo info DATASET`), or {TRAINED_MODEL_SETTINGS}.")
 @threads_option
 @metrics_out_option
@@ -697,7 +705,7 @@ def _render_gates(doc: dict[str, Any]) -> Iterable[str]:
 @cli.command("gates")
 @click.argument("model_file", metavar="FILE", type=click.Path())
 @click.argument("text", metavar="INPUT")
-@click.option(
+@option(
     "--out",
     type=click.Path(dir_okay=False),
     default="gates.png",

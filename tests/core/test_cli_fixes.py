@@ -308,6 +308,15 @@ def test_options_come_from_zoo_command_option_variables(tmp_path: Path) -> None:
     assert result["metrics"]["loss"] == pytest.approx(doc["metrics"]["valid"]["loss"], rel=1e-6)
 
 
+def test_environment_variables_are_named_after_the_option_as_typed():
+    """--json and --data are parameters `as_json` and `data_path` behind the scenes; their
+    variables still read ZOO_LIST_JSON and ZOO_RUN_DATA, as the option is typed."""
+    listed = run_zoo("list", env={"ZOO_LIST_JSON": "1"})
+    assert listed.code == 0 and "lstm-tagger" in [a["name"] for a in listed.json()["architectures"]]
+    refused = run_zoo("run", "elman-rnn", env={"ZOO_RUN_DATA": "x.txt"})
+    assert refused.code == 2 and "--data: dataset 'sine-cosine' is built in" in refused.error_line()
+
+
 # ------------------------------------------------------- (i) predict --input, blank lines
 INPUTS = {
     "char-pairs": ["hello", "olleh", "hel"],
