@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from zoo import config as cfg
-from zoo import guard, trainer
+from zoo import distributed, guard, trainer
 from zoo import settings as settings_mod
 from zoo.data import Data
 from zoo.errors import DataError, PluginError, SettingError, UsageError, ZooError
@@ -543,45 +543,30 @@ def _train_and_save(
     progress: bool | Progress,
     t0: float,
 ) -> RunResult:
-    from zoo.checkpoint import default_path, save_checkpoint
+    """Train (resuming a checkpoint, writing checkpoints), then evaluate the held-out splits
+    and save. On several processes all train; rank 0 alone evaluates, saves and writes."""
+    from zoo.checkpoint import default_path
 
     ckpt_path = resuming[1] if resuming else default_path(path)
-    written: list[int] = []
-
-    def keep(ckpt: trainer.Checkpoint) -> None:
-        save_checkpoint(model, ckpt, ckpt_path, out=path, checkpoint_every=checkpoint_every)
-        written.append(ckpt.loop.step)
-
     t1 = time.perf_counter()
     shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-    if model.data is not None and model.data.summary:
+    if model.data is not None and model.data.summary and distributed.from_environment().writer:
         shown.info(model.data.summary)
     try:
-        result = train(
-            model,
-            progress=shown,
-            resume=resuming[0] if resuming else None,
-            checkpoint=keep,
-            checkpoint_every=checkpoint_every,
+        result, written = _train_checkpointed(
+            model, path, ckpt_path, resuming, checkpoint_every, shown
         )
-    except trainer.TrainingInterrupted as e:
-        raise trainer.TrainingInterrupted(
-            f"{e}; checkpoint saved to {ckpt_path}; continue with: zoo run --resume {ckpt_path}"
-        ) from None
-    except trainer.TrainingDiverged as e:
-        if written or resuming:
-            step = written[-1] if written else resuming[0].loop.step  # type: ignore[index]
-            raise trainer.TrainingDiverged(
-                f"{e}. The last good checkpoint (step {step}) is {ckpt_path}: "
-                f"zoo run --resume {ckpt_path} --lr <lower>"
-            ) from None
-        raise
-    t2 = time.perf_counter()
-    model.metrics.update(final_metrics(model))
-    t3 = time.perf_counter()
-    save(model, path)
-    if written or resuming:
-        ckpt_path.unlink(missing_ok=True)  # the model file supersedes it
+        t2 = time.perf_counter()
+        if distributed.from_environment().writer:
+            model.metrics.update(final_metrics(model))
+            t3 = time.perf_counter()
+            save(model, path)
+            if written or resuming:
+                ckpt_path.unlink(missing_ok=True)  # the model file supersedes it
+        else:
+            t3 = t2
+    finally:
+        distributed.finish()
     timings = {
         "load": t1 - t0,
         "train": t2 - t1,
@@ -591,3 +576,45 @@ def _train_and_save(
     return RunResult(
         model, path, model.metrics, result, {k: round(v, 3) for k, v in timings.items()}
     )
+
+
+def _train_checkpointed(
+    model: Model,
+    path: Path,
+    ckpt_path: Path,
+    resuming: tuple[trainer.Checkpoint, Path] | None,
+    checkpoint_every: int,
+    progress: Progress,
+) -> tuple[trainer.TrainResult, list[int]]:
+    """Train, keeping checkpoints; an interruption or a divergence says where the last
+    checkpoint is and how to continue from it."""
+    from zoo.checkpoint import save_checkpoint
+
+    written: list[int] = []
+
+    def keep(ckpt: trainer.Checkpoint) -> None:
+        save_checkpoint(model, ckpt, ckpt_path, out=path, checkpoint_every=checkpoint_every)
+        written.append(ckpt.loop.step)
+
+    try:
+        result = train(
+            model,
+            progress=progress,
+            resume=resuming[0] if resuming else None,
+            checkpoint=keep,
+            checkpoint_every=checkpoint_every,
+        )
+    except trainer.TrainingInterrupted as e:
+        raise trainer.TrainingInterrupted(
+            f"{e}; checkpoint saved to {ckpt_path}; continue with: zoo run --resume {ckpt_path}",
+            e.exit_code - 128,
+        ) from None
+    except trainer.TrainingDiverged as e:
+        if written or resuming:
+            step = written[-1] if written else resuming[0].loop.step  # type: ignore[index]
+            raise trainer.TrainingDiverged(
+                f"{e}. The last good checkpoint (step {step}) is {ckpt_path}: "
+                f"zoo run --resume {ckpt_path} --lr <lower>"
+            ) from None
+        raise
+    return result, written

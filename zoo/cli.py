@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from zoo import __version__
+from zoo import __version__, distributed
 from zoo import config as cfg
 from zoo.errors import SettingError, UsageError, ZooError
 from zoo.fileio import atomic_write_text, check_writable
@@ -79,6 +79,8 @@ class ZooGroup(click.Group):
         except ZooError as e:
             if debug and e.__cause__ is not None:
                 raise
+            if not distributed.from_environment().writer:  # rank 0 says it, once
+                raise click.exceptions.Exit(e.exit_code) from None
             raise CLIError(_message(e), e.exit_code) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
@@ -455,6 +457,75 @@ def _render_run(doc: dict[str, Any]) -> Iterable[str]:
     )
 
 
+# The options that start torchrun; a worker (RANK set) ignores them.
+LAUNCH_OPTIONS = (
+    "nproc_per_node",
+    "nnodes",
+    "node_rank",
+    "rdzv_endpoint",
+    "rdzv_id",
+    "max_restarts",
+)
+
+
+def _worker_arguments(ctx: click.Context) -> list[str]:
+    """The arguments of this `zoo run` as given (on the command line or from ZOO_RUN_*
+    variables), less the launcher's options: what every worker runs. Rebuilt from the parsed
+    values, so it works in-process (click's CliRunner) as from a shell."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        name = param.name
+        if name is None or name in LAUNCH_OPTIONS:
+            continue
+        if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
+            continue
+        value = ctx.params.get(name)
+        if isinstance(param, click.Argument):
+            if value is not None:
+                args.insert(0, str(value))
+            continue
+        opt = max(param.opts, key=len)
+        if getattr(param, "is_flag", False) and not getattr(param, "multiple", False):
+            if value:
+                args.append(opt)
+            elif param.secondary_opts:
+                args.append(max(param.secondary_opts, key=len))
+            continue
+        values = value if getattr(param, "multiple", False) else [value]
+        args += [f"{opt}={v}" for v in values if v is not None]  # `=`: a value may start with -
+    return args
+
+
+def _launch_if_asked(ctx: click.Context) -> None:
+    """`zoo run ... --nproc-per-node N` (or `--nnodes`, `--rdzv-endpoint`) outside a torchrun
+    worker: run the same command under torchrun and exit with its exit code."""
+    from zoo import launch
+
+    if launch.in_worker():
+        return
+    p = ctx.params
+    if p["nproc_per_node"] is None and p["nnodes"] is None and p["rdzv_endpoint"] is None:
+        if p["node_rank"] is not None:
+            raise UsageError("--node-rank needs --nnodes (the number of machines)")
+        for key in ("max_restarts", "rdzv_id"):
+            if ctx.get_parameter_source(key) == click.core.ParameterSource.COMMANDLINE:
+                option_name = "--" + key.replace("_", "-")
+                raise UsageError(f"{option_name} needs --nproc-per-node N (or --nnodes)")
+        return
+    nproc = 1 if p["nproc_per_node"] is None else p["nproc_per_node"]
+    where = {k: p[k] for k in ("nnodes", "node_rank", "rdzv_endpoint")}
+    launch.check(nproc, threads=p.get("threads"), **where)
+    code = launch.launch(
+        _worker_arguments(ctx),
+        nproc_per_node=nproc,
+        rdzv_id=p["rdzv_id"],
+        max_restarts=p["max_restarts"],
+        threads=p.get("threads"),
+        **where,
+    )
+    raise click.exceptions.Exit(code)
+
+
 @cli.command("run")
 @click.argument("name", required=False, shell_complete=_complete("architecture"))
 @option(
@@ -488,6 +559,40 @@ def _render_run(doc: dict[str, Any]) -> Iterable[str]:
 @metrics_out_option
 @option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
+@option(
+    "--nproc-per-node",
+    type=int,
+    metavar="N",
+    help="Train with N processes on this machine, started by torchrun (see docs/distributed.md).",
+)
+@option(
+    "--nnodes",
+    metavar="M|MIN:MAX",
+    help="Machines taking part (each runs this command; needs --rdzv-endpoint).",
+)
+@option(
+    "--node-rank", type=int, metavar="R", help="This machine's number, 0 to M-1 (with --nnodes)."
+)
+@option(
+    "--rdzv-endpoint",
+    metavar="HOST:PORT",
+    help="Where the machines meet (c10d rendezvous): the same HOST:PORT on every machine.",
+)
+@option(
+    "--rdzv-id",
+    metavar="ID",
+    default="zoo",
+    show_default=True,
+    help="Name of this job at the endpoint.",
+)
+@option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    metavar="K",
+    default=0,
+    show_default=True,
+    help="Restart the processes this many times if one fails.",
+)
 def run_command(
     name: str | None,
     dataset: str | None,
@@ -501,20 +606,29 @@ def run_command(
     metrics_out: str | None,
     quiet: bool,
     as_json: bool,
+    nproc_per_node: int | None,
+    nnodes: str | None,
+    node_rank: int | None,
+    rdzv_endpoint: str | None,
+    rdzv_id: str,
+    max_restarts: int,
     **explicit: Any,
 ) -> None:
     """Build NAME and its dataset, train, evaluate on held-out data, and save one model file.
 
     Ctrl-C stops after the current step and saves a checkpoint; `zoo run --resume FILE`
-    continues it to the same weights an uninterrupted run gives.
+    continues it to the same weights an uninterrupted run gives. `--nproc-per-node N` trains
+    with N processes under torchrun, `--nnodes` on several machines (docs/distributed.md).
     """
-    from zoo.api import run
-    from zoo.progress import Progress
-
     if metrics_out is not None:
         check_writable(metrics_out, option="--metrics-out")
     if name is not None and resume_file is None:
         get_registry().architecture(name)  # unknown names fail before any data is read
+    _launch_if_asked(click.get_current_context())
+
+    from zoo.api import run
+    from zoo.progress import Progress
+
     result = run(
         name,
         dataset,
@@ -527,6 +641,8 @@ def run_command(
         progress=Progress(enabled=not quiet),
         **_run_settings(assignments, explicit),
     )
+    if not distributed.from_environment().writer:
+        return  # several processes: rank 0 alone prints and writes
     doc = result.as_dict()
     if metrics_out is not None:
         write_json(metrics_out, doc)

@@ -25,7 +25,17 @@ from zoo.errors import UsageError
 from zoo.splits import SPLITS
 from zoo.vocab import Vocab
 
-__all__ = ["SPLITS", "Data", "Vocab", "in_length_order", "map_in_length_order", "move", "pad"]
+__all__ = [
+    "SPLITS",
+    "Data",
+    "Part",
+    "Shard",
+    "Vocab",
+    "in_length_order",
+    "map_in_length_order",
+    "move",
+    "pad",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,6 +81,29 @@ def move(batch: Any, device: torch.device | str) -> Any:
     return batch
 
 
+@dataclass(frozen=True)
+class Part:
+    """Which share of each batch a process takes: `rank` of `world` processes."""
+
+    rank: int = 0
+    world: int = 1
+
+    def of(self, items: Sequence[T]) -> Sequence[T]:
+        """The contiguous share of `items` for this rank (sizes differ by at most one)."""
+        n = len(items)
+        return items[self.rank * n // self.world : (self.rank + 1) * n // self.world]
+
+
+@dataclass
+class Shard:
+    """A process's part of a global batch: the collated batch, how many of the global batch's
+    examples it holds, and how many the global batch has (for weighting its loss)."""
+
+    batch: dict[str, Any]
+    examples: int
+    total: int
+
+
 @dataclass
 class Data:
     """A loaded dataset: splits of examples, how to batch them, and the state to save.
@@ -104,16 +137,50 @@ class Data:
     ) -> Iterator[dict[str, Any]]:
         """Every example of the split exactly once, in batches of at most `batch_size`."""
         examples = self.splits.get(split, ())
+        for idx in self.order(split, batch_size, shuffle=shuffle, generator=generator):
+            yield self.collate([examples[i] for i in idx])
+
+    def order(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> list[list[int]]:
+        """The split's batches as lists of example positions: shuffled by `generator`, and
+        of similar lengths when the data says how long an example is."""
+        examples = self.splits.get(split, ())
         n = len(examples)
         if n == 0:
-            return
+            return []
         order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
         if self.length is not None:
-            order = self._bucket(examples, order, batch_size, shuffle, generator)
-        else:
-            order = [order[i : i + batch_size] for i in range(0, n, batch_size)]
-        for idx in order:
-            yield self.collate([examples[i] for i in idx])
+            return self._bucket(examples, order, batch_size, shuffle, generator)
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+    def shards(
+        self,
+        split: str,
+        batch_size: int,
+        part: Part,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[Shard]:
+        """This process's share of every batch of `batches` (the same global order on every
+        process): a contiguous part of each batch, sizes differing by at most one. A process
+        whose share is empty (a last batch smaller than the number of processes) gets one
+        example to run with no weight, so that every process takes every step."""
+        if type(self).batches is not Data.batches:
+            raise UsageError(
+                f"{type(self).__name__} batches its data itself and has no shards(): it cannot "
+                "be trained on several processes yet"
+            )
+        examples = self.splits.get(split, ())
+        for idx in self.order(split, batch_size, shuffle=shuffle, generator=generator):
+            mine = part.of(idx)
+            yield Shard(self.collate([examples[i] for i in mine or idx[:1]]), len(mine), len(idx))
 
     def _bucket(
         self,

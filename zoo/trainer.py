@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, move
+from zoo import distributed
+from zoo.data import Data, Part, move
 from zoo.errors import UsageError, ZooError
 from zoo.guard import Checked
 from zoo.network import Network
@@ -139,9 +140,15 @@ def update_ema(
 
 
 class TrainingInterrupted(ZooError):
-    """Ctrl-C during training: stopped cleanly after a step, with a checkpoint when one is kept."""
+    """Ctrl-C (or SIGTERM, as schedulers send before they stop a job) during training: stopped
+    cleanly after a step, with a checkpoint when one is kept. Exits 128 + the signal's number,
+    as a process killed by it would (130 for Ctrl-C, 143 for SIGTERM)."""
 
-    exit_code = 130
+    exit_code = 128 + signal.SIGINT
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -186,28 +193,49 @@ def evaluate(
 
 
 class StopRequest:
-    """Ctrl-C during training: the first asks the loop to stop after the current step (and
-    save a checkpoint), a second stops at once. Only the main thread can take signals."""
+    """Ctrl-C or SIGTERM during training: the first asks the loop to stop after the current
+    step (and save a checkpoint), a second Ctrl-C stops at once. SIGTERM is what SLURM,
+    Kubernetes and torchrun send before they stop a job. Only the main thread takes signals."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, progress: Progress):
-        self.requested = False
+        self.signum = 0  # the signal that asked to stop, 0 while none has
         self.progress = progress
-        self.previous: Any = None
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum != 0
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self.handle)
+            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
     def handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
-        self.progress.info("interrupted: stopping after this step (Ctrl-C again to abort at once)")
+        self.signum = self.signum or signum
+        name = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        self.progress.info(f"{name}: stopping after this step (Ctrl-C again to abort at once)")
+
+
+class LossOf(torch.nn.Module):
+    """The network's loss as a module's forward, so DistributedDataParallel (which reduces
+    gradients for what its forward computed) can wrap any plugin's network unchanged."""
+
+    def __init__(self, checked: Checked):
+        super().__init__()
+        self.network = checked.network
+        self.checked = checked
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.checked.loss(batch)
 
 
 def averaged_copy(network: Network) -> Network:
@@ -235,10 +263,16 @@ class Trainer:
         self.progress = progress or Progress(enabled=False)
         self.save_checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.device = resolve_device(cfg.device)
+        self.procs = distributed.start(self.device.type)
+        if self.procs.distributed and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.procs.local_rank)  # a GPU per process
+        if not self.procs.writer:  # one process writes: the others show no progress
+            self.progress = Progress(enabled=False)
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self.shuffle_rng = torch.Generator().manual_seed(cfg.seed)
         self.network.to(self.device).train()
+        self.loss_of = self.wrap_for_processes()
         self.optimizer = make_optimizer(self.network, cfg)
         self.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
         self.loop = LoopState(epoch_rng=self.shuffle_rng.get_state())
@@ -253,6 +287,16 @@ class Trainer:
     @property
     def result(self) -> TrainResult:
         return self.loop.result
+
+    def wrap_for_processes(self) -> Any:
+        """What computes a batch's loss: the network's own `loss` on one process; on several,
+        the same through DistributedDataParallel, which averages the gradients over them."""
+        if not self.procs.distributed:
+            return self.checked.loss
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(LossOf(self.checked), device_ids=ids)
 
     def fit(self, resume: Checkpoint | None = None) -> TrainResult:
         """Train to the end (steps, epochs or early stopping); leave the best weights (or the
@@ -305,8 +349,8 @@ class Trainer:
         """Train one epoch (or what is left of it); True when training is over."""
         self.begin_epoch(epoch)
         loop, eval_every = self.loop, self.cfg.eval_every
-        for batch in self.batches():
-            self.train_step(batch, epoch)
+        for batch, weight, examples in self.batches():
+            self.train_step(batch, epoch, weight, examples)
             if self.has_valid and eval_every and loop.step % eval_every == 0:
                 self.early_stop = self.validate()
             if self.early_stop or loop.step >= self.total:
@@ -323,13 +367,23 @@ class Trainer:
             self.shuffle_rng.set_state(loop.epoch_rng)
         self.network.train()
 
-    def batches(self) -> Iterator[dict[str, Any]]:
-        """The epoch's training batches from where the loop stands, on the device. The
-        shuffle comes from the seeded generator, so a resumed epoch replays the same order."""
-        cfg = self.cfg
-        epoch = self.data.batches("train", cfg.batch_size, shuffle=True, generator=self.shuffle_rng)
-        for batch in itertools.islice(epoch, self.loop.batch_in_epoch, None):
-            yield move(batch, self.device)
+    def batches(self) -> Iterator[tuple[dict[str, Any], float | None, int]]:
+        """The epoch's training batches from where the loop stands, on the device, each with
+        its loss weight and the global batch's example count. The shuffle comes from the
+        seeded generator, so a resumed epoch replays the same order. On several processes
+        each takes its share of every batch of that same order, weighted by its share."""
+        cfg, procs = self.cfg, self.procs
+        kwargs = {"shuffle": True, "generator": self.shuffle_rng}
+        if not procs.distributed:
+            epoch = self.data.batches("train", cfg.batch_size, **kwargs)
+            for batch in itertools.islice(epoch, self.loop.batch_in_epoch, None):
+                yield move(batch, self.device), None, _batch_size(batch)
+            return
+        part = Part(procs.rank, procs.world_size)
+        shards = self.data.shards("train", cfg.batch_size, part, **kwargs)
+        for shard in itertools.islice(shards, self.loop.batch_in_epoch, None):
+            weight = shard.examples * procs.world_size / max(1, shard.total)
+            yield move(shard.batch, self.device), weight, shard.total
 
     def end_epoch(self, epoch: int) -> bool:
         loop, result = self.loop, self.result
@@ -346,15 +400,22 @@ class Trainer:
         return loop.step >= self.total
 
     # -------------------------------------------------------------------------- steps
-    def train_step(self, batch: dict[str, Any], epoch: int) -> None:
+    def train_step(
+        self, batch: dict[str, Any], epoch: int, weight: float | None = None, examples: int = 0
+    ) -> None:
+        """One optimizer step. `weight` (several processes) scales this process's loss by its
+        share of the global batch, so the averaged gradient is the global batch's."""
         loop, cfg = self.loop, self.cfg
         factor = lr_factor(loop.step, self.total, cfg)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
         bf16 = cfg.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = self.checked.loss(batch)
+            loss = self.loss_of(batch)
         value = loss.item()
+        if weight is not None:
+            value = self.agree(value * weight / self.procs.world_size)
+            loss = loss * weight
         if not math.isfinite(value):
             self.diverged(value, epoch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -368,8 +429,19 @@ class Trainer:
         loop.batch_in_epoch += 1
         loop.epoch_loss += value
         self.result.steps = loop.step
-        self.result.examples += _batch_size(batch)
+        self.result.examples += examples
         self.progress.step(loop.step, epoch, value)
+
+    def agree(self, share: float) -> float:
+        """Several processes: one all-reduce per step gives every process the global batch's
+        loss (NaN on any process is NaN on all, so all stop together) and whether any was
+        asked to stop (so all stop after the same step)."""
+        signum = self.stop.signum
+        asked = [float(signum == signal.SIGINT), float(signum == signal.SIGTERM)]
+        total, interrupts, terms = distributed.all_sum([share, *asked], self.device)
+        if not self.stop.requested and (interrupts or terms):
+            self.stop.signum = signal.SIGINT if interrupts else signal.SIGTERM
+        return total
 
     def diverged(self, value: float, epoch: int) -> None:
         """A NaN or infinite loss: keep the last good weights and stop with one clear line."""
@@ -410,10 +482,11 @@ class Trainer:
         """Save a checkpoint every `checkpoint_every` steps and on Ctrl-C; then stop if asked."""
         every, step = self.checkpoint_every, self.loop.step
         due = self.stop.requested or (every and step % every == 0)
-        if self.save_checkpoint is not None and due:
+        if self.save_checkpoint is not None and due and self.procs.writer:
             self.save_checkpoint(self.snapshot())
         if self.stop.requested:
-            raise TrainingInterrupted(f"interrupted at step {step} of {self.total}")
+            what = "interrupted" if self.stop.signum == signal.SIGINT else "terminated"
+            raise TrainingInterrupted(f"{what} at step {step} of {self.total}", self.stop.signum)
 
     def snapshot(self) -> Checkpoint:
         self.tick()

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, pad
+from zoo.data import Data, Part, Shard, pad
 from zoo.errors import DataError
 from zoo.splits import split
 from zoo.textfile import TextFile, embedded, read_text
@@ -200,6 +200,25 @@ class StreamData(Data):
             bound = min(stream.bptt, stream.pairs)
             offset = int(torch.randint(0, bound, (1,), generator=generator))
         yield from stream.windows(batch_size, offset)
+
+    def shards(
+        self,
+        split: str,
+        batch_size: int,
+        part: Part,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[Shard]:
+        """On several processes each takes the same rows of every window (its streams), so
+        the state it carries continues its own rows. A process left without a row runs the
+        first one with no weight."""
+        for window in self.batches(split, batch_size, shuffle=shuffle, generator=generator):
+            rows = list(range(window["x"].shape[0]))
+            mine = list(part.of(rows))
+            pick = mine or rows[:1]
+            batch = {"x": window["x"][pick], "y": window["y"][pick], "reset": window["reset"]}
+            yield Shard(batch, len(mine), len(rows))
 
 
 def check_length(what: str, part: str, path: str | None, cut_by_fraction: bool = False) -> None:

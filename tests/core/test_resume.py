@@ -147,9 +147,11 @@ def test_resume_notices_changed_data(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_on_the_command_line(tmp_path):
-    """A real `zoo run` process gets SIGINT, exits 130 with a checkpoint; resuming it gives
-    the weights of an uninterrupted `zoo run`."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_on_the_command_line(tmp_path, signum):
+    """A real `zoo run` process gets SIGINT (Ctrl-C) or SIGTERM (what SLURM, Kubernetes and
+    torchrun send before they stop a job), exits 128 + the signal with a checkpoint; resuming
+    it gives the weights of an uninterrupted `zoo run`."""
     zoo_exe = Path(sys.executable).parent / "zoo"
     args = ["run", "lstm-tagger", "--epochs", "150", "--set", "lr_schedule=linear"]
     whole = subprocess.run(
@@ -165,9 +167,9 @@ def test_ctrl_c_on_the_command_line(tmp_path):
         if line.startswith("epoch 2/"):
             break
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, rest = proc.communicate(timeout=120)
-    assert proc.returncode == 130, rest
+    assert proc.returncode == 128 + signum, rest
     assert "checkpoint saved to" in rest and "Traceback" not in rest
     resumed = subprocess.run(
         [zoo_exe, "run", "--resume", default_path(out), "-q"],

@@ -1,0 +1,83 @@
+"""Training on several processes: torch.distributed and DistributedDataParallel, as torchrun
+starts them (`zoo run NAME --nproc-per-node N`, or `torchrun ... -m zoo run NAME`).
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK in every worker; zoo reads them, joins the
+process group (gloo on CPU, NCCL on CUDA, each process on its local rank's GPU) and lets the
+trainer take its share of every batch. Only rank 0 writes anything: the model file,
+checkpoints, progress, `--json`, `--metrics-out`. Without those variables this is one process
+and nothing here touches torch.distributed. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+# How long a collective operation may wait for the other processes before it fails, instead
+# of hanging: a rank that died leaves the others to time out.
+TIMEOUT = timedelta(seconds=float(os.environ.get("ZOO_DIST_TIMEOUT", "300")))
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def writer(self) -> bool:
+        """Rank 0 writes files and output; the others write nothing anywhere."""
+        return self.rank == 0
+
+
+def from_environment() -> Processes:
+    """RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them; one process without them."""
+    try:
+        return Processes(
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
+    except ValueError:
+        return Processes()
+
+
+def start(device_type: str) -> Processes:
+    """Join the process group when torchrun started this process (once; later calls reuse
+    it): gloo for CPU training, NCCL for CUDA."""
+    procs = from_environment()
+    if procs.distributed:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if device_type == "cuda" else "gloo"
+            dist.init_process_group(backend, timeout=TIMEOUT)
+    return procs
+
+
+def finish() -> None:
+    """Leave the process group, if this process joined one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_sum(values: list[float], device: Any) -> list[float]:
+    """The element-wise sum of `values` over all processes (itself on one process)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return tensor.tolist()
