@@ -24,7 +24,7 @@ import click
 
 from zoo import __version__, distributed
 from zoo import config as cfg
-from zoo.errors import SettingError, UsageError, ZooError
+from zoo.errors import PluginError, SettingError, UsageError, ZooError
 from zoo.fileio import atomic_write_text, check_writable
 from zoo.registry import get_registry
 
@@ -79,9 +79,9 @@ class ZooGroup(click.Group):
         except ZooError as e:
             if debug and e.__cause__ is not None:
                 raise
-            if not distributed.from_environment().writer:  # rank 0 says it, once
+            if _said_elsewhere(e):
                 raise click.exceptions.Exit(e.exit_code) from None
-            raise CLIError(_message(e), e.exit_code) from None
+            raise CLIError(_from_rank(_message(e)), e.exit_code) from None
         except KeyboardInterrupt:
             click.echo("\ninterrupted", err=True)
             raise click.exceptions.Exit(130) from None
@@ -97,9 +97,24 @@ class ZooGroup(click.Group):
             raise _internal(e) from None
 
 
+def _said_elsewhere(e: ZooError) -> bool:
+    """On several processes, errors that every process meets at once (bad settings or data,
+    a divergence, Ctrl-C) are said by rank 0 alone; a process that only saw another one stop
+    says nothing (torchrun names the one that failed)."""
+    if getattr(e, "quiet", False):
+        return True
+    return not distributed.from_environment().writer and not isinstance(e, PluginError)
+
+
+def _from_rank(message: str) -> str:
+    """A message of a process other than rank 0 says which one it is."""
+    procs = distributed.from_environment()
+    return message if procs.writer else f"rank {procs.rank}: {message}"
+
+
 def _internal(e: Exception) -> CLIError:
     return CLIError(
-        f"internal error: {type(e).__name__}: {e} (a bug in zoo or a plugin; "
+        _from_rank(f"internal error: {type(e).__name__}: {e}") + " (a bug in zoo or a plugin; "
         "ZOO_DEBUG=1 shows the traceback)",
         1,
     )

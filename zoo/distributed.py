@@ -10,10 +10,14 @@ and nothing here touches torch.distributed. Importing this module does not impor
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from zoo.errors import ZooError
 
 # How long a collective operation may wait for the other processes before it fails, instead
 # of hanging: a rank that died leaves the others to time out.
@@ -61,6 +65,28 @@ def start(device_type: str) -> Processes:
             backend = "nccl" if device_type == "cuda" else "gloo"
             dist.init_process_group(backend, timeout=TIMEOUT)
     return procs
+
+
+class PeerLost(ZooError):
+    """Another training process stopped (killed, out of memory, its machine gone) while this
+    one waited for it. Its launcher (torchrun) reports which one and why; this process ends
+    without a word of its own, so the user reads one line, not one per survivor."""
+
+    quiet = True
+
+
+@contextlib.contextmanager
+def peers_watched() -> Iterator[None]:
+    """Turn the communication backend's failure, when a peer is gone, into PeerLost."""
+    try:
+        yield
+    except RuntimeError as e:
+        import torch.distributed as dist
+
+        gone = isinstance(e, dist.DistError) or "gloo" in str(e) or "NCCL" in str(e)
+        if not (gone and dist.is_available() and dist.is_initialized()):
+            raise
+        raise PeerLost(f"another training process stopped: {e}") from e
 
 
 def finish() -> None:

@@ -310,7 +310,7 @@ class Trainer:
             time.process_time() - result.cpu_seconds,
         )
         self.progress.start(total_steps=self.total, epochs=self.epochs)
-        with self.stop:
+        with self.stop, distributed.peers_watched():
             for epoch in range(loop.epoch, self.epochs + 1):
                 if self.train_epoch(epoch):
                     break

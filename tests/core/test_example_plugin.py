@@ -211,3 +211,15 @@ def test_a_malformed_line_is_one_error_naming_file_and_line(env, tmp_path):
     line = r.error_line()
     assert f"{bad}:3:" in line and "text<TAB>label" in line
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_the_unchanged_plugin_trains_on_two_processes(env, tmp_path):
+    """Distributed training needs nothing from a plugin: two torchrun workers train the
+    example classifier; rank 0 alone prints the result and writes the model."""
+    out = tmp_path / "two.safetensors"
+    r = zoo(env, "run", "gru-classifier", "--nproc-per-node", "2", "--epochs", "3", "--out", out, "--json", "-q")  # fmt: skip
+    assert r.code == 0, r.stderr
+    assert r.stdout.count('"architecture": "gru-classifier"') == 1, r.stdout
+    assert r.json()["metrics"]["test"]["confusion"]["labels"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.safetensors"]
