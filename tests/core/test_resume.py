@@ -146,23 +146,30 @@ def test_resume_notices_changed_data(tmp_path):
         zoo.resume(default_path(out))
 
 
+CTRL_C_RUN = ["run", "lstm-tagger", "--epochs", "150", "--set", "lr_schedule=linear"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_cli(tmp_path_factory):
+    """The weights of the command-line run the interrupted ones must end at."""
+    out = tmp_path_factory.mktemp("whole") / "whole.safetensors"
+    zoo_exe = Path(sys.executable).parent / "zoo"
+    whole = subprocess.run(
+        [zoo_exe, *CTRL_C_RUN, "--out", out, "-q"], capture_output=True, text=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stderr
+    return weights(out)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_on_the_command_line(tmp_path, signum):
+def test_ctrl_c_on_the_command_line(tmp_path, signum, uninterrupted_cli):
     """A real `zoo run` process gets SIGINT (Ctrl-C) or SIGTERM (what SLURM, Kubernetes and
     torchrun send before they stop a job), exits 128 + the signal with a checkpoint; resuming
     it gives the weights of an uninterrupted `zoo run`."""
     zoo_exe = Path(sys.executable).parent / "zoo"
-    args = ["run", "lstm-tagger", "--epochs", "150", "--set", "lr_schedule=linear"]
-    whole = subprocess.run(
-        [zoo_exe, *args, "--out", tmp_path / "whole.safetensors", "-q"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert whole.returncode == 0, whole.stderr
     out = tmp_path / "cut.safetensors"
-    proc = subprocess.Popen([zoo_exe, *args, "--out", out], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([zoo_exe, *CTRL_C_RUN, "--out", out], stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # wait until training is under way
         if line.startswith("epoch 2/"):
             break
@@ -178,7 +185,7 @@ def test_ctrl_c_on_the_command_line(tmp_path, signum):
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert same_weights(weights(out), weights(tmp_path / "whole.safetensors"))
+    assert same_weights(weights(out), uninterrupted_cli)
 
 
 def test_resume_mistakes_on_the_command_line(zoo, tmp_path):
