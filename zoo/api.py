@@ -481,7 +481,7 @@ def _resume_run(
     saved = read_info(checkpoint)["architecture"]
     if name is not None and name != saved:
         raise UsageError(f"resume {checkpoint}: the checkpoint is of {saved}, not {name}")
-    return globals()["resume"](
+    return resume(
         checkpoint,
         out=out,
         checkpoint_every=checkpoint_every,
