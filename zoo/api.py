@@ -455,9 +455,39 @@ def run(
         else Path(f"{name}-{dataset or spec.default_dataset}.safetensors")
     )
     check_writable(path)
+    restarted = _checkpoint_of_this_job(path, checkpoint_every)
+    if restarted is not None:
+        return _continue_restarted(restarted, path, checkpoint_every, progress, reg)
     t0 = time.perf_counter()
     model = create(name, dataset, data, dev=dev, test=test, registry=reg, **settings)
     return _train_and_save(model, path, None, checkpoint_every or 0, progress, t0)
+
+
+def _checkpoint_of_this_job(path: Path, checkpoint_every: int | None) -> Path | None:
+    """After torchrun restarted the processes (`--max-restarts`, a process having died), the
+    checkpoint that this same job wrote before, if any: the restarted processes run the same
+    command again, and continue from it instead of starting over. A checkpoint of another
+    job (another torchrun job id) is never taken."""
+    from zoo.checkpoint import default_path, job_of
+
+    if not checkpoint_every or not distributed.restart_count() or not distributed.job_id():
+        return None
+    ckpt = default_path(path)
+    if not ckpt.exists() or job_of(ckpt) != distributed.job_id():
+        return None
+    return ckpt
+
+
+def _continue_restarted(
+    checkpoint: Path, out: Path, checkpoint_every: int | None, progress: Any, reg: Registry
+) -> RunResult:
+    """Continue this job's own checkpoint after torchrun restarted its processes."""
+    shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    if distributed.from_environment().writer:
+        shown.info(f"restart {distributed.restart_count()}: continuing from {checkpoint}")
+    return resume(
+        checkpoint, out=out, checkpoint_every=checkpoint_every, progress=shown, registry=reg
+    )
 
 
 def _resume_run(

@@ -9,7 +9,8 @@ else to rebuild the network and reload the data) with format "zoo.checkpoint" an
 | tensors `best/<name>` | the weights of the best validation so far |
 | tensors `ema/<name>` | the moving average of the weights (when `ema_decay` is on) |
 | tensors `rng/torch`, `rng/epoch`, `rng/cuda/<i>` | torch's RNG, the shuffle RNG at the epoch's start |
-| metadata `checkpoint` (JSON) | step, epoch, position in the epoch, patience counters, history, the optimizer's settings and non-tensor state, the output path |
+| tensors `rng/process/<rank>` | several processes: each one's torch RNG (dropout differs by process) |
+| metadata `checkpoint` (JSON) | step, epoch, position in the epoch, patience counters, history, the optimizer's settings and non-tensor state, the output path, the number of processes and torchrun's job id |
 
 No pickle: every value is a tensor or JSON. Names resolve through the registry only.
 """
@@ -24,7 +25,7 @@ from typing import Any
 
 import torch
 
-from zoo import modelfile
+from zoo import distributed, modelfile
 from zoo.errors import ModelFileError
 from zoo.fileio import atomic_write
 from zoo.model import Model, cpu_tensors, from_fields, model_fields, read_tensors, serialize
@@ -68,6 +69,8 @@ def save_checkpoint(
         tensors["rng/epoch"] = loop.epoch_rng.clone()
     for i, state in enumerate(ckpt.cuda_rng or []):
         tensors[f"rng/cuda/{i}"] = state.cpu().clone()
+    for rank, state in enumerate(ckpt.process_rngs or []):
+        tensors[f"rng/process/{rank}"] = state.clone()
     progress = {
         "step": loop.step,
         "epoch": loop.epoch,
@@ -80,6 +83,8 @@ def save_checkpoint(
         "optimizer": optimizer_json,
         "out": os.fspath(out),
         "checkpoint_every": checkpoint_every,
+        "processes": len(ckpt.process_rngs or [None]),
+        "job": distributed.job_id(),
     }
     metadata = modelfile.encode_metadata(model_fields(model), modelfile.CHECKPOINT_FORMAT)
     metadata["checkpoint"] = json.dumps(progress, allow_nan=True)
@@ -119,11 +124,34 @@ def load_checkpoint(
             ema=ema,
             result=TrainResult(**progress["result"]),
         )
-        cuda = [tensors[k] for k in sorted(t for t in tensors if t.startswith("rng/cuda/"))]
-        ckpt = Checkpoint(loop, optimizer, tensors["rng/torch"], cuda or None)
-        info = {"out": progress["out"], "checkpoint_every": int(progress["checkpoint_every"])}
+        cuda = _numbered(tensors, "rng/cuda/")
+        ckpt = Checkpoint(
+            loop, optimizer, tensors["rng/torch"], cuda, _numbered(tensors, "rng/process/")
+        )
+        info = {
+            "out": progress["out"],
+            "checkpoint_every": int(progress["checkpoint_every"]),
+            "processes": int(progress.get("processes", 1)),
+            "job": progress.get("job"),
+        }
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{name}: malformed checkpoint ({type(e).__name__}: {e})") from None
     return model, ckpt, info
+
+
+def _numbered(tensors: dict[str, torch.Tensor], prefix: str) -> list[torch.Tensor] | None:
+    """The tensors `prefix0`, `prefix1`, ... in order of their number (None: there are none)."""
+    numbers = sorted(int(k[len(prefix) :]) for k in tensors if k.startswith(prefix))
+    return [tensors[f"{prefix}{n}"] for n in numbers] or None
+
+
+def job_of(path: str | os.PathLike[str]) -> str | None:
+    """The torchrun job id a checkpoint was written under (None: outside torchrun, or not a
+    readable checkpoint)."""
+    try:
+        metadata, _ = modelfile.read_header(path)
+        return json.loads(metadata.get("checkpoint", "{}")).get("job")
+    except (ModelFileError, OSError, ValueError, AttributeError):
+        return None

@@ -530,6 +530,12 @@ def _launch_if_asked(ctx: click.Context) -> None:
     nproc = 1 if p["nproc_per_node"] is None else p["nproc_per_node"]
     where = {k: p[k] for k in ("nnodes", "node_rank", "rdzv_endpoint")}
     launch.check(nproc, threads=p.get("threads"), **where)
+    if p["max_restarts"] and not p.get("checkpoint_every") and not p.get("resume_file"):
+        click.echo(
+            f"warning: --max-restarts {p['max_restarts']} without --checkpoint-every N: a "
+            "restarted run starts again from the beginning",
+            err=True,
+        )
     code = launch.launch(
         _worker_arguments(ctx),
         nproc_per_node=nproc,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,6 +90,19 @@ def peers_watched() -> Iterator[None]:
         raise PeerLost(f"another training process stopped: {e}") from e
 
 
+def restart_count() -> int:
+    """How many times torchrun has restarted this group of processes (`--max-restarts`): 0
+    on the first attempt and outside torchrun."""
+    text = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return int(text) if text.isdigit() else 0
+
+
+def job_id() -> str | None:
+    """The job's id under torchrun (its rendezvous id; a fresh one for each `--standalone`
+    launch), the same in every process and every restart; None outside torchrun."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") or None
+
+
 def finish() -> None:
     """Leave the process group, if this process joined one."""
     import torch.distributed as dist
@@ -107,3 +121,35 @@ def all_sum(values: list[float], device: Any) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def all_gather_cpu(tensor: Any, device: Any) -> list[Any]:
+    """Every process's `tensor` (same shape and type everywhere), by rank, on the CPU; on one
+    process, `[tensor]`. Used for each process's random state in a checkpoint."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [tensor]
+    local = tensor.to(device)
+    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, local)
+    return [t.cpu() for t in gathered]
+
+
+def peak_rss_mib(device: Any) -> list[float] | None:
+    """The peak resident memory of every process so far, in MiB, by rank (None where the
+    system does not say: no `resource` module)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    import torch.distributed as dist
+
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes, else KiB
+    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    if not (dist.is_available() and dist.is_initialized()):
+        return [round(mine, 1)]
+    world, rank = dist.get_world_size(), dist.get_rank()
+    values = [mine if r == rank else 0.0 for r in range(world)]
+    return [round(v, 1) for v in all_sum(values, device)]

@@ -8,10 +8,12 @@ weights of the best validation score are kept.
 A `Trainer` is one run: `fit` walks the epochs, `train_epoch` the batches, `train_step` does
 one optimizer step, `validate` is the only place that scores the validation split and decides
 about the best weights and early stopping. Where distributed training hooks in:
-- `batches`: the training batches of an epoch (each process would take its share);
+- `batches`: the training batches of an epoch (each process takes its share of every one);
 - `train_step`, at `loss.backward()`: gradients (DistributedDataParallel reduces them there);
-- `evaluate_split`: validation metrics (reduced over processes, every example once);
-- `checkpoint_if_due` and the progress display: what is written (one process writes).
+- `agree`: one all-reduce a step, for the global loss and a stop request seen by any process;
+- `evaluate_split`: validation metrics (every process scores the whole split, so they agree);
+- `checkpoint_if_due` and the progress display: what is written (one process writes), with
+  every process's random state gathered into the checkpoint.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class TrainResult:
     best: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    peak_rss_mib: list[float] | None = None  # per process, by rank (None: not measurable)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +65,8 @@ class TrainResult:
             "examples_per_second": round(self.examples / self.seconds, 1) if self.seconds else None,
             "best_validation": self.best,
             "stopped_early": self.stopped_early,
+            "processes": len(self.peak_rss_mib or [None]),
+            "peak_rss_mib": self.peak_rss_mib,
         }
 
 
@@ -174,8 +179,9 @@ class Checkpoint:
 
     loop: LoopState
     optimizer: dict[str, Any]
-    rng: torch.Tensor
+    rng: torch.Tensor  # torch's RNG state (of rank 0, on several processes)
     cuda_rng: list[torch.Tensor] | None = None
+    process_rngs: list[torch.Tensor] | None = None  # several processes: each one's, by rank
 
 
 @torch.no_grad()
@@ -276,6 +282,11 @@ class Trainer:
         self.optimizer = make_optimizer(self.network, cfg)
         self.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
         self.loop = LoopState(epoch_rng=self.shuffle_rng.get_state())
+        if self.procs.world_size > data.size("train"):
+            raise UsageError(
+                f"{self.procs.world_size} processes but {data.size('train')} training "
+                "example(s): use at most one process per example (--nproc-per-node)"
+            )
         per_epoch = math.ceil(data.size("train") / cfg.batch_size)
         self.total = cfg.steps if cfg.steps else cfg.epochs * per_epoch
         self.epochs = math.ceil(self.total / per_epoch) if per_epoch else 0
@@ -283,6 +294,7 @@ class Trainer:
         self.averaged: Network | None = None
         self.early_stop = False
         self.stop = StopRequest(self.progress)
+        self.agreed_stop = 0  # several processes: the signal any of them got, as of `agree`
 
     @property
     def result(self) -> TrainResult:
@@ -316,6 +328,7 @@ class Trainer:
                     break
             if self.has_valid and not self.early_stop and loop.last_validated != loop.step:
                 self.validate()
+            result.peak_rss_mib = distributed.peak_rss_mib(self.device)
         final = loop.best_weights if loop.best_weights is not None else loop.ema
         if final is not None:
             self.network.load_state_dict(final)
@@ -327,7 +340,8 @@ class Trainer:
         """Continue from a checkpoint: loop position, optimizer and RNG state."""
         self.loop = ckpt.loop
         self.optimizer.load_state_dict(ckpt.optimizer)
-        torch.set_rng_state(ckpt.rng)
+        rngs, rank = ckpt.process_rngs or [], self.procs.rank
+        torch.set_rng_state(rngs[rank] if rank < len(rngs) else ckpt.rng)
         if ckpt.cuda_rng is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(ckpt.cuda_rng)
 
@@ -439,9 +453,15 @@ class Trainer:
         signum = self.stop.signum
         asked = [float(signum == signal.SIGINT), float(signum == signal.SIGTERM)]
         total, interrupts, terms = distributed.all_sum([share, *asked], self.device)
-        if not self.stop.requested and (interrupts or terms):
-            self.stop.signum = signal.SIGINT if interrupts else signal.SIGTERM
+        if interrupts or terms:
+            self.agreed_stop = signal.SIGINT if interrupts else signal.SIGTERM
         return total
+
+    def stop_signal(self) -> int:
+        """The signal that asks training to stop after this step (0: none). On several
+        processes, the one agreed at this step's all-reduce, so that all stop together even
+        when a signal reaches one process between two steps."""
+        return self.agreed_stop if self.procs.distributed else self.stop.signum
 
     def diverged(self, value: float, epoch: int) -> None:
         """A NaN or infinite loss: keep the last good weights and stop with one clear line."""
@@ -480,19 +500,23 @@ class Trainer:
     # ---------------------------------------------------------------------- checkpoints
     def checkpoint_if_due(self) -> None:
         """Save a checkpoint every `checkpoint_every` steps and on Ctrl-C; then stop if asked."""
-        every, step = self.checkpoint_every, self.loop.step
-        due = self.stop.requested or (every and step % every == 0)
-        if self.save_checkpoint is not None and due and self.procs.writer:
-            self.save_checkpoint(self.snapshot())
-        if self.stop.requested:
-            what = "interrupted" if self.stop.signum == signal.SIGINT else "terminated"
-            raise TrainingInterrupted(f"{what} at step {step} of {self.total}", self.stop.signum)
+        every, step, signum = self.checkpoint_every, self.loop.step, self.stop_signal()
+        due = signum or (every and step % every == 0)
+        if self.save_checkpoint is not None and due:
+            rngs = distributed.all_gather_cpu(torch.get_rng_state(), self.device)
+            if self.procs.writer:
+                self.save_checkpoint(self.snapshot(rngs))
+        if signum:
+            what = "interrupted" if signum == signal.SIGINT else "terminated"
+            raise TrainingInterrupted(f"{what} at step {step} of {self.total}", signum)
 
-    def snapshot(self) -> Checkpoint:
+    def snapshot(self, process_rngs: list[torch.Tensor] | None = None) -> Checkpoint:
         self.tick()
         cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
         optimizer = copy.deepcopy(self.optimizer.state_dict())
-        return Checkpoint(copy.deepcopy(self.loop), optimizer, torch.get_rng_state(), cuda)
+        loop, rng = copy.deepcopy(self.loop), torch.get_rng_state()
+        rngs = process_rngs if process_rngs and len(process_rngs) > 1 else None
+        return Checkpoint(loop, optimizer, rng, cuda, rngs)
 
 
 def fit(

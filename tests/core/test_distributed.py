@@ -64,6 +64,9 @@ def test_two_processes_train_the_weights_of_one_and_only_rank_0_writes(tmp_path)
     assert a.keys() == b.keys()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
     assert two.json()["training"]["steps"] == one.json()["training"]["steps"] == 100
+    rss = two.json()["training"]["peak_rss_mib"]  # each process's own, by rank
+    assert len(rss) == 2 and all(50 < mib < 4096 for mib in rss)
+    assert len(one.json()["training"]["peak_rss_mib"]) == 1
 
 
 @pytest.mark.slow
@@ -78,3 +81,19 @@ def test_a_nan_on_any_rank_stops_every_rank_with_one_message(tmp_path):
     errors = [line for line in two.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "training diverged at step" in errors[0], two.stderr
     assert not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_more_processes_than_examples_is_one_error(tmp_path):
+    one_sentence = tmp_path / "one.conllu"
+    words = ["1\tThe\tthe\tDET", "2\tdog\tdog\tNOUN"]
+    one_sentence.write_text("".join(w + "\t_" * 6 + "\n" for w in words) + "\n")
+    r = run_zoo(
+        "run", "lstm-tagger", "--dataset", "conllu", "--data", one_sentence, "--dev",
+        one_sentence, "--nproc-per-node", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert r.code == 2
+    assert r.error_line() == (
+        "Error: 2 processes but 1 training example(s): use at most one process per example "
+        "(--nproc-per-node)"
+    )

@@ -207,3 +207,20 @@ def test_resume_mistakes_on_the_command_line(zoo, tmp_path):
 
 def zoo_run_interrupted(out):
     zoo.run("lstm-tagger", out=out, progress=InterruptAt(2), **TAGGER)
+
+
+def test_a_restarted_job_continues_its_own_checkpoint_only(tmp_path, monkeypatch):
+    """After torchrun restarts the processes (TORCHELASTIC_RESTART_COUNT > 0), `run` takes the
+    checkpoint this same job (TORCHELASTIC_RUN_ID) wrote, never another job's."""
+    from zoo.api import _checkpoint_of_this_job
+
+    out = tmp_path / "t.safetensors"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")
+    with pytest.raises(TrainingInterrupted):
+        zoo_run_interrupted(out)
+    assert _checkpoint_of_this_job(out, 5) is None  # the first attempt starts afresh
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    assert _checkpoint_of_this_job(out, 5) == default_path(out)
+    assert _checkpoint_of_this_job(out, 0) is None  # no --checkpoint-every: from the start
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-b")
+    assert _checkpoint_of_this_job(out, 5) is None
