@@ -48,6 +48,14 @@ class Result:
         return errors[0]
 
 
+@pytest.fixture(autouse=True)
+def zoo_home(tmp_path_factory, monkeypatch):
+    """Every test's run log (zoo/runlog.py) in a folder of its own, never the user's."""
+    home = tmp_path_factory.mktemp("zoo-home")
+    monkeypatch.setenv("ZOO_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def one_thread():
     """zoo's default: small recurrent models on a shared CPU are fastest on one thread.
@@ -58,6 +66,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch):
+    """matplotlib (the `plot` extra) cannot be imported, as on a plain install."""
+    for name in ("matplotlib", "matplotlib.figure"):
+        monkeypatch.setitem(sys.modules, name, None)
 
 
 @pytest.fixture

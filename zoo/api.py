@@ -29,6 +29,7 @@ from zoo import distributed, guard, trainer
 from zoo import settings as settings_mod
 from zoo.data import Data
 from zoo.errors import DataError, PluginError, SettingError, UsageError, ZooError
+from zoo.events import TrainingEvents
 from zoo.fileio import atomic_write_text, check_writable
 from zoo.model import Model, load, reconfigure, save
 from zoo.progress import Progress
@@ -201,6 +202,7 @@ def train(
         resume=resume,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
+        events=TrainingEvents(get_registry(), _run_description(model)),
     )
     model.metrics["training"] = {
         **result.as_dict(),
@@ -208,6 +210,20 @@ def train(
         "device": str(trainer.resolve_device(model.train_config.device)),
     }
     return result
+
+
+def _run_description(model: Model) -> dict[str, Any]:
+    """What training-event hooks are told a run is: plain data (see zoo/hookspecs.py)."""
+    return {
+        "architecture": model.name,
+        "dataset": model.dataset,
+        "task": model.task,
+        "settings": {
+            "model": cfg.to_dict(model.config),
+            "data": cfg.to_dict(model.data_config),
+            "train": cfg.to_dict(model.train_config),
+        },
+    }
 
 
 def _saved(model: Model | str | os.PathLike[str], key: str) -> str | None:

@@ -218,6 +218,11 @@ metrics_out_option = option(
     type=click.Path(dir_okay=False),
     help="Also write the JSON result document to this file (atomically).",
 )
+no_log_option = option(
+    "--no-log",
+    is_flag=True,
+    help="Leave this command out of the run log (`zoo runs`, docs/runlog.md).",
+)
 threads_option = option(
     "--threads",
     type=click.IntRange(min=0),
@@ -580,6 +585,7 @@ def _launch_if_asked(ctx: click.Context) -> None:
 @metrics_out_option
 @option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
+@no_log_option
 @option(
     "--nproc-per-node",
     type=int,
@@ -627,6 +633,7 @@ def run_command(
     metrics_out: str | None,
     quiet: bool,
     as_json: bool,
+    no_log: bool,
     nproc_per_node: int | None,
     nnodes: str | None,
     node_rank: int | None,
@@ -649,22 +656,25 @@ def run_command(
 
     from zoo.api import run
     from zoo.progress import Progress
+    from zoo.runlog_cli import log_run, log_run_result
 
-    result = run(
-        name,
-        dataset,
-        data_path,
-        dev=dev_path,
-        test=test_path,
-        out=out,
-        resume=resume_file,
-        checkpoint_every=checkpoint_every,
-        progress=Progress(enabled=not quiet),
-        **_run_settings(assignments, explicit),
-    )
-    if not distributed.from_environment().writer:
-        return  # several processes: rank 0 alone prints and writes
-    doc = result.as_dict()
+    with log_run(click.get_current_context(), no_log) as record:
+        result = run(
+            name,
+            dataset,
+            data_path,
+            dev=dev_path,
+            test=test_path,
+            out=out,
+            resume=resume_file,
+            checkpoint_every=checkpoint_every,
+            progress=Progress(enabled=not quiet),
+            **_run_settings(assignments, explicit),
+        )
+        if not distributed.from_environment().writer:
+            return  # several processes: rank 0 alone prints, writes and logs
+        doc = result.as_dict()
+        log_run_result(record, doc)
     if metrics_out is not None:
         write_json(metrics_out, doc)
     show(doc, as_json, _render_run)
@@ -780,6 +790,7 @@ def _render_eval(doc: dict[str, Any]) -> Iterable[str]:
 @threads_option
 @metrics_out_option
 @json_option
+@no_log_option
 def eval_command(
     model_file: str,
     data_path: str | None,
@@ -791,27 +802,31 @@ def eval_command(
     threads: int | None,
     metrics_out: str | None,
     as_json: bool,
+    no_log: bool,
 ) -> None:
     """Metrics of a saved model FILE on a dataset (default: its own held-out test split)."""
     if metrics_out is not None:
         check_writable(metrics_out, option="--metrics-out")
     settings = cfg.parse_assignments(assignments)
     from zoo.api import evaluate, load
+    from zoo.runlog_cli import log_eval
     from zoo.trainer import set_threads
 
-    used_threads = set_threads(1 if threads is None else threads)
-    model = load(model_file)
-    t0 = time.perf_counter()
-    metrics = evaluate(
-        model,
-        data_path,
-        dataset=dataset,
-        split=split,
-        batch_size=batch_size,
-        device=device,
-        **settings,
-    )
-    seconds = time.perf_counter() - t0
+    with log_eval(click.get_current_context(), no_log) as record:
+        used_threads = set_threads(1 if threads is None else threads)
+        model = load(model_file)
+        t0 = time.perf_counter()
+        metrics = evaluate(
+            model,
+            data_path,
+            dataset=dataset,
+            split=split,
+            batch_size=batch_size,
+            device=device,
+            **settings,
+        )
+        seconds = time.perf_counter() - t0
+        record.end("finished", metrics={split: metrics}, threads=used_threads)
     doc = {
         "model": model_file,
         "architecture": model.name,
@@ -847,7 +862,7 @@ def _render_gates(doc: dict[str, Any]) -> Iterable[str]:
     type=click.Path(dir_okay=False),
     default="gates.png",
     show_default=True,
-    help="PNG file to write.",
+    help="Image to write: .png, or .svg/.pdf with matplotlib (the plot extra).",
 )
 @set_option(
     "Predict options for the run that is drawn (e.g. length=40 for a language model's continuation)."
@@ -857,7 +872,12 @@ def gates_command(
     model_file: str, text: str, out: str, assignments: tuple[str, ...], as_json: bool
 ) -> None:
     """Draw the gate activations of a model's zoo.cells layers over time for one INPUT, as a
-    heat map PNG (rows: gates and units; columns: time steps; blue -1, white 0, red +1)."""
+    heat map (rows: gates and units; columns: time steps; blue -1, white 0, red +1). With
+    matplotlib (pip install 'rnn-zoo[plot]') the symbols, units and a colour bar are labelled;
+    without it a plain PNG is written."""
+    from zoo.plots import output_format
+
+    output_format(out)
     check_writable(out)
     options = cfg.parse_assignments(assignments)
     from zoo.api import load
@@ -960,6 +980,19 @@ def plugins_command(as_json: bool) -> None:
         for failure in doc["failures"]:
             del failure["describe"]
     show(doc, as_json, _render_plugins)
+
+
+# The run log's readers (zoo/runlog_cli.py, torch-free; imported last: it uses the helpers above).
+from zoo.runlog_cli import compare_command, runs_command  # noqa: E402
+
+cli.add_command(runs_command)
+cli.add_command(compare_command)
+
+# `zoo plot` (zoo/plot_cli.py: torch-free and matplotlib-free until a figure is drawn).
+from zoo.plot_cli import plot_group  # noqa: E402
+
+cli.add_command(plot_group)
+
 
 
 def main() -> None:

@@ -9,7 +9,10 @@ The picture has one block per layer and direction, one band of rows per gate (on
 unit) and one column per time step, in the order the model read them (for a language model:
 the prompt, then each generated character). Colours: blue -1, white 0, red +1; sigmoid gates
 (0..1) are white to red, tanh values blue to red, the LSTM cell state is shown as tanh(c).
-The PNG is written by the few lines below (zlib and struct), so no plotting library is needed.
+With matplotlib (the `plot` extra) the figure is zoo.plots.gates_figure: the symbol read at
+each step along the time axis, gates and units labelled, a colour bar, the prompt told apart
+from generated text, as PNG, SVG or PDF. Without it, the PNG is written by the few lines below
+(zlib and struct): the same heat map, labelled only with gate names and layer numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import torch
 
 from zoo.cells import Recurrent, record_gates
-from zoo.errors import UsageError
+from zoo.errors import UsageError, ZooError
 from zoo.model import Model, reconfigure
 
 Trace = list[dict[str, Any]]  # {"name": "rnn L0 >", "gates": {"i": [time, units] tensor}}
@@ -172,18 +175,66 @@ def heatmap(entries: Trace, max_width: int = 1200, max_height: int = 1600) -> li
 
 
 def draw(model: Model, text: str, out: str, **options: Any) -> dict[str, Any]:
-    """Trace `text` through `model` and write the heat map to `out`; returns what was drawn."""
+    """Trace `text` through `model` and write the heat map to `out` (with matplotlib when it
+    is installed, else the built-in PNG writer); returns what was drawn."""
+    from zoo import plots
+
+    fancy = plots.available()
+    if not fancy and plots.output_format(out) != "png":
+        raise ZooError(f"zoo gates needs matplotlib for {out}: {plots.INSTALL} (or write a .png)")
     entries, predictions = trace(model, text, **options)
-    pixels = heatmap(entries)
-    write_png(out, pixels)
+    prediction = predictions[0] if predictions else {}
+    if fancy:
+        blocks = [block_data(e, text, prediction) for e in entries]
+        title = f"{model.name}: gate activations for {text!r}"
+        saved = plots.save(plots.gates_figure(blocks, title=title), out)
+        width, height = saved["width"], saved["height"]
+    else:
+        pixels = heatmap(entries)
+        write_png(out, pixels)
+        width, height = len(pixels[0]), len(pixels)
     return {
         "path": out,
-        "width": len(pixels[0]),
-        "height": len(pixels),
+        "width": width,
+        "height": height,
+        "drawn_with": "matplotlib" if fancy else "built-in PNG writer",
         "steps": max(v.shape[0] for e in entries for v in e["gates"].values()),
         "blocks": [
             {"name": e["name"], "gates": {g: int(v.shape[1]) for g, v in e["gates"].items()}}
             for e in entries
         ],
-        "prediction": predictions[0].get("text") if predictions else None,
+        "prediction": prediction.get("text"),
     }
+
+
+def block_data(entry: dict[str, Any], text: str, prediction: dict[str, Any]) -> dict[str, Any]:
+    """One traced layer as zoo.plots.gates_figure takes it: plain lists, the LSTM cell state
+    as tanh(c) (as the built-in picture shows it), and the symbol of each step."""
+    gates = {
+        g: (torch.tanh(v) if g == "c" else v).clamp(-1, 1).tolist()
+        for g, v in entry["gates"].items()
+    }
+    steps = max(len(v) for v in gates.values())
+    symbols, prompt = step_symbols(steps, text, prediction)
+    return {"name": entry["name"], "gates": gates, "symbols": symbols, "prompt": prompt}
+
+
+def step_symbols(steps: int, text: str, prediction: dict[str, Any]) -> tuple[list[str], int | None]:
+    """(the symbol read at each of `steps` steps, the number of prompt steps or None).
+
+    A language model reads its prompt and then its own output, so a trace longer than the
+    prompt is prompt + generated text; otherwise the steps are the input's characters, its
+    words, or the output's symbols (a decoder), whichever count matches; else step numbers."""
+    given, output = prediction.get("input"), prediction.get("output")
+    generating = isinstance(given, str) and isinstance(output, str)
+    if generating and len(given) < steps <= len(given) + len(output):
+        return list((given + output)[:steps]), len(given)
+    candidates: list[list[Any]] = [list(text), text.split()]
+    if isinstance(output, str):
+        candidates += [list(output), output.split()]
+    elif isinstance(output, list) and all(isinstance(o, (str, int, float)) for o in output):
+        candidates.append(output)
+    for candidate in candidates:
+        if len(candidate) == steps:
+            return [str(s) for s in candidate], None
+    return [str(t) for t in range(steps)], None

@@ -25,6 +25,7 @@ class Progress:
         self.last_print = self.t0
         self.loss_sum = 0.0
         self.loss_n = 0
+        self.first_step = 0  # where this session began (a resumed run starts past 0)
 
     def _write(self, text: str, *, final: bool = True) -> None:
         if not self.enabled:
@@ -35,9 +36,27 @@ class Progress:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def start(self, total_steps: int, epochs: int) -> None:
-        self.total, self.epochs = total_steps, epochs
+    def start(self, total_steps: int, epochs: int, at_step: int = 0) -> None:
+        self.total, self.epochs, self.first_step = total_steps, epochs, at_step
         self.t0 = self.last_print = time.perf_counter()
+
+    def time_left(self, step: int, now: float) -> str:
+        """The time the remaining steps take at the pace so far (validation included), as
+        `1h02m`, `3m05s` or `12s`; empty before the first step."""
+        done = step - self.first_step
+        if done <= 0 or step >= self.total:
+            return ""
+        seconds = round((self.total - step) * (now - self.t0) / done)
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        text = (
+            f"{hours}h{minutes:02d}m"
+            if hours
+            else f"{minutes}m{secs:02d}s"
+            if minutes
+            else f"{secs}s"
+        )
+        return f", {text} left"
 
     def step(self, step: int, epoch: int, loss: float) -> None:
         self.loss_sum += loss
@@ -48,13 +67,14 @@ class Progress:
         due = now - self.last_print >= (0.2 if self.live else self.every)
         if due or step == self.total:
             self.last_print = now
-            rate = step / max(now - self.t0, 1e-9)
+            rate = (step - self.first_step) / max(now - self.t0, 1e-9)
             width = 24
             filled = int(width * step / max(self.total, 1))
             bar = "#" * filled + "-" * (width - filled)
             self._write(
                 f"epoch {epoch}/{self.epochs} [{bar}] step {step}/{self.total} "
-                f"loss {self.loss_sum / max(self.loss_n, 1):.4f} {rate:.1f} steps/s",
+                f"loss {self.loss_sum / max(self.loss_n, 1):.4f} {rate:.1f} steps/s"
+                f"{self.time_left(step, now)}",
                 final=not self.live,
             )
 
@@ -67,10 +87,10 @@ class Progress:
         self._write(f"  step {step}: valid {shown}{' *' if improved else ''}")
 
     def epoch(self, epoch: int, step: int, train_loss: float) -> None:
-        elapsed = time.perf_counter() - self.t0
+        now = time.perf_counter()
         self._write(
             f"epoch {epoch}/{self.epochs} done: step {step}/{self.total} "
-            f"train loss {train_loss:.4f} ({elapsed:.1f}s)"
+            f"train loss {train_loss:.4f} ({now - self.t0:.1f}s{self.time_left(step, now)})"
         )
         self.loss_sum, self.loss_n = 0.0, 0
 

@@ -33,6 +33,7 @@ import torch
 from zoo import distributed
 from zoo.data import Data, Part, move
 from zoo.errors import UsageError, ZooError
+from zoo.events import TrainingEvents
 from zoo.guard import Checked
 from zoo.network import Network
 from zoo.progress import Progress
@@ -67,7 +68,29 @@ class TrainResult:
             "stopped_early": self.stopped_early,
             "processes": len(self.peak_rss_mib or [None]),
             "peak_rss_mib": self.peak_rss_mib,
+            "history": thinned(self.history, HISTORY_LIMIT),
         }
+
+
+# The most history entries a result document (and so a model file) keeps: a long run with
+# frequent validation keeps an evenly spaced selection, its first and last entries included.
+HISTORY_LIMIT = 400
+
+
+def thinned(entries: list[Any], limit: int) -> list[Any]:
+    """At most `limit` of `entries`, evenly spaced, the first and the last kept."""
+    if len(entries) <= limit:
+        return list(entries)
+    last = len(entries) - 1
+    picks = sorted({round(i * last / (limit - 1)) for i in range(limit)})
+    return [entries[i] for i in picks]
+
+
+def scalar_metrics(scores: dict[str, Any]) -> dict[str, Any]:
+    """The overall numbers of a validation (accuracy, loss, ...), for the history: not the
+    per-class ones (`recall/NOUN`) nor tables (the confusion matrix), which would make a long
+    run's history large."""
+    return {k: v for k, v in scores.items() if "/" not in k and isinstance(v, (int, float))}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -263,6 +286,7 @@ class Trainer:
         progress: Progress | None = None,
         checkpoint: Callable[[Checkpoint], None] | None = None,
         checkpoint_every: int = 0,
+        events: TrainingEvents | None = None,
     ):
         self.checked, self.network, self.data, self.cfg = checked, checked.network, data, cfg
         self.metric, self.mode = monitor
@@ -272,7 +296,9 @@ class Trainer:
         self.procs = distributed.start(self.device.type)
         if self.procs.distributed and self.device.type == "cuda":
             self.device = torch.device("cuda", self.procs.local_rank)  # a GPU per process
-        if not self.procs.writer:  # one process writes: the others show no progress
+        # one process writes: the others show no progress and tell loggers nothing
+        self.events = events if self.procs.writer else None
+        if not self.procs.writer:
             self.progress = Progress(enabled=False)
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -312,7 +338,23 @@ class Trainer:
 
     def fit(self, resume: Checkpoint | None = None) -> TrainResult:
         """Train to the end (steps, epochs or early stopping); leave the best weights (or the
-        average) in the network."""
+        average) in the network. Loggers hear how it ended, whatever the ending."""
+        status = "failed"
+        try:
+            result = self.train_to_end(resume)
+            status = "finished"
+            return result
+        except TrainingInterrupted:
+            status = "interrupted"
+            raise
+        except TrainingDiverged:
+            status = "diverged"
+            raise
+        finally:
+            if self.events is not None:
+                self.events.ended(status, self.result.as_dict())
+
+    def train_to_end(self, resume: Checkpoint | None) -> TrainResult:
         if resume is not None:
             self.restore(resume)
         self.start_averaging()
@@ -321,7 +363,9 @@ class Trainer:
             time.perf_counter() - result.seconds,
             time.process_time() - result.cpu_seconds,
         )
-        self.progress.start(total_steps=self.total, epochs=self.epochs)
+        self.progress.start(total_steps=self.total, epochs=self.epochs, at_step=loop.step)
+        if self.events is not None:
+            self.events.started(self.total, self.epochs, loop.step)
         with self.stop, distributed.peers_watched():
             for epoch in range(loop.epoch, self.epochs + 1):
                 if self.train_epoch(epoch):
@@ -352,6 +396,11 @@ class Trainer:
         if self.averaged is not None and self.loop.ema is not None:  # resumed: continue it
             self.averaged.load_state_dict(self.loop.ema)
         self.loop.ema = self.averaged.state_dict() if self.averaged is not None else None
+
+    def moment(self) -> dict[str, float]:
+        """The learning rate now and the seconds since training began, for the history."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        return {"lr": lr, "seconds": round(time.perf_counter() - self.clock[0], 3)}
 
     def tick(self) -> None:
         """Bring the run's wall and CPU seconds up to now."""
@@ -403,11 +452,15 @@ class Trainer:
         loop, result = self.loop, self.result
         result.epochs = epoch
         train_loss = loop.epoch_loss / max(1, loop.batch_in_epoch)
-        result.history.append({"epoch": epoch, "step": loop.step, "train_loss": train_loss})
+        result.history.append(
+            {"epoch": epoch, "step": loop.step, "train_loss": train_loss, **self.moment()}
+        )
         validated_now = loop.last_validated == loop.step
         if self.has_valid and not self.cfg.eval_every and not self.early_stop and not validated_now:
             self.early_stop = self.validate()
         self.progress.epoch(epoch, loop.step, train_loss)
+        if self.events is not None:
+            self.events.epoch_ended(epoch, loop.step, train_loss, **self.moment())
         if self.early_stop:
             result.stopped_early = loop.step < self.total
             return True
@@ -493,8 +546,11 @@ class Trainer:
             self.result.best = {"step": loop.step, **scores}
         else:
             loop.bad_validations += 1
-        self.result.history.append({"step": loop.step, "valid": scores})
+        overall = scalar_metrics(scores)
+        self.result.history.append({"step": loop.step, "valid": overall, **self.moment()})
         self.progress.validation(loop.step, scores, improved=bool(better))
+        if self.events is not None:
+            self.events.validated(loop.step, overall, bool(better))
         return bool(self.cfg.patience) and loop.bad_validations >= self.cfg.patience
 
     # ---------------------------------------------------------------------- checkpoints
@@ -529,6 +585,7 @@ def fit(
     resume: Checkpoint | None = None,
     checkpoint: Callable[[Checkpoint], None] | None = None,
     checkpoint_every: int = 0,
+    events: TrainingEvents | None = None,
 ) -> TrainResult:
     """Train `network` on `data`'s train split; validate on its valid split, keep the best.
 
@@ -545,6 +602,7 @@ def fit(
         progress=progress,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,
+        events=events,
     )
     return trainer.fit(resume)
 

@@ -50,7 +50,8 @@ def hello_file(tmp_path_factory):
     return path
 
 
-def test_gates_of_a_torch_trained_lstm(hello_file, zoo, tmp_path):
+def test_gates_of_a_torch_trained_lstm(hello_file, zoo, tmp_path, no_matplotlib):
+    """The built-in PNG writer (without matplotlib; test_plots.py draws with it)."""
     out = tmp_path / "g.png"
     doc = zoo("gates", hello_file, "hello", "--out", out, "--json").json()
     assert doc["steps"] == 5
@@ -62,6 +63,9 @@ def test_gates_of_a_torch_trained_lstm(hello_file, zoo, tmp_path):
     assert (width, height) == (doc["width"], doc["height"])
     text = zoo("gates", hello_file, "hello", "--out", tmp_path / "h.png").stdout
     assert text.startswith(f"wrote {tmp_path / 'h.png'}") and "i (6 units)" in text
+    svg = zoo("gates", hello_file, "hello", "--out", tmp_path / "g.svg")
+    assert svg.code == 1 and "needs matplotlib" in svg.stderr
+    assert not (tmp_path / "g.svg").exists()
 
 
 def test_a_language_model_traces_prompt_and_continuation(tmp_path):

@@ -24,7 +24,7 @@ class Recorder(Progress):
         super().__init__(enabled=False)
         self.module, self.raw = module, []
 
-    def start(self, total_steps, epochs):
+    def start(self, total_steps, epochs, at_step=0):
         self.raw.append(copy.deepcopy(self.module.state_dict()))
 
     def step(self, step, epoch, loss):
