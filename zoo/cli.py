@@ -993,6 +993,11 @@ from zoo.plot_cli import plot_group  # noqa: E402
 
 cli.add_command(plot_group)
 
+# ONNX export and model cards (zoo/export_cli.py; torch, onnx imported when they run).
+from zoo.export_cli import card_command, export_command  # noqa: E402
+
+cli.add_command(export_command)
+cli.add_command(card_command)
 
 
 def main() -> None:

@@ -113,14 +113,27 @@ def finish() -> None:
 
 def all_sum(values: list[float], device: Any) -> list[float]:
     """The element-wise sum of `values` over all processes (itself on one process)."""
+    return finish_sum(start_sum(values, device))
+
+
+def start_sum(values: list[float], device: Any) -> Any:
+    """Start `all_sum` without waiting for it, so that work done meanwhile (the backward pass)
+    hides the round trip; `finish_sum` waits and gives the sums."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return values
+        return values, None
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return tensor.tolist()
+    return tensor, dist.all_reduce(tensor, async_op=True)
+
+
+def finish_sum(started: Any) -> list[float]:
+    values, work = started
+    if work is None:
+        return values
+    work.wait()
+    return values.tolist()
 
 
 def all_gather_cpu(tensor: Any, device: Any) -> list[Any]:

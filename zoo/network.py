@@ -33,6 +33,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from zoo.data import Data
+    from zoo.export import ExportSpec
     from zoo.textfile import TextFile
 
 Batch = dict[str, Any]
@@ -74,6 +75,14 @@ class Network(nn.Module):
     def initialise(self, data: Data) -> None:
         """Called once after the network is built for training, never when a file is loaded:
         start weights from outside resources (pretrained vectors named in the config)."""
+
+    def export_spec(self) -> ExportSpec | None:
+        """What `zoo export` writes to ONNX: the graphs (modules with example inputs and the
+        axes that vary) and the runtime recipe that turns raw input into graph inputs and
+        graph outputs into answers (`zoo.export.ExportSpec`, docs/export.md). None (the
+        default): zoo traces `forward` as `predict` calls it on `zoo export --example INPUT`,
+        and the runtime exchanges raw arrays."""
+        return None
 
     def predict_file(self, file: TextFile, options: Any) -> tuple[str, list[Prediction]]:
         """`zoo predict MODEL --input FILE`: the output text and the predictions. By default

@@ -334,7 +334,10 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(LossOf(self.checked), device_ids=ids)
+        # gradients as views of DDP's buckets: no copy of every gradient in and out of them
+        return DistributedDataParallel(
+            LossOf(self.checked), device_ids=ids, gradient_as_bucket_view=True
+        )
 
     def fit(self, resume: Checkpoint | None = None) -> TrainResult:
         """Train to the end (steps, epochs or early stopping); leave the best weights (or the
@@ -479,14 +482,18 @@ class Trainer:
         bf16 = cfg.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = self.loss_of(batch)
-        value = loss.item()
-        if weight is not None:
-            value = self.agree(value * weight / self.procs.world_size)
+        value, agreeing = loss.item(), None
+        if weight is not None:  # the all-reduce runs while the backward pass does
+            agreeing = self.start_agreeing(value * weight / self.procs.world_size)
             loss = loss * weight
-        if not math.isfinite(value):
+        elif not math.isfinite(value):
             self.diverged(value, epoch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if agreeing is not None:
+            value = self.agree(agreeing)
+            if not math.isfinite(value):
+                self.diverged(value, epoch)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
         self.optimizer.step()
@@ -499,13 +506,17 @@ class Trainer:
         self.result.examples += examples
         self.progress.step(loop.step, epoch, value)
 
-    def agree(self, share: float) -> float:
+    def start_agreeing(self, share: float) -> Any:
         """Several processes: one all-reduce per step gives every process the global batch's
         loss (NaN on any process is NaN on all, so all stop together) and whether any was
-        asked to stop (so all stop after the same step)."""
+        asked to stop (so all stop after the same step). Started before the backward pass,
+        finished after it by `agree`."""
         signum = self.stop.signum
         asked = [float(signum == signal.SIGINT), float(signum == signal.SIGTERM)]
-        total, interrupts, terms = distributed.all_sum([share, *asked], self.device)
+        return distributed.start_sum([share, *asked], self.device)
+
+    def agree(self, started: Any) -> float:
+        total, interrupts, terms = distributed.finish_sum(started)
         if interrupts or terms:
             self.agreed_stop = signal.SIGINT if interrupts else signal.SIGTERM
         return total

@@ -70,6 +70,16 @@ class ElmanRNN(Network):
         directions = 2 if config.bidirectional else 1
         self.readout = nn.Linear(config.hidden_size * directions, output_size)
 
+    def export_spec(self) -> Any:
+        """The ONNX graph of this task's network and the runtime recipe (export.py)."""
+        from .export import export_spec
+
+        if isinstance(self, StepRegressor):
+            return export_spec(self, "step-regression")
+        return export_spec(
+            self, "step-classification" if isinstance(self, StepClassifier) else "char-lm"
+        )
+
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """Symbol ids [batch, time] as embeddings or one-hot vectors; numbers pass through."""
         if self.vocab_size is None:

@@ -162,6 +162,12 @@ class Forecaster(zoo.Network):
         }
         return "\n".join(lines) + "\n", [prediction]
 
+    def export_spec(self) -> Any:
+        """The ONNX graph and the runtime's `forecaster` recipe (export.py)."""
+        from .export import export_spec
+
+        return export_spec(self)
+
     def forecast(self, window: list[list[float]]) -> list[Any]:
         """Raw values in (the last input_length rows), raw values out: [H] or [H][targets]."""
         mean, std, t_mean, t_std = scales(self.state)

@@ -247,6 +247,12 @@ class LSTMTagger(zoo.Network):
         predicted = self.tag(sentences, _batch_size(options))
         return [_result(words, tags) for words, tags in zip(sentences, predicted)]
 
+    def export_spec(self) -> Any:
+        """The ONNX graph and the runtime's `tagger` recipe (export.py)."""
+        from .export import export_spec
+
+        return export_spec(self)
+
     def predict_file(self, file: TextFile, options: Any) -> tuple[str, list[dict[str, Any]]]:
         """A CoNLL-U file comes back with the column the model was trained on filled in, every
         other byte kept; any other text is one sentence a line (zoo's default)."""

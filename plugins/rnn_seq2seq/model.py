@@ -152,6 +152,12 @@ class Seq2Seq(zoo.Network):
         if config.tie_embeddings != "none":
             self.out.weight = self.tgt_embedding.weight
 
+    def export_spec(self) -> Any:
+        """The encoder and decoder-step ONNX graphs, for the runtime's `seq2seq` recipe."""
+        from .export import export_spec
+
+        return export_spec(self)
+
     # ----------------------------------------------------------------------------- encoder
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[Encoded, State]:
         """Encoder outputs (padding masked) and the decoder's initial state."""

@@ -1,0 +1,92 @@
+"""The tagger as an ONNX graph (`zoo export`, docs/export.md): word ids and character ids in,
+tag scores out, for any batch and sentence length.
+
+The graph computes what `LSTMTagger.forward` does in evaluation, written with operations that
+export as they are: the character CNN as a convolution (forward's windows-times-weights form
+is the same numbers, chosen there for memory in training), the character BiLSTM and the main
+LSTM through `zoo.padded` (exact on right-padded batches, no packing). What turns words into
+ids (lower-casing, the vocabularies, begin/end-of-word symbols, clipping long forms) is the
+runtime's recipe `tagger`, reading the data state the file carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import padded
+from zoo.export import ExportSpec, Graph
+
+from .data import BOW, EOW, MAX_WORD_CHARS, input_encoder
+
+
+class TaggerGraph(nn.Module):
+    """forward(words, lengths[, chars, char_lengths, forms]) -> scores [batch, time, tags]."""
+
+    def __init__(self, tagger: Any):
+        super().__init__()
+        self.tagger = tagger
+
+    def char_features(self, chars: torch.Tensor, char_lengths: torch.Tensor | None) -> torch.Tensor:
+        """chars [U, L] -> [U, features], as LSTMTagger.char_features."""
+        net = self.tagger
+        x = net.char_embedding(chars)
+        if net.char_encoder == "cnn":
+            cnn = net.char_cnn
+            h = F.conv1d(x.transpose(1, 2), cnn.weight, cnn.bias, padding=cnn.padding)
+            h = h.transpose(1, 2).masked_fill((chars == 0).unsqueeze(2), float("-inf"))
+            return torch.tanh(h.amax(dim=1))
+        out = padded.run(net.char_lstm, x, char_lengths)  # [U, L, 2H]
+        hidden = net.char_lstm.hidden_size
+        last = (char_lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden)
+        forward = out[:, :, :hidden].gather(1, last).squeeze(1)  # at each form's last character
+        return torch.cat([forward, out[:, 0, hidden:]], dim=-1)  # backward ends at the first
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, *chars: torch.Tensor):
+        """chars: (chars, char_lengths, forms) for a char LSTM, (chars, forms) for a CNN."""
+        net = self.tagger
+        x = net.embedding(words)
+        if chars:
+            ids, forms = chars[0], chars[-1]
+            features = self.char_features(ids, chars[1] if len(chars) == 3 else None)
+            x = torch.cat([x, features[forms]], dim=-1)
+        return net.out(padded.run(net.lstm, x, lengths))
+
+
+def export_spec(tagger: Any) -> ExportSpec:
+    """The tagger's graph, traced on two sentences of different lengths."""
+    reads_chars = tagger.char_encoder != "none"
+    encode = input_encoder(tagger.state, chars=reads_chars)
+    words = tagger.state["words"]
+    example = [words[2:7] or ["a"] * 5, words[7:10] or ["b"] * 3]
+    batch = encode(example)
+    names = ["words", "lengths"]
+    if reads_chars:  # the CNN reads no lengths: its padding is masked by character id 0
+        names += ["chars", "char_lengths", "forms"] if tagger.char_encoder == "lstm" else []
+        names += ["chars", "forms"] if tagger.char_encoder == "cnn" else []
+    inputs = {name: batch[name] for name in names}
+    dynamic = {
+        "words": {0: "batch", 1: "time"},
+        "lengths": {0: "batch"},
+        "chars": {0: "forms", 1: "characters"},
+        "char_lengths": {0: "forms"},
+        "forms": {0: "batch", 1: "time"},
+        "scores": {0: "batch", 1: "time"},
+    }
+    settings = {
+        "chars": reads_chars,
+        "begin_word": BOW,
+        "end_word": EOW,
+        "max_word_chars": MAX_WORD_CHARS,
+        "batch_size": 256,
+    }
+    graph = Graph(
+        TaggerGraph(tagger),
+        inputs,
+        ["scores"],
+        {k: v for k, v in dynamic.items() if k in [*names, "scores"]},
+    )
+    return ExportSpec("tagger", [graph], settings)

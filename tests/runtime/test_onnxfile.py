@@ -1,0 +1,138 @@
+"""A damaged or hostile .onnx file is one clear ModelError, found with bounded work; the
+runtime's command line prints it as one `Error:` line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import zoo_runtime
+from zoo_runtime import onnxfile
+from zoo_runtime.__main__ import main as runtime_main
+
+
+@pytest.fixture
+def tagger_file(exported):
+    _, onnx_path, _ = exported("lstm-tagger", "toy-tags", hidden_size=8)
+    return onnx_path
+
+
+def rewrite(source, target, **changes):
+    """A copy of the exported file with metadata values replaced (None: removed)."""
+    import onnx
+
+    proto = onnx.load(source)
+    values = {p.key: p.value for p in proto.metadata_props}
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value if isinstance(value, str) else json.dumps(value)
+    del proto.metadata_props[:]
+    for key, value in values.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    target.write_bytes(proto.SerializeToString())
+    return target
+
+
+def refused(path, *fragments):
+    start = time.perf_counter()
+    with pytest.raises(zoo_runtime.ModelError) as e:
+        zoo_runtime.load(path)
+    message = str(e.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    for fragment in fragments:
+        assert fragment in message, message
+    assert time.perf_counter() - start < 5
+    return message
+
+
+def test_truncated_and_foreign_files(tagger_file, tmp_path):
+    data = tagger_file.read_bytes()
+    for cut in (1, 100, len(data) // 2, len(data) - 3):
+        refused((tmp_path / f"cut{cut}.onnx"), "no such")  # before writing: missing
+        (tmp_path / f"cut{cut}.onnx").write_bytes(data[:cut])
+        refused(tmp_path / f"cut{cut}.onnx")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    refused(tmp_path / "empty.onnx", "empty")
+    (tmp_path / "text.onnx").write_bytes(b"not a model at all\n" * 50)
+    refused(tmp_path / "text.onnx")
+    refused(tmp_path, "folder")
+
+
+def test_onnx_without_zoo_metadata(tagger_file, tmp_path):
+    refused(
+        rewrite(tagger_file, tmp_path / "a.onnx", format=None), "not one written by `zoo export`"
+    )
+    refused(rewrite(tagger_file, tmp_path / "b.onnx", format="other"), "format")
+    refused(rewrite(tagger_file, tmp_path / "c.onnx", format_version="99"), "upgrade")
+    refused(rewrite(tagger_file, tmp_path / "d.onnx", data_state=None), "lacks 'data_state'")
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"data_state": "{not json"}, "not valid JSON"),
+        ({"data_state": "[1, 2]"}, "must be a JSON object"),
+        ({"data_state": {"words": "the dog", "tags": ["A"], "lowercase": True}}, "words"),
+        ({"data_state": {"words": ["<pad>", "<unk>"], "tags": [1, 2], "lowercase": True}}, "tags"),
+        ({"data_state": {"words": ["a", "a"], "tags": ["A"], "lowercase": True}}, "distinct"),
+        ({"data_state": {"words": ["a"], "tags": ["A"], "lowercase": "yes"}}, "lowercase"),
+        ({"data_state": {"words": ["<unk>"], "tags": ["A"], "chars": ["a"]}}, "lacks ['<w>'"),
+        ({"data_state": {"words": ["<unk>"], "tags": ["A"], "chars": ["<w>", "</w>"]}}, "8 tags"),
+        ({"runtime": {"kind": 3}}, "runtime.kind"),
+        ({"runtime": {"kind": "tagger", "graphs": []}}, "runtime.graphs"),
+        ({"data_state": '{"a": ' * 5000 + "1" + "}" * 5000}, "deeper"),
+        ({"data_state": '{"a": ' + "[" * 100 + "]" * 100 + "}"}, "deeper"),
+    ],
+)
+def test_metadata_of_the_wrong_type(tagger_file, tmp_path, change, fragment):
+    refused(rewrite(tagger_file, tmp_path / "bad.onnx", **change), fragment)
+
+
+def test_graph_inputs_must_match_the_metadata(tagger_file, tmp_path):
+    import onnx
+
+    runtime = json.loads({p.key: p.value for p in onnx.load(tagger_file).metadata_props}["runtime"])
+    runtime["graphs"]["model"]["inputs"] = ["words", "lengths"]  # the graph also reads chars
+    refused(rewrite(tagger_file, tmp_path / "bad.onnx", runtime=runtime), "do not match")
+    other = tmp_path / "fc.onnx"
+    kind = {**runtime, "kind": "forecaster"}  # a tagger's graph under a forecaster's recipe
+    refused(
+        rewrite(
+            tagger_file,
+            other,
+            runtime=kind,
+            data_state={"input_length": 3, "input_size": 1, "horizon": 1},
+        )
+    )
+
+
+def test_huge_metadata_is_refused_before_parsing(tagger_file, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnxfile, "MAX_VALUE_BYTES", 1000)
+    big = rewrite(tagger_file, tmp_path / "big.onnx", metrics={"x": "y" * 5000})
+    refused(big, "over the 1,000-byte limit")
+    monkeypatch.setattr(onnxfile, "MAX_ENTRIES", 5)
+    refused(tagger_file, "metadata entries")
+
+
+def test_the_command_line_says_one_line(tagger_file, tmp_path, capsys, monkeypatch):
+    (tmp_path / "cut.onnx").write_bytes(tagger_file.read_bytes()[:500])
+    for argv, code in (
+        ([str(tmp_path / "cut.onnx"), "a b"], 1),
+        ([str(tagger_file)], 2),
+        ([str(tagger_file), "a", "--set", "beam_size=3"], 2),
+        ([str(tagger_file), "a", "--set", "batch_size=0"], 2),
+    ):
+        monkeypatch.setattr("sys.argv", ["zoo-runtime", *argv])
+        with pytest.raises(SystemExit) as e:
+            runtime_main()
+        err = capsys.readouterr().err
+        assert e.value.code == code and err.startswith("Error: ") and err.count("\n") == 1, err
+    monkeypatch.setattr("sys.argv", ["zoo-runtime", str(tagger_file), "The dog", "--json"])
+    with pytest.raises(SystemExit) as e:
+        runtime_main()
+    doc = json.loads(capsys.readouterr().out)
+    assert e.value.code == 0 and doc["predictions"][0]["input"] == "The dog"
