@@ -299,7 +299,7 @@ def evaluate(
     names = cfg.field_names(reg.dataset(name).spec.config) if name in reg.datasets else []
     changes, settings = _split_settings(reg, model, settings, "data", names)
     model = _loaded(model, reg, changes)
-    loaded = _evaluation_data(reg, model, data, dataset, settings)
+    loaded = evaluation_data(reg, model, data, dataset, settings)
     if not loaded.has(split):
         available = [s for s in loaded.splits if loaded.has(s)]
         raise UsageError(
@@ -311,7 +311,7 @@ def evaluate(
     return trainer.evaluate(model.checked, loaded, split, size, dev)
 
 
-def _evaluation_data(
+def evaluation_data(
     reg: Registry, model: Model, data: Any, dataset: str | None, data_settings: dict[str, Any]
 ) -> Data:
     if model.data is not None and data is None and dataset is None and not data_settings:
@@ -333,7 +333,7 @@ def _evaluation_data(
     return load_data(reg, name, data_config, model.state)
 
 
-def _predict_options(model: Model, options: dict[str, Any]) -> Any:
+def predict_options(model: Model, options: dict[str, Any]) -> Any:
     spec = model.architecture
     if spec.predict_config is not None:
         return cfg.build(spec.predict_config, options)
@@ -353,7 +353,7 @@ def _predicting(
     changes, options = _split_settings(reg, model, settings, "predict", names)
     model = _loaded(model, reg, changes)
     model.module.eval()
-    return model, _predict_options(model, options)
+    return model, predict_options(model, options)
 
 
 def predict(

@@ -160,10 +160,12 @@ def traced_spec(model: Model, examples: list[str]) -> ExportSpec:
         if not calls:
             calls.append((args, kwargs))
 
+    from zoo.api import predict_options
+
     handle = model.module.register_forward_pre_hook(record, with_kwargs=True)
     try:
         with torch.no_grad():
-            model.checked.predict(examples, _predict_options(model))
+            model.checked.predict(examples, predict_options(model, {}))
     finally:
         handle.remove()
     if not calls:
@@ -189,12 +191,6 @@ def _forward_outputs(module: nn.Module, args: tuple[Any, ...]) -> dict[str, int]
     if not all(isinstance(r, torch.Tensor) for r in results):
         raise ExportError("forward returns more than tensors; define export_spec() to export it")
     return {f"output{i}": r.dim() for i, r in enumerate(results)}
-
-
-def _predict_options(model: Model) -> Any:
-    from zoo.api import _predict_options
-
-    return _predict_options(model, {})
 
 
 def _plain_torch_layers(model: Model) -> Model:

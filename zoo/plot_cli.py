@@ -23,7 +23,7 @@ from zoo import plots
 from zoo.cli import json_option, option, show
 from zoo.errors import UsageError
 from zoo.fileio import check_writable
-from zoo.runlog_cli import _read_log, monitor_of
+from zoo.runlog_cli import monitor_of, read_log
 
 SUBCOMMANDS = ("curves", "forecast", "confusion")
 
@@ -78,7 +78,7 @@ def _source(source: str, log: list[Any]) -> dict[str, Any]:
     number = source.removeprefix("#")
     if number.isdigit() and not os.path.exists(source):  # as `zoo compare` reads its sources
         if not log:
-            log.append(_read_log())
+            log.append(read_log())
         run = log[0].get(int(number)) if log[0] is not None else None
         if run is None:
             raise UsageError(f"{source}: no such model file or run id (`zoo runs` lists runs)")
@@ -253,13 +253,13 @@ def _forecast(
     model_file: str, data_path: str | None, split: str, count: int, target: int
 ) -> tuple[list[dict[str, Any]], str]:
     """(the drawn windows, what data they are of): loads the model and its data (torch)."""
-    from zoo.api import _evaluation_data, load
+    from zoo.api import evaluation_data, load
     from zoo.registry import get_registry
     from zoo.trainer import set_threads
 
     set_threads(1)
     model = load(model_file)
-    data = _evaluation_data(get_registry(), model, data_path, None, {})
+    data = evaluation_data(get_registry(), model, data_path, None, {})
     if not data.has(split):
         have = ", ".join(s for s in data.splits if data.has(s))
         raise UsageError(f"--split {split}: the data has no windows there; it has: {have}")

@@ -160,7 +160,7 @@ def log_eval(ctx: click.Context, no_log: bool) -> contextlib.AbstractContextMana
 
 
 # ---------------------------------------------------------------------------------- runs
-def _read_log() -> Any:
+def read_log() -> Any:
     """The run log for reading, or None when nothing was logged yet; other problems are an
     `Error:` line (a reader has nothing to go on without it)."""
     from zoo.runlog import RunLog, default_path
@@ -254,7 +254,7 @@ def runs_command(
     data folder; `--no-log` on `zoo run`/`zoo eval` leaves a command out."""
     if ctx.invoked_subcommand is not None:
         return
-    log = _read_log()
+    log = read_log()
     found = []
     if log is not None:
         found = log.find(architecture=architecture, dataset=dataset, status=status, limit=limit)
@@ -293,7 +293,7 @@ def _render_run(run: dict[str, Any]) -> Iterable[str]:
 @json_option
 def runs_show_command(run_id: int, as_json: bool) -> None:
     """Everything the log holds about run ID: command, settings, metrics, versions, data."""
-    log = _read_log()
+    log = read_log()
     run = log.get(run_id) if log is not None else None
     if log is not None:
         log.close()
@@ -313,7 +313,7 @@ def _records(sources: tuple[str, ...]) -> list[dict[str, Any]]:
         for source in sources:
             number = source.removeprefix("#")
             if number.isdigit() and not os.path.exists(source):
-                log = log or _read_log()
+                log = log or read_log()
                 run = log.get(int(number)) if log is not None else None
                 if run is None:
                     raise UsageError(f"{source}: no such model file or run id (`zoo runs`)")
