@@ -96,7 +96,7 @@ def load_data(
 PATH_OPTIONS = {"--data": "path", "--dev": "dev_path", "--test": "test_path"}
 
 
-def _with_paths(settings: dict[str, Any], paths: dict[str, Any], spec: Any) -> dict[str, Any]:
+def with_paths(settings: dict[str, Any], paths: dict[str, Any], spec: Any) -> dict[str, Any]:
     """Route `--data/--dev/--test` to the dataset's `path/dev_path/test_path` fields."""
     names = cfg.field_names(spec.config)
     out = dict(settings)
@@ -138,7 +138,7 @@ def create(
     ds_spec = reg.dataset(dataset).spec
     reg.check_compatible(name, dataset)
     paths = {"--data": data, "--dev": dev, "--test": test}
-    resolved = settings_mod.resolve(spec, ds_spec, _with_paths(settings, paths, ds_spec))
+    resolved = settings_mod.resolve(spec, ds_spec, with_paths(settings, paths, ds_spec))
     trainer.resolve_device(resolved.train.device)  # no GPU: say so before loading any data
     factory = reg.network_class(name, ds_spec.task)
     loaded = load_data(reg, dataset, resolved.data, None)

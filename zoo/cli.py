@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from zoo import __version__, distributed
+from zoo import __version__, distributed, runconfig
 from zoo import config as cfg
 from zoo.errors import PluginError, SettingError, UsageError, ZooError
 from zoo.fileio import atomic_write_text, check_writable
@@ -455,16 +455,6 @@ def info_command(name: str, as_json: bool) -> None:
 RUN_OPTIONS = ("epochs", "steps", "batch_size", "lr", "seed", "device", "threads")
 
 
-def _run_settings(assignments: tuple[str, ...], explicit: dict[str, Any]) -> dict[str, Any]:
-    """--set KEY=VALUE pairs, with the dedicated options (--epochs, ...) winning."""
-    settings: dict[str, Any] = dict(cfg.parse_assignments(assignments))
-    for key, value in explicit.items():
-        if value is not None:
-            settings.pop(key, None)
-            settings[f"train.{key}"] = value
-    return settings
-
-
 def _render_run(doc: dict[str, Any]) -> Iterable[str]:
     training = doc["training"]
     yield f"saved {doc['path']} ({doc['parameters']:,} parameters)"
@@ -582,6 +572,19 @@ def _launch_if_asked(ctx: click.Context) -> None:
     help="Continue an interrupted run from its checkpoint (NAME and settings come from it).",
 )
 @set_option("Any model, data or training setting (repeatable); `zoo info NAME` lists them.")
+@option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    callback=runconfig.load,
+    help="Read options and [settings] from this TOML run file; the command line wins.",
+)
+@option(
+    "--print-config",
+    is_flag=True,
+    help="Print this run's options and resolved settings as a run file (TOML) and exit.",
+)
 @metrics_out_option
 @option("-q", "--quiet", is_flag=True, help="No progress display.")
 @json_option
@@ -630,6 +633,8 @@ def run_command(
     checkpoint_every: int | None,
     resume_file: str | None,
     assignments: tuple[str, ...],
+    config_file: str | None,
+    print_config: bool,
     metrics_out: str | None,
     quiet: bool,
     as_json: bool,
@@ -647,18 +652,24 @@ def run_command(
     Ctrl-C stops after the current step and saves a checkpoint; `zoo run --resume FILE`
     continues it to the same weights an uninterrupted run gives. `--nproc-per-node N` trains
     with N processes under torchrun, `--nnodes` on several machines (docs/distributed.md).
+    `--config run.toml` reads options and settings from a file (docs/training.md).
     """
+    ctx = click.get_current_context()
+    if print_config:
+        click.echo(runconfig.print_config(ctx, assignments, explicit), nl=False)
+        return
     if metrics_out is not None:
         check_writable(metrics_out, option="--metrics-out")
     if name is not None and resume_file is None:
         get_registry().architecture(name)  # unknown names fail before any data is read
-    _launch_if_asked(click.get_current_context())
+        runconfig.check_settings(ctx, name, dataset)
+    _launch_if_asked(ctx)
 
     from zoo.api import run
     from zoo.progress import Progress
     from zoo.runlog_cli import log_run, log_run_result
 
-    with log_run(click.get_current_context(), no_log) as record:
+    with log_run(ctx, no_log) as record:
         result = run(
             name,
             dataset,
@@ -669,7 +680,7 @@ def run_command(
             resume=resume_file,
             checkpoint_every=checkpoint_every,
             progress=Progress(enabled=not quiet),
-            **_run_settings(assignments, explicit),
+            **runconfig.run_settings(ctx, assignments, explicit),
         )
         if not distributed.from_environment().writer:
             return  # several processes: rank 0 alone prints, writes and logs

@@ -64,8 +64,36 @@ def start(device_type: str) -> Processes:
 
         if not dist.is_initialized():
             backend = "nccl" if device_type == "cuda" else "gloo"
-            dist.init_process_group(backend, timeout=TIMEOUT)
+            store = _attempt_store(procs)
+            if store is None:
+                dist.init_process_group(backend, timeout=TIMEOUT)
+            else:
+                dist.init_process_group(
+                    backend, store=store, rank=procs.rank, world_size=procs.world_size,
+                    timeout=TIMEOUT,
+                )  # fmt: skip
     return procs
+
+
+def _attempt_store(procs: Processes) -> Any:
+    """torchrun's own key-value store, under a prefix of its own for each restart.
+
+    torchrun keeps one store for the whole job. Without a prefix, a process of a restarted
+    group can read the address a process of the group before it published there, dead since,
+    and fail to connect (gloo: "Connection refused"), as the restart tests showed about one
+    time in four on a busy machine. None when torchrun lets rank 0 host the store instead."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    import torch.distributed as dist
+
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        procs.world_size,
+        is_master=False,
+        timeout=TIMEOUT,
+    )
+    return dist.PrefixStore(f"zoo/attempt_{restart_count()}", store)
 
 
 class PeerLost(ZooError):
