@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import socket
 import sqlite3
 import sys
@@ -145,7 +146,7 @@ class RunLog:
         except (OSError, sqlite3.Error) as e:
             raise RunLogError(f"run log {target}: cannot open: {_reason(e)}") from None
         try:
-            _prepare(connection, target)
+            _prepared(connection, target)
         except BaseException as e:
             connection.close()
             if isinstance(e, (sqlite3.Error, OSError)):
@@ -241,6 +242,24 @@ class RunLog:
         if shown_differs:
             rows = [r for r in rows if r["status"] == status]
         return rows if limit is None else rows[:limit]
+
+
+def _prepared(connection: sqlite3.Connection, path: Path) -> None:
+    """`_prepare`, tried again while another process holds the lock. Switching a new log to
+    WAL needs the database to itself, and SQLite then answers "database is locked" at once
+    instead of waiting for the busy timeout: processes that start together and race to create
+    the log would otherwise lose their rows (a test saw it on a busy machine)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            _prepare(connection, path)
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            time.sleep(random.uniform(0.01, 0.05))
 
 
 def _prepare(connection: sqlite3.Connection, path: Path) -> None:
