@@ -542,6 +542,21 @@ def _launch_if_asked(ctx: click.Context) -> None:
     raise click.exceptions.Exit(code)
 
 
+def _check_before_starting(
+    ctx: click.Context,
+    name: str | None,
+    dataset: str | None,
+    resume_file: str | None,
+    metrics_out: str | None,
+) -> None:
+    """The mistakes `zoo run` finds before any data is read or any process is started."""
+    if metrics_out is not None:
+        check_writable(metrics_out, option="--metrics-out")
+    if name is not None and resume_file is None:
+        get_registry().architecture(name)  # an unknown name
+        runconfig.check_settings(ctx, name, dataset)
+
+
 @cli.command("run")
 @click.argument("name", required=False, shell_complete=_complete("architecture"))
 @option(
@@ -649,20 +664,13 @@ def run_command(
 ) -> None:
     """Build NAME and its dataset, train, evaluate on held-out data, and save one model file.
 
-    Ctrl-C stops after the current step and saves a checkpoint; `zoo run --resume FILE`
-    continues it to the same weights an uninterrupted run gives. `--nproc-per-node N` trains
-    with N processes under torchrun, `--nnodes` on several machines (docs/distributed.md).
-    `--config run.toml` reads options and settings from a file (docs/training.md).
-    """
+    Ctrl-C saves a checkpoint that `--resume FILE` continues exactly; `--nproc-per-node N`
+    trains on N processes (docs/distributed.md); `--config run.toml` reads a run file."""
     ctx = click.get_current_context()
     if print_config:
         click.echo(runconfig.print_config(ctx, assignments, explicit), nl=False)
         return
-    if metrics_out is not None:
-        check_writable(metrics_out, option="--metrics-out")
-    if name is not None and resume_file is None:
-        get_registry().architecture(name)  # unknown names fail before any data is read
-        runconfig.check_settings(ctx, name, dataset)
+    _check_before_starting(ctx, name, dataset, resume_file, metrics_out)
     _launch_if_asked(ctx)
 
     from zoo.api import run
