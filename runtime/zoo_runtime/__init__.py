@@ -10,6 +10,11 @@ travels in its metadata, so the file alone is enough. Each runtime `kind` is a r
 `Model` subclass; a plugin whose network needs its own pre- or post-processing registers one
 with `register(kind, cls)` (docs/export.md). Unknown kinds open as `Tensors`: raw arrays in
 and out.
+
+The runtime imports neither zoo nor torch, by design: a few small pieces of zoo's text and
+number handling (the seq2seq tokeniser and detokeniser, `parse_numbers`, the Elman step output)
+are therefore written again here, in numpy. tests/runtime/test_parity.py holds them to zoo's:
+every architecture's answers from the runtime must equal `zoo predict`'s on the same inputs.
 """
 
 from __future__ import annotations
