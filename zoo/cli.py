@@ -478,14 +478,15 @@ LAUNCH_OPTIONS = (
 )
 
 
-def _worker_arguments(ctx: click.Context) -> list[str]:
+def _worker_arguments(ctx: click.Context, drop: Iterable[str] = LAUNCH_OPTIONS) -> list[str]:
     """The arguments of this `zoo run` as given (on the command line or from ZOO_RUN_*
-    variables), less the launcher's options: what every worker runs. Rebuilt from the parsed
-    values, so it works in-process (click's CliRunner) as from a shell."""
+    variables), less the options in `drop` (by default the launcher's): what every worker
+    runs. Rebuilt from the parsed values, so it works in-process (click's CliRunner) as from
+    a shell."""
     args: list[str] = []
     for param in ctx.command.params:
         name = param.name
-        if name is None or name in LAUNCH_OPTIONS:
+        if name is None or name in drop:
             continue
         if ctx.get_parameter_source(name) in (None, click.core.ParameterSource.DEFAULT):
             continue
@@ -557,6 +558,45 @@ def _check_before_starting(
         runconfig.check_settings(ctx, name, dataset)
 
 
+# What `zoo run --seeds` sets for each seed itself, or does not pass on.
+SEED_RUN_OWN = ("seeds", "jobs", "seed", "out", "metrics_out", "as_json", "quiet", "print_config")
+
+
+def _run_seeds(ctx: click.Context, seeds_text: str, as_json: bool) -> None:
+    """`zoo run ... --seeds 0-4 --jobs J`: one `zoo run` per seed, then mean ± sd."""
+    from zoo import seeds
+
+    p = ctx.params
+    chosen = seeds.parse_seeds(seeds_text)
+    if p["resume_file"] is not None:
+        raise UsageError("--seeds with --resume: a checkpoint continues one run; give one")
+    if ctx.get_parameter_source("seed") == click.core.ParameterSource.COMMANDLINE:
+        raise UsageError("give --seeds or --seed, not both")
+    if p["name"] is None:
+        raise UsageError("--seeds: give the architecture NAME (`zoo list`)")
+    spec = get_registry().architecture(p["name"]).spec
+    out = p["out"] or f"{p['name']}-{p['dataset'] or spec.default_dataset}.safetensors"
+    arguments = _worker_arguments(ctx, drop=SEED_RUN_OWN)
+    if p["jobs"] > 1 and p.get("threads") is None:
+        arguments.append("--threads=1")
+    runs = seeds.SeedRuns(arguments, out, p["jobs"], echo=lambda line: click.echo(line, err=True))
+    runs.run(chosen)
+    finished = [runs.results[s] for s in chosen if s in runs.results]
+    doc = {
+        "seeds": chosen,
+        "runs": finished,
+        "failed": [{"seed": s, "error": e} for s, e in sorted(runs.errors.items())],
+        "summary": seeds.summarise(finished) if finished else {},
+    }
+    if p["metrics_out"] is not None:
+        write_json(p["metrics_out"], doc)
+    show(doc, as_json, seeds.render)
+    if runs.children.stopped:
+        raise click.exceptions.Exit(128 + runs.children.stopped)
+    if runs.errors:
+        raise click.exceptions.Exit(1)
+
+
 @cli.command("run")
 @click.argument("name", required=False, shell_complete=_complete("architecture"))
 @option(
@@ -599,6 +639,18 @@ def _check_before_starting(
     "--print-config",
     is_flag=True,
     help="Print this run's options and resolved settings as a run file (TOML) and exit.",
+)
+@option(
+    "--seeds",
+    metavar="SEEDS",
+    help="Train once per seed (0-4, or 1,5,9) and print mean ± sd of every metric; models go to OUT-seedS.",
+)
+@option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --seeds: seeds trained at once, each its own process (one thread unless --threads).",
 )
 @metrics_out_option
 @option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -650,6 +702,8 @@ def run_command(
     assignments: tuple[str, ...],
     config_file: str | None,
     print_config: bool,
+    seeds: str | None,
+    jobs: int,
     metrics_out: str | None,
     quiet: bool,
     as_json: bool,
@@ -671,6 +725,9 @@ def run_command(
         click.echo(runconfig.print_config(ctx, assignments, explicit), nl=False)
         return
     _check_before_starting(ctx, name, dataset, resume_file, metrics_out)
+    if seeds is not None:
+        _run_seeds(ctx, seeds, as_json)
+        return
     _launch_if_asked(ctx)
 
     from zoo.api import run
@@ -1017,6 +1074,11 @@ from zoo.export_cli import card_command, export_command  # noqa: E402
 
 cli.add_command(export_command)
 cli.add_command(card_command)
+
+# `zoo sweep` (zoo/sweep_cli.py; Optuna and torch imported when a sweep starts).
+from zoo.sweep_cli import sweep_group  # noqa: E402
+
+cli.add_command(sweep_group)
 
 
 def main() -> None:

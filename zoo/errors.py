@@ -44,3 +44,15 @@ class ModelFileError(ZooError):
 
 class PluginError(ZooError):
     """A plugin that failed to load, misregistered, or clashes with another plugin."""
+
+
+class TrainingStopped(ZooError):
+    """A training hook stopped the run on purpose, not a failure: a sweep pruning a trial
+    whose validation scores are hopeless. `status` is what the run log records ('pruned');
+    `zoo run` exits 3, so whoever started it can tell a pruned run from a failed one."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, status: str = "pruned"):
+        super().__init__(message)
+        self.status = status

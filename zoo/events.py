@@ -2,7 +2,8 @@
 
 The trainer tells a `TrainingEvents` what happens; it calls each plugin's hook on its own, with
 the arguments that hook asks for, so that a logger that raises is reported once (one
-`warning:` line on stderr) and then left out of the run, and training goes on.
+`warning:` line on stderr) and then left out of the run, and training goes on. The one
+exception a hook may raise on purpose is `zoo.errors.TrainingStopped` (a sweep pruning a trial).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from zoo.errors import TrainingStopped
 from zoo.registry import Registry
 
 
@@ -28,6 +30,8 @@ class TrainingEvents:
                 continue
             try:
                 impl.function(**{name: arguments[name] for name in impl.argnames})
+            except TrainingStopped:  # a hook that stops training on purpose (pruning)
+                raise
             except Exception as exc:  # a logger must never stop training
                 self.silenced.add(impl.plugin_name)
                 print(

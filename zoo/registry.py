@@ -182,8 +182,20 @@ class Registry:
                 )
                 continue
             registry.add_plugin(obj, ep.name, dist_name, version)
+        registry.add_default_plugins()
         registry.register_all()
         return registry
+
+    def add_default_plugins(self) -> None:
+        """zoo's own plugins that depend on how this process was started: inside a trial of
+        `zoo sweep` (ZOO_SWEEP_TRIAL set), the reporter that feeds validation scores to the
+        study and prunes (zoo/sweep_report.py)."""
+        from zoo import __version__, sweep_report
+
+        trial = sweep_report.trial_of_environment()
+        if trial is not None:
+            reporter = sweep_report.TrialReporter(trial)
+            self.add_plugin(reporter, "zoo-sweep-trial", "rnn-zoo", __version__)
 
     @classmethod
     def from_plugins(cls, plugins: Iterable[tuple[Any, str, str, str]]) -> Registry:

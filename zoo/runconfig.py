@@ -19,7 +19,7 @@ import json
 import math
 import sys
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,22 +148,33 @@ def load(ctx: click.Context, param: click.Parameter, path: str | None) -> str | 
     return path
 
 
-def check_settings(ctx: click.Context, name: str, dataset: str | None) -> None:
-    """Each `[settings]` key of the run file (if any) names a setting of architecture `name`,
-    its dataset or training, with that setting's type and limits; errors name the file."""
-    found = run_file(ctx)
-    if found is None:
-        return
+def setting_converter(name: str, dataset: str | None) -> Callable[..., Any]:
+    """`convert(key, value, where=None)`: a setting of architecture `name`, its dataset or
+    training, converted to its type and checked against its limits, as `--set` would be."""
     reg = get_registry()
     spec = reg.architecture(name).spec
     ds_spec = reg.dataset(dataset or spec.default_dataset).spec
     classes = {"model": spec.config, "data": ds_spec.config, "train": settings_mod.TrainConfig}
     infos = {kind: {f.name: f for f in cfg.fields(c)} for kind, c in classes.items()}
     tables = {kind: list(names) for kind, names in infos.items()}
+
+    def convert(key: str, value: Any, where: str | None = None) -> Any:
+        kind, setting = settings_mod.route(key, tables, where=where)
+        return cfg.convert(infos[kind][setting], value, where=where)
+
+    return convert
+
+
+def check_settings(ctx: click.Context, name: str, dataset: str | None) -> None:
+    """Each `[settings]` key of the run file (if any) names a setting of architecture `name`,
+    its dataset or training, with that setting's type and limits; errors name the file."""
+    found = run_file(ctx)
+    if found is None:
+        return
+    convert = setting_converter(name, dataset)
     where = f"{found.path} [settings]"
     for key, value in found.settings.items():
-        kind, name = settings_mod.route(key, tables, where=where)
-        cfg.convert(infos[kind][name], value, where=where)
+        convert(key, value, where)
 
 
 def run_file(ctx: click.Context) -> RunFile | None:

@@ -34,11 +34,11 @@ from typing import Any
 
 import click
 
-from zoo.errors import ZooError
+from zoo.errors import TrainingStopped, ZooError
 
 FILE_NAME = "runs.sqlite"
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another one's transaction
-STATUSES = ("running", "finished", "interrupted", "diverged", "failed")
+STATUSES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
 KILLED = "killed"  # shown, never stored: a `running` row whose process is gone
 
 # Each entry upgrades the schema by one version; never edit one that was released, append.
@@ -77,6 +77,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX runs_architecture ON runs (architecture)",
         "CREATE INDEX runs_dataset ON runs (dataset)",
     ),
+    (  # 2: the sweep a run was a trial of (`zoo sweep`); status may be 'pruned'
+        "ALTER TABLE runs ADD COLUMN study TEXT",
+        "ALTER TABLE runs ADD COLUMN trial INTEGER",
+        "CREATE INDEX runs_study ON runs (study)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 JSON_COLUMNS = ("arguments", "data", "settings", "metrics", "training", "history", "plugins")
@@ -101,6 +106,8 @@ COLUMNS = (
     "device",
     "processes",
     "error",
+    "study",
+    "trial",
     *JSON_COLUMNS,
 )
 
@@ -218,6 +225,7 @@ class RunLog:
         dataset: str | None = None,
         status: str | None = None,
         command: str | None = None,
+        study: str | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Runs matching all given filters, latest first. `status` is as shown: `killed`
@@ -227,6 +235,7 @@ class RunLog:
             ("architecture", architecture),
             ("dataset", dataset),
             ("command", command),
+            ("study", study),
             ("status", "running" if status == KILLED else status),
         ):
             if value is not None:
@@ -423,6 +432,8 @@ def how_it_ended(e: BaseException) -> tuple[str, str | None]:
         return "interrupted", str(e)
     if trainer is not None and isinstance(e, trainer.TrainingDiverged):
         return "diverged", str(e)
+    if isinstance(e, TrainingStopped):
+        return e.status, str(e)
     if isinstance(e, ZooError):
         return "failed", str(e)
     if isinstance(e, (SystemExit, click.exceptions.Exit)):

@@ -74,8 +74,17 @@ def log_run(ctx: click.Context, no_log: bool) -> contextlib.AbstractContextManag
         threads=p["threads"],
         device=p["device"],
         processes=distributed.from_environment().world_size,
+        **_sweep_fields(),
         **_common_fields(ctx),
     )
+
+
+def _sweep_fields() -> dict[str, Any]:
+    """The study and trial number of a run started by `zoo sweep`."""
+    from zoo.sweep_report import trial_of_environment
+
+    trial = trial_of_environment()
+    return {"study": trial.get("study"), "trial": trial["trial"]} if trial else {}
 
 
 def log_run_result(record: Any, doc: dict[str, Any]) -> None:
@@ -228,8 +237,11 @@ def _shorter(path: str | None) -> str:
 @option("--dataset", help="Only runs on this dataset.", shell_complete=_complete("dataset"))
 @option(
     "--status",
-    type=click.Choice(["running", "finished", "interrupted", "diverged", "failed", "killed"]),
-    help="Only runs that ended so (killed: the process vanished without a word).",
+    type=click.Choice(
+        ["running", "finished", "interrupted", "diverged", "failed", "pruned", "killed"]
+    ),
+    help="Only runs that ended so (killed: the process vanished without a word; pruned: a "
+    "sweep stopped the trial).",
 )
 @option(
     "-n",
@@ -239,6 +251,7 @@ def _shorter(path: str | None) -> str:
     show_default=True,
     help="How many runs, latest first.",
 )
+@option("--study", help="Only the trials of this sweep (`zoo sweep show` lists studies).")
 @json_option
 @click.pass_context
 def runs_command(
@@ -247,6 +260,7 @@ def runs_command(
     dataset: str | None,
     status: str | None,
     limit: int,
+    study: str | None,
     as_json: bool,
 ) -> None:
     """The latest runs of `zoo run` and `zoo eval` from the run log (docs/runlog.md);
@@ -257,7 +271,9 @@ def runs_command(
     log = read_log()
     found = []
     if log is not None:
-        found = log.find(architecture=architecture, dataset=dataset, status=status, limit=limit)
+        found = log.find(
+            architecture=architecture, dataset=dataset, status=status, study=study, limit=limit
+        )
         log.close()
     show(found, as_json, _render_runs)
 
@@ -311,6 +327,10 @@ def _records(sources: tuple[str, ...]) -> list[dict[str, Any]]:
     records, log = [], None
     try:
         for source in sources:
+            if source.startswith(STUDY_PREFIX):
+                log = log or read_log()
+                records += _study_records(log, source)
+                continue
             number = source.removeprefix("#")
             if number.isdigit() and not os.path.exists(source):
                 log = log or read_log()
@@ -324,6 +344,20 @@ def _records(sources: tuple[str, ...]) -> list[dict[str, Any]]:
         if log is not None:
             log.close()
     return records
+
+
+STUDY_PREFIX = "study:"
+
+
+def _study_records(log: Any, source: str) -> list[dict[str, Any]]:
+    """`study:NAME`: the finished trials of a sweep, from the run log."""
+    from zoo import compare
+
+    name = source.removeprefix(STUDY_PREFIX)
+    runs = log.find(study=name, status="finished") if log is not None else []
+    if not runs:
+        raise UsageError(f"{source}: no finished trials of study {name!r} in the run log")
+    return [compare.from_run(run) for run in reversed(runs)]
 
 
 def _render_compare(style: str) -> Any:
@@ -351,7 +385,7 @@ def _render_compare(style: str) -> Any:
 
 
 @click.command("compare")
-@click.argument("sources", metavar="FILE|ID...", nargs=-1, required=True)
+@click.argument("sources", metavar="FILE|ID|study:NAME...", nargs=-1, required=True)
 @option(
     "--format",
     "style",
@@ -370,7 +404,8 @@ def _render_compare(style: str) -> Any:
 def compare_command(
     sources: tuple[str, ...], style: str, metrics: tuple[str, ...], as_json: bool
 ) -> None:
-    """Compare trained models: model FILEs and/or run IDs of the run log (`zoo runs`).
+    """Compare trained models: model FILEs, run IDs of the run log (`zoo runs`), and
+    `study:NAME` for every finished trial of a sweep.
 
     Shows the settings that differ and the valid and test metrics; runs that differ only in
     their seed are pooled into mean ± sd (n); best first by the architecture's monitored

@@ -32,7 +32,7 @@ import torch
 
 from zoo import distributed
 from zoo.data import Data, Part, move
-from zoo.errors import UsageError, ZooError
+from zoo.errors import TrainingStopped, UsageError, ZooError
 from zoo.events import TrainingEvents
 from zoo.guard import Checked
 from zoo.network import Network
@@ -352,6 +352,9 @@ class Trainer:
             raise
         except TrainingDiverged:
             status = "diverged"
+            raise
+        except TrainingStopped as e:
+            status = e.status
             raise
         finally:
             if self.events is not None:
