@@ -52,6 +52,15 @@ OPTIONS = {
     "seed": "seed",
     "device": "device",
     "threads": "threads",
+    # `zoo sweep --config`: its own options
+    "trials": "trials",
+    "jobs": "jobs",
+    "seeds": "seeds",
+    "storage": "storage",
+    "study": "study_name",
+    "models": "models_dir",
+    "pruner": "pruner",
+    "sampler_seed": "sampler_seed",
 }
 SETTINGS = "settings"
 _META = "zoo.runconfig"  # where the file's [settings] wait in ctx.meta for run_command
@@ -114,17 +123,18 @@ def _options(ctx: click.Context, path: str, doc: Mapping[str, Any]) -> dict[str,
     """The file's top-level keys as run_command parameters, each converted and checked by the
     option's own click type (so `epochs = -1` fails as `--epochs -1` would)."""
     params = {p.name: p for p in ctx.command.params}
+    keys = {key: name for key, name in OPTIONS.items() if name in params}  # this command's
     out: dict[str, Any] = {}
     for key, value in doc.items():
         if key == SETTINGS:
             continue
-        if key not in OPTIONS:
-            valid = [*OPTIONS, SETTINGS]
+        if key not in keys:
+            valid = [*keys, SETTINGS]
             raise UsageError(
                 f"{path}: unknown key {key!r}{suggest(key, valid)}; valid: {', '.join(valid)} "
                 "(model, data and training settings go in [settings])"
             )
-        param = params[OPTIONS[key]]
+        param = params[keys[key]]
         expected = _toml_type_problem(param, value)
         if expected is not None:
             raise UsageError(f"{path}: {key} = {value!r}: expected {expected}")

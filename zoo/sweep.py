@@ -138,6 +138,7 @@ class Plan:
     folder: Path
     pruner: str = "median"
     no_log: bool = False
+    sampler_seed: int | None = None
     echo: Callable[[str], None] = print
 
     def identity(self) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def open_study(plan: Plan) -> optuna.Study:
         study_name=plan.study,
         storage=storage,
         direction=plan.direction,
-        sampler=optuna.samplers.TPESampler(constant_liar=True),
+        sampler=optuna.samplers.TPESampler(constant_liar=True, seed=plan.sampler_seed),
         pruner=pruner(plan.pruner),
         load_if_exists=True,
     )

@@ -120,6 +120,11 @@ def sweep_group() -> None:
     help="Folder for the trials' run files, logs and models (default: sweeps/STUDY in zoo's data folder).",
 )
 @option(
+    "--sampler-seed",
+    type=click.IntRange(min=0),
+    help="Seed Optuna's sampler: the same settings are tried in the same order (with --jobs 1).",
+)
+@option(
     "--pruner",
     type=click.Choice(["median", "none"]),
     default="median",
@@ -139,6 +144,7 @@ def start_command(
     storage: str | None,
     study_name: str | None,
     models_dir: str | None,
+    sampler_seed: int | None,
     pruner: str,
     no_log: bool,
     as_json: bool,
@@ -159,7 +165,7 @@ def start_command(
     plan.study = study_name or f"{plan.architecture}-{plan.dataset}"
     plan.storage = storage or sweep.default_storage()
     plan.folder = Path(models_dir) if models_dir else _default_folder(plan.study)
-    plan.no_log = no_log
+    plan.no_log, plan.sampler_seed = no_log, sampler_seed
     plan.echo = lambda line: click.echo(line, err=as_json)
     _run_sweep(sweep, plan, as_json)
 
