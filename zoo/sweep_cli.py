@@ -135,6 +135,10 @@ def sweep_group() -> None:
 @json_option
 def start_command(
     name: str | None,
+    dataset: str | None,
+    data_path: str | None,
+    dev_path: str | None,
+    test_path: str | None,
     assignments: tuple[str, ...],
     config_file: str | None,
     trials: int,

@@ -1,0 +1,270 @@
+"""`zoo sweep` on Optuna and `zoo run --seeds`: search spaces, studies in SQLite and a real
+PostgreSQL server, pruning, failed and interrupted trials, the best model kept, the run log."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from tests.conftest import run_zoo
+from zoo.errors import UsageError
+from zoo.sweep_space import Dimension, parse, split
+
+optuna = pytest.importorskip("optuna", reason="zoo sweep needs the sweep extra (optuna)")
+
+# a few seconds per trial: sine windows, a small GRU
+TOY = ("gru-regressor", "--set", "num_windows=200", "--epochs", "2")
+SPACE = ("--set", "lr=loguniform(1e-3,3e-2)", "--set", "hidden_size=choice(4,8)")
+
+
+def sqlite_url(folder: Path) -> str:
+    return f"sqlite:///{folder / 'study.sqlite'}"
+
+
+def load(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def log_rows(home: Path, study: str) -> list[tuple]:
+    with sqlite3.connect(home / "runs.sqlite") as db:
+        return db.execute(
+            "SELECT trial, status, model_path FROM runs WHERE study = ? ORDER BY trial", (study,)
+        ).fetchall()
+
+
+# --------------------------------------------------------------------- search spaces
+@pytest.mark.parametrize(
+    ("text", "kind", "args"),
+    [
+        ("uniform(0,0.5)", "uniform", (0.0, 0.5)),
+        ("loguniform(1e-4, 1e-2)", "loguniform", (1e-4, 1e-2)),
+        ("int(1,4)", "int", (1, 4)),
+        ("int(16,128,16)", "int", (16, 128, 16)),
+        ("logint(8,512)", "logint", (8, 512)),
+        ("choice(64,128)", "choice", (64, 128)),
+        ("choice(lstm, 'gru', true, 0.5)", "choice", ("lstm", "gru", True, 0.5)),
+    ],
+)
+def test_search_spaces_parse(text, kind, args):
+    assert parse("x", text) == Dimension("x", kind, args)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("loguniform(0,1)", "0 < LOW"),
+        ("choice()", "at least one value"),
+        ("normal(0,1)", "unknown distribution 'normal'"),
+        ("uniform(1,1)", "LOW must be below HIGH"),
+        ("uniform(0)", "takes LOW,HIGH"),
+        ("int(1.5,3)", "not an integer"),
+        ("uniform(0,inf)", "finite"),
+        ("choice(8,8)", "given twice"),
+        ("logint(0,8)", "1 <= LOW"),
+    ],
+)
+def test_malformed_search_spaces_say_what_is_wrong(text, says):
+    with pytest.raises(UsageError, match=says):
+        parse("x", text)
+
+
+def test_fixed_and_searched_settings_are_told_apart():
+    fixed, space = split({"epochs": "3", "lr": "loguniform(1e-4,1e-2)", "path": "a.csv"})
+    assert fixed == {"epochs": "3", "path": "a.csv"} and list(space) == ["lr"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--set", "nosuch=uniform(0,1)"), "nosuch"),
+        (("--set", "hidden_size=choice(8,abc)"), "hidden_size=choice(8,abc)"),
+        (("--set", "hidden_size=uniform(0.5,2)"), "hidden_size"),
+        (("--set", "dropout=uniform(0,2)"), "dropout"),
+        (("--set", "lr=loguniform(0,1)"), "0 < LOW"),
+        (("--set", "epochs=3"), "nothing to search"),
+        (("--set", "lr=uniform(0.1,0.2)", "--seeds", "3-1"), "--seeds 3-1"),
+    ],
+)
+def test_bad_sweeps_are_one_usage_line(zoo, args, says):
+    result = zoo("sweep", "gru-regressor", *args, "--storage", "sqlite:///s.sqlite")
+    assert result.code == 2 and says in result.error_line()
+    assert not Path("s.sqlite").exists()  # nothing started
+
+
+def test_an_unreachable_storage_is_one_line(zoo):
+    # nothing listens on port 1; the driver gives up at once (connection refused)
+    url = "postgresql://zoo:secret@127.0.0.1:1/zoo"
+    result = zoo("sweep", *TOY, *SPACE, "--storage", url)
+    line = result.error_line()
+    assert result.code == 1 and "cannot open it" in line
+    assert "secret" not in line and "127.0.0.1:1/zoo" in line
+
+
+def test_a_study_of_another_search_space_is_refused(zoo, tmp_path):
+    url = sqlite_url(tmp_path)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=url)
+    study.set_user_attr("zoo", {"architecture": "gru-regressor", "space": {"lr": "uniform(0,1)"}})
+    result = zoo("sweep", *TOY, *SPACE, "--storage", url, "--study", "s")
+    assert result.code == 2 and "made for another search" in result.error_line()
+
+
+def test_without_optuna_one_line_says_what_to_install():
+    code = (
+        "import sys; sys.modules['optuna'] = None\n"
+        "from zoo.cli import main\n"
+        "sys.argv = ['zoo', 'sweep', 'gru-regressor', '--set', 'lr=uniform(0.1,0.2)']\n"
+        "main()"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip() == "Error: zoo sweep needs optuna: pip install 'rnn-zoo[sweep]'"
+
+
+# ------------------------------------------------------------------------- sweeping
+@pytest.mark.slow
+def test_a_sweep_keeps_the_best_model_and_logs_every_trial(tmp_path, zoo_home):
+    url = sqlite_url(tmp_path)
+    result = run_zoo(*TOY, *SPACE, "--trials", "4", "--jobs", "2", "--storage", url,
+                     "--study", "toy", "--models", tmp_path / "m", "--json", cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    study = load(url, "toy")
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    best = study.best_trial
+    assert doc["best"]["number"] == best.number and doc["best"]["value"] == best.value
+    kept = sorted((tmp_path / "m").glob("*.safetensors"))
+    assert kept == [tmp_path / "m" / f"trial-{best.number}.safetensors"]
+    # the kept file is the best trial's model: its validation score is the trial's value
+    with safe_open(kept[0], "pt") as f:
+        metrics = json.loads(f.metadata()["zoo.metrics"])
+    assert metrics["valid"]["mse"] == pytest.approx(best.value)
+    assert f"hidden_size={best.params['hidden_size']}" in kept[0].with_suffix(".toml").read_text()
+    # every trial is one run in the log, with its study and number
+    rows = log_rows(zoo_home, "toy")
+    assert [r[0] for r in rows] == [0, 1, 2, 3]
+    assert all(r[1] in ("finished", "pruned") for r in rows)
+    compared = run_zoo("compare", "study:toy", "--json", cwd=tmp_path)
+    assert compared.code == 0, compared.stderr
+
+
+@pytest.mark.slow
+def test_a_rerun_continues_the_study_and_show_reports_it(tmp_path):
+    url = sqlite_url(tmp_path)
+    common = (*TOY, *SPACE, "--storage", url, "--study", "again", "--sampler-seed", "1")
+    assert run_zoo(*common, "--trials", "2", cwd=tmp_path).code == 0
+    second = run_zoo(*common, "--trials", "3", cwd=tmp_path)
+    assert second.code == 0 and "2 of 3 trial(s) done" in second.stderr + second.stdout
+    assert len(load(url, "again").get_trials()) == 3
+    shown = run_zoo("sweep", "show", "again", "--storage", url, "--json", cwd=tmp_path).json()
+    assert [t["number"] for t in shown["trials"]] == [0, 1, 2]
+    assert shown["search"]["space"] == {"hidden_size": "choice(4,8)", "lr": "loguniform(0.001,0.03)"}
+    assert set(shown["importances"]) <= {"lr", "hidden_size"}
+    text = run_zoo("sweep", "show", "again", "--storage", url, cwd=tmp_path).stdout
+    assert "best: trial" in text and "importances:" in text
+    listed = run_zoo("sweep", "show", "--storage", url, "--json", cwd=tmp_path).json()
+    assert listed["studies"] == ["again"]
+
+
+@pytest.mark.slow
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    # patch_length 400 is longer than the 10-step window: that trial's `zoo run` fails
+    url = sqlite_url(tmp_path)
+    result = run_zoo(*TOY, "--set", "patch_length=choice(1,400)", "--trials", "4",
+                     "--sampler-seed", "3", "--storage", url, "--study", "f", cwd=tmp_path)  # fmt: skip
+    trials = load(url, "f").get_trials()
+    states = {t.params["patch_length"]: t.state.name for t in trials}
+    assert states == {1: "COMPLETE", 400: "FAIL"}, (states, result.stderr)
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    assert all("patch_length" in t.user_attrs["error"] for t in failed)
+    assert result.code == 0 and len(trials) == 4
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_trials_all_fail_stops_with_the_reason(tmp_path):
+    result = run_zoo("sweep", "gru-regressor", "--dataset", "csv", "--data", "missing.csv",
+                     *SPACE, "--trials", "10", "--storage", sqlite_url(tmp_path), cwd=tmp_path)  # fmt: skip
+    line = result.error_line()
+    assert result.code == 1 and "3 failed trials in a row" in line and "missing.csv" in line
+
+
+@pytest.mark.slow
+def test_pruned_runs_stop_early_with_their_own_status(tmp_path, zoo_home):
+    """A trial far behind five finished ones is pruned at its first validation: `zoo run`
+    exits 3 and the run log says `pruned`."""
+    url = sqlite_url(tmp_path)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="p", storage=url)
+    for _ in range(5):
+        trial = study.ask()
+        for step in range(0, 200, 5):
+            trial.report(1e-9, step)
+        study.tell(trial, 1e-9)
+    trial = study.ask()
+    about = {"storage": url, "study": "p", "trial_id": trial._trial_id, "trial": trial.number,
+             "metric": "mse", "pruner": "median", "report": True}  # fmt: skip
+    result = run_zoo(*TOY, "--out", "t.safetensors", cwd=tmp_path,
+                     env={"ZOO_SWEEP_TRIAL": json.dumps(about)})  # fmt: skip
+    assert result.code == 3 and "pruned at step" in result.error_line()
+    assert not (tmp_path / "t.safetensors").exists()
+    assert log_rows(zoo_home, "p") == [(trial.number, "pruned", None)]
+    assert len(load(url, "p").get_trials()[-1].intermediate_values) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_running_trials_and_a_rerun_continues(tmp_path, zoo_home):
+    url = sqlite_url(tmp_path)
+    command = [sys.executable, "-m", "zoo", "sweep", "gru-regressor", "--epochs", "40", *SPACE,
+               "--trials", "2", "--jobs", "2", "--storage", url, "--study", "c"]  # fmt: skip
+    sweep = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not [r for r in _rows_or_none(zoo_home) if r[1] == "running"]:
+        assert time.monotonic() < deadline and sweep.poll() is None
+        time.sleep(0.2)
+    time.sleep(1.0)
+    sweep.send_signal(signal.SIGINT)  # to the sweep alone, as `kill -INT` would
+    _, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130, stderr
+    assert "run the same command to continue" in stderr and "Traceback" not in stderr
+    trials = load(url, "c").get_trials()
+    assert trials and all(t.state.name == "FAIL" and t.user_attrs["interrupted"] for t in trials)
+    assert {r[1] for r in log_rows(zoo_home, "c")} == {"interrupted"}
+    shown = run_zoo("sweep", "show", "c", "--storage", url, "--json", cwd=tmp_path).json()
+    assert {t["state"] for t in shown["trials"]} == {"interrupted"}
+
+
+def _rows_or_none(home: Path) -> list[tuple]:
+    try:
+        return log_rows(home, "c")
+    except sqlite3.OperationalError:  # not created yet
+        return []
+
+
+def _assert_each_trial_once(url: str, study: str, home: Path, trials: int) -> None:
+    recorded = load(url, study).get_trials()
+    numbers = [t.number for t in recorded]
+    assert sorted(numbers) == list(range(len(numbers))), numbers  # none lost, none twice
+    assert trials <= len(numbers) <= trials + 1  # two workers may both start the last one
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in recorded)
+    rows = log_rows(home, study)
+    assert sorted(r[0] for r in rows) == sorted(numbers)  # each trial one run in the log
+
+
+@pytest.mark.slow
+def test_sqlite_with_two_jobs_records_every_trial_once(tmp_path, zoo_home):
+    url = sqlite_url(tmp_path)
+    result = run_zoo(*TOY, *SPACE, "--trials", "6", "--jobs", "2", "--storage", url,
+                     "--study", "j", cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.stderr
+    _assert_each_trial_once(url, "j", zoo_home, 6)
