@@ -597,20 +597,55 @@ def _run_seeds(ctx: click.Context, seeds_text: str, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-@cli.command("run")
-@click.argument("name", required=False, shell_complete=_complete("architecture"))
-@option(
-    "--dataset",
-    help="Dataset to train on (default: the architecture's own).",
-    shell_complete=_complete("dataset"),
+def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """NAME and the data and training options that `zoo run` and `zoo sweep` share."""
+    for decorator in reversed(
+        [
+            click.argument("name", required=False, shell_complete=_complete("architecture")),
+            option(
+                "--dataset",
+                help="Dataset to train on (default: the architecture's own).",
+                shell_complete=_complete("dataset"),
+            ),
+            option(
+                "--data", "data_path", type=click.Path(), help="File or folder the dataset reads."
+            ),
+            option(
+                "--dev",
+                "dev_path",
+                type=click.Path(),
+                help="Validation file, for datasets that take one.",
+            ),
+            option(
+                "--test",
+                "test_path",
+                type=click.Path(),
+                help="Test file, for datasets that take one.",
+            ),
+            option("--epochs", type=click.IntRange(min=0), help="Passes over the training data."),
+            option(
+                "--steps", type=click.IntRange(min=0), help="Optimizer steps (overrides --epochs)."
+            ),
+            option("--batch-size", type=click.IntRange(min=1), help="Examples per step."),
+            option("--lr", type=click.FloatRange(min=0), help="Learning rate."),
+        ]
+    ):
+        command = decorator(command)
+    return command
+
+
+config_option = option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    is_eager=True,
+    callback=runconfig.load,
+    help="Read options and [settings] from this TOML run file; the command line wins.",
 )
-@option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
-@option("--dev", "dev_path", type=click.Path(), help="Validation file, for datasets that take one.")
-@option("--test", "test_path", type=click.Path(), help="Test file, for datasets that take one.")
-@option("--epochs", type=click.IntRange(min=0), help="Passes over the training data.")
-@option("--steps", type=click.IntRange(min=0), help="Optimizer steps (overrides --epochs).")
-@option("--batch-size", type=click.IntRange(min=1), help="Examples per step.")
-@option("--lr", type=click.FloatRange(min=0), help="Learning rate.")
+
+
+@cli.command("run")
+@training_options
 @option("--seed", type=click.IntRange(min=0), help="Seed for initialisation, shuffling, dropout.")
 @option("--device", help="cpu, cuda, cuda:N or auto (default: auto).")
 @threads_option
@@ -627,14 +662,7 @@ def _run_seeds(ctx: click.Context, seeds_text: str, as_json: bool) -> None:
     help="Continue an interrupted run from its checkpoint (NAME and settings come from it).",
 )
 @set_option("Any model, data or training setting (repeatable); `zoo info NAME` lists them.")
-@option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    is_eager=True,
-    callback=runconfig.load,
-    help="Read options and [settings] from this TOML run file; the command line wins.",
-)
+@config_option
 @option(
     "--print-config",
     is_flag=True,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import threading
 import warnings
@@ -158,7 +159,7 @@ class Plan:
 def open_study(plan: Plan) -> optuna.Study:
     """Create the study, or join the one of that name made for the same search."""
     storage = open_storage(plan.storage)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # zoo says how each trial ended
     study = optuna.create_study(
         study_name=plan.study,
         storage=storage,
@@ -231,8 +232,7 @@ class Sweep:
         """Ctrl-C (or SIGTERM): no new trials; the running ones were told and end as failed."""
         if not self.interrupted:
             self.plan.echo("stopping: the running trials end now and are marked failed")
-        self.interrupted = signum
-        self.study.stop()
+        self.interrupted = signum  # each thread's loop stops after its trial (trial_ended)
 
     # ---------------------------------------------------------------------- a trial
     def objective(self, trial: optuna.Trial) -> float:
@@ -310,7 +310,7 @@ class Sweep:
             self.last_error = trial.user_attrs.get("error")
         if self.failures_in_a_row >= max(FAILURES_IN_A_ROW, self.plan.jobs):
             study.stop()
-        if counted(study) >= self.plan.trials:
+        if self.interrupted or counted(study) >= self.plan.trials:
             study.stop()
 
 
@@ -335,8 +335,14 @@ def trial_run_file(plan: Plan, values: dict[str, Any], seed: int, model: Path) -
     lines += [f"{key} = {toml_value(v)}" for key, v in options.items() if v is not None]
     lines += ["", f"[{runconfig.SETTINGS}]"]
     settings = {**plan.fixed, **values}
-    lines += [f"{json.dumps(key)} = {toml_value(v)}" for key, v in settings.items()]
+    lines += [f"{_toml_key(key)} = {toml_value(v)}" for key, v in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    """A bare key where TOML allows one (`model.hidden_size` is a dotted key, read back as the
+    same setting), else a quoted one."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", key) else json.dumps(key)
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

@@ -9,6 +9,7 @@ docs/sweeps.md explains the whole.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,17 @@ from typing import Any
 import click
 
 from zoo import runconfig
-from zoo.cli import _complete, fmt, json_option, no_log_option, option, set_option, show, table
+from zoo.cli import (
+    config_option,
+    fmt,
+    json_option,
+    no_log_option,
+    option,
+    set_option,
+    show,
+    table,
+    training_options,
+)
 from zoo.errors import UsageError, ZooError
 from zoo.registry import get_registry
 from zoo.seeds import parse_seeds
@@ -63,27 +74,12 @@ def sweep_group() -> None:
     hidden=True,
     context_settings={"auto_envvar_prefix": "ZOO_SWEEP"},
 )
-@click.argument("name", required=False, shell_complete=_complete("architecture"))
-@option("--dataset", help="Dataset to train on.", shell_complete=_complete("dataset"))
-@option("--data", "data_path", type=click.Path(), help="File or folder the dataset reads.")
-@option("--dev", "dev_path", type=click.Path(), help="Validation file, for datasets that take one.")
-@option("--test", "test_path", type=click.Path(), help="Test file, for datasets that take one.")
-@option("--epochs", type=click.IntRange(min=0), help="Passes over the training data per trial.")
-@option("--steps", type=click.IntRange(min=0), help="Optimizer steps per trial.")
-@option("--batch-size", type=click.IntRange(min=1), help="Examples per step.")
-@option("--lr", type=click.FloatRange(min=0), help="A fixed learning rate (search it with --set).")
+@training_options
 @option("--device", help="cpu, cuda, cuda:N or auto.")
 @set_option(
     "A fixed setting, or one to search: KEY=uniform(A,B), loguniform(A,B), int(A,B), logint(A,B), choice(X,Y,...)."
 )
-@option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    is_eager=True,
-    callback=runconfig.load,
-    help="Read options and [settings] (search spaces as strings) from this TOML file.",
-)
+@config_option
 @option(
     "--trials",
     type=click.IntRange(min=1),
@@ -170,7 +166,7 @@ def start_command(
     plan.storage = storage or sweep.default_storage()
     plan.folder = Path(models_dir) if models_dir else _default_folder(plan.study)
     plan.no_log, plan.sampler_seed = no_log, sampler_seed
-    plan.echo = lambda line: click.echo(line, err=as_json)
+    plan.echo = lambda line: click.echo(line, err=True)  # progress: stderr
     _run_sweep(sweep, plan, as_json)
 
 
@@ -287,14 +283,17 @@ def _trial_doc(trial: Any) -> dict[str, Any]:
 
 
 def _importances(study: Any) -> dict[str, float] | str:
-    """Optuna's parameter importances (fANOVA), or why there are none yet."""
+    """Optuna's parameter importances (its default evaluator: PED-ANOVA in Optuna 5), or
+    why there are none yet."""
     import optuna
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < 2:
         return "need at least 2 finished trials"
     try:
-        found = optuna.importance.get_param_importances(study)
+        with warnings.catch_warnings():  # "importances will be equal" and the like
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError) as e:
         return f"not computed: {e}"
     return {k: round(float(v), 4) for k, v in found.items() if math.isfinite(v)}

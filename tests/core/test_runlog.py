@@ -135,8 +135,11 @@ def test_how_a_run_ended_is_recorded(zoo, use_registry, zoo_home, script, status
 # ------------------------------------------------- a log that cannot be used costs no run
 def newer(home: Path) -> Path:
     runlog.RunLog.open(home / "runs.sqlite").close()
-    with sqlite3.connect(home / "runs.sqlite") as db:
-        db.execute(f"PRAGMA user_version = {runlog.SCHEMA_VERSION + 1}")
+    db = sqlite3.connect(home / "runs.sqlite")
+    db.execute(f"PRAGMA user_version = {runlog.SCHEMA_VERSION + 1}")
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # all in the main file, nothing left to merge
+    db.close()
     return home / "runs.sqlite"
 
 

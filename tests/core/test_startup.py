@@ -1,4 +1,4 @@
-"""`zoo list`, `zoo --help`, `zoo plugins` and `import zoo` never import torch.
+"""`zoo list`, `zoo --help`, `zoo plugins` and `import zoo` never import torch (nor Optuna).
 
 Their speed is measured in benchmarks/startup.py; here we check the cause of slowness.
 """
@@ -17,12 +17,14 @@ try:
     cli.main(args={args!r}, prog_name="zoo")
 except SystemExit:
     pass
-print("TORCH" if "torch" in sys.modules else "NO-TORCH", file=sys.stderr)
+heavy = [m for m in ("torch", "optuna", "sqlalchemy") if m in sys.modules]
+print(("HEAVY " + " ".join(heavy)) if heavy else "NO-TORCH", file=sys.stderr)
 """
 
 
 @pytest.mark.parametrize(
-    "args", [["--help"], ["list"], ["list", "--json"], ["plugins"], ["run", "--help"]]
+    "args",
+    [["--help"], ["list"], ["list", "--json"], ["plugins"], ["run", "--help"], ["sweep", "--help"]],
 )
 def test_light_commands_do_not_import_torch(args):
     p = subprocess.run(

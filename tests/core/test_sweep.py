@@ -4,7 +4,6 @@ PostgreSQL server, pruning, failed and interrupted trials, the best model kept, 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from safetensors import safe_open
 
-from tests.conftest import run_zoo
+from tests.conftest import CSV_SMALL, SERIES, run_zoo, write
 from zoo.errors import UsageError
+from zoo.modelfile import read_info
 from zoo.sweep_space import Dimension, parse, split
 
 optuna = pytest.importorskip("optuna", reason="zoo sweep needs the sweep extra (optuna)")
@@ -134,7 +133,7 @@ def test_without_optuna_one_line_says_what_to_install():
 @pytest.mark.slow
 def test_a_sweep_keeps_the_best_model_and_logs_every_trial(tmp_path, zoo_home):
     url = sqlite_url(tmp_path)
-    result = run_zoo(*TOY, *SPACE, "--trials", "4", "--jobs", "2", "--storage", url,
+    result = run_zoo("sweep", *TOY, *SPACE, "--trials", "4", "--jobs", "2", "--storage", url,
                      "--study", "toy", "--models", tmp_path / "m", "--json", cwd=tmp_path)  # fmt: skip
     assert result.code == 0, result.stderr
     doc = result.json()
@@ -147,10 +146,11 @@ def test_a_sweep_keeps_the_best_model_and_logs_every_trial(tmp_path, zoo_home):
     kept = sorted((tmp_path / "m").glob("*.safetensors"))
     assert kept == [tmp_path / "m" / f"trial-{best.number}.safetensors"]
     # the kept file is the best trial's model: its validation score is the trial's value
-    with safe_open(kept[0], "pt") as f:
-        metrics = json.loads(f.metadata()["zoo.metrics"])
-    assert metrics["valid"]["mse"] == pytest.approx(best.value)
-    assert f"hidden_size={best.params['hidden_size']}" in kept[0].with_suffix(".toml").read_text()
+    assert read_info(kept[0])["metrics"]["valid"]["mse"] == pytest.approx(best.value)
+    assert read_info(kept[0])["config"]["hidden_size"] == best.params["hidden_size"]
+    assert (
+        f"hidden_size = {best.params['hidden_size']}\n" in kept[0].with_suffix(".toml").read_text()
+    )
     # every trial is one run in the log, with its study and number
     rows = log_rows(zoo_home, "toy")
     assert [r[0] for r in rows] == [0, 1, 2, 3]
@@ -163,13 +163,16 @@ def test_a_sweep_keeps_the_best_model_and_logs_every_trial(tmp_path, zoo_home):
 def test_a_rerun_continues_the_study_and_show_reports_it(tmp_path):
     url = sqlite_url(tmp_path)
     common = (*TOY, *SPACE, "--storage", url, "--study", "again", "--sampler-seed", "1")
-    assert run_zoo(*common, "--trials", "2", cwd=tmp_path).code == 0
-    second = run_zoo(*common, "--trials", "3", cwd=tmp_path)
+    assert run_zoo("sweep", *common, "--trials", "2", cwd=tmp_path).code == 0
+    second = run_zoo("sweep", *common, "--trials", "3", cwd=tmp_path)
     assert second.code == 0 and "2 of 3 trial(s) done" in second.stderr + second.stdout
     assert len(load(url, "again").get_trials()) == 3
     shown = run_zoo("sweep", "show", "again", "--storage", url, "--json", cwd=tmp_path).json()
     assert [t["number"] for t in shown["trials"]] == [0, 1, 2]
-    assert shown["search"]["space"] == {"hidden_size": "choice(4,8)", "lr": "loguniform(0.001,0.03)"}
+    assert shown["search"]["space"] == {
+        "hidden_size": "choice(4,8)",
+        "lr": "loguniform(0.001,0.03)",
+    }
     assert set(shown["importances"]) <= {"lr", "hidden_size"}
     text = run_zoo("sweep", "show", "again", "--storage", url, cwd=tmp_path).stdout
     assert "best: trial" in text and "importances:" in text
@@ -179,16 +182,19 @@ def test_a_rerun_continues_the_study_and_show_reports_it(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
-    # patch_length 400 is longer than the 10-step window: that trial's `zoo run` fails
+    # trials reading missing.csv fail in their `zoo run`; the seeded sampler alternates
+    write(tmp_path, "s.csv", SERIES)
     url = sqlite_url(tmp_path)
-    result = run_zoo(*TOY, "--set", "patch_length=choice(1,400)", "--trials", "4",
-                     "--sampler-seed", "3", "--storage", url, "--study", "f", cwd=tmp_path)  # fmt: skip
+    small = [f"--set={k}={v}" for k, v in CSV_SMALL.items()]
+    result = run_zoo("sweep", "gru-regressor", "--dataset", "csv", *small, "--epochs", "2",
+                     "--set", "path=choice(s.csv,missing.csv)", "--trials", "4",
+                     "--sampler-seed", "9", "--storage", url, "--study", "f", cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.stderr
     trials = load(url, "f").get_trials()
-    states = {t.params["patch_length"]: t.state.name for t in trials}
-    assert states == {1: "COMPLETE", 400: "FAIL"}, (states, result.stderr)
-    failed = [t for t in trials if t.state.name == "FAIL"]
-    assert all("patch_length" in t.user_attrs["error"] for t in failed)
-    assert result.code == 0 and len(trials) == 4
+    assert [t.params["path"] for t in trials] == ["missing.csv", "s.csv"] * 2
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"] * 2
+    assert all("missing.csv" in t.user_attrs["error"] for t in trials[::2])
+    assert result.stderr.count("failed: ") == 2
 
 
 @pytest.mark.slow
@@ -214,7 +220,7 @@ def test_pruned_runs_stop_early_with_their_own_status(tmp_path, zoo_home):
     trial = study.ask()
     about = {"storage": url, "study": "p", "trial_id": trial._trial_id, "trial": trial.number,
              "metric": "mse", "pruner": "median", "report": True}  # fmt: skip
-    result = run_zoo(*TOY, "--out", "t.safetensors", cwd=tmp_path,
+    result = run_zoo("run", *TOY, "--out", "t.safetensors", cwd=tmp_path,
                      env={"ZOO_SWEEP_TRIAL": json.dumps(about)})  # fmt: skip
     assert result.code == 3 and "pruned at step" in result.error_line()
     assert not (tmp_path / "t.safetensors").exists()
@@ -225,7 +231,7 @@ def test_pruned_runs_stop_early_with_their_own_status(tmp_path, zoo_home):
 @pytest.mark.slow
 def test_ctrl_c_marks_running_trials_and_a_rerun_continues(tmp_path, zoo_home):
     url = sqlite_url(tmp_path)
-    command = [sys.executable, "-m", "zoo", "sweep", "gru-regressor", "--epochs", "40", *SPACE,
+    command = [sys.executable, "-m", "zoo", "sweep", "gru-regressor", "--epochs", "8", *SPACE,
                "--trials", "2", "--jobs", "2", "--storage", url, "--study", "c"]  # fmt: skip
     sweep = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -242,6 +248,11 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_continues(tmp_path, zoo_home):
     assert {r[1] for r in log_rows(zoo_home, "c")} == {"interrupted"}
     shown = run_zoo("sweep", "show", "c", "--storage", url, "--json", cwd=tmp_path).json()
     assert {t["state"] for t in shown["trials"]} == {"interrupted"}
+    # interrupted trials do not count: the same command runs the two trials again
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    states = [t.state.name for t in load(url, "c").get_trials()]
+    assert states.count("FAIL") == len(trials) and states.count("COMPLETE") == 2
 
 
 def _rows_or_none(home: Path) -> list[tuple]:
@@ -264,7 +275,64 @@ def _assert_each_trial_once(url: str, study: str, home: Path, trials: int) -> No
 @pytest.mark.slow
 def test_sqlite_with_two_jobs_records_every_trial_once(tmp_path, zoo_home):
     url = sqlite_url(tmp_path)
-    result = run_zoo(*TOY, *SPACE, "--trials", "6", "--jobs", "2", "--storage", url,
+    result = run_zoo("sweep", *TOY, *SPACE, "--trials", "6", "--jobs", "2", "--storage", url,
                      "--study", "j", cwd=tmp_path)  # fmt: skip
     assert result.code == 0, result.stderr
     _assert_each_trial_once(url, "j", zoo_home, 6)
+
+
+@pytest.mark.slow
+def test_a_sweep_reads_its_run_file(tmp_path):
+    write(tmp_path, "sweep.toml", 'architecture = "gru-regressor"\ntrials = 2\n'
+          f'storage = "{sqlite_url(tmp_path)}"\nstudy = "file"\n\n[settings]\n'
+          'num_windows = 200\nepochs = 2\nlr = "loguniform(1e-3,3e-2)"\n')  # fmt: skip
+    result = run_zoo("sweep", "--config", "sweep.toml", "--json", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    assert doc["search"]["space"] == {"lr": "loguniform(0.001,0.03)"}
+    assert doc["search"]["fixed"] == {"num_windows": "200", "epochs": "2"}
+    assert len(doc["trials"]) == 2
+
+
+def test_a_sweep_run_file_with_an_unknown_key_is_one_line(zoo, tmp_path):
+    write(tmp_path, "sweep.toml", 'architecture = "gru-regressor"\ntrails = 2\n')
+    result = zoo("sweep", "--config", str(tmp_path / "sweep.toml"))
+    assert result.code == 2 and "unknown key 'trails'" in result.error_line()
+    assert "did you mean 'trials'" in result.error_line()
+
+
+# ------------------------------------------------------------------------------ seeds
+@pytest.mark.slow
+def test_seeds_train_one_model_each_and_summarise_them(tmp_path, zoo_home):
+    from safetensors.torch import load_file
+
+    result = run_zoo("run", *TOY, "--seeds", "0-1", "--jobs", "2", "--out", "m.safetensors",
+                     "--json", cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.stderr
+    doc = result.json()
+    files = [tmp_path / f"m-seed{s}.safetensors" for s in (0, 1)]
+    scores = [read_info(f)["metrics"]["valid"]["mse"] for f in files]
+    assert [read_info(f)["train_config"]["seed"] for f in files] == [0, 1]
+    assert doc["summary"]["valid"]["mse"]["mean"] == pytest.approx(sum(scores) / 2)
+    assert doc["summary"]["valid"]["mse"]["n"] == 2 and doc["failed"] == []
+    # each seed is the plain run of that seed
+    single = run_zoo("run", *TOY, "--seed", "1", "--out", "one.safetensors", cwd=tmp_path)
+    assert single.code == 0, single.stderr
+    one, seeded = load_file(tmp_path / "one.safetensors"), load_file(files[1])
+    assert all((one[k] == seeded[k]).all() for k in one)
+    with sqlite3.connect(zoo_home / "runs.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE status = 'finished'").fetchone()[0] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--seeds", "0-2", "--seed", "1"), "--seeds or --seed"),
+        (("--seeds", "a-b"), "--seeds a-b"),
+        (("--seeds", "1,1"), "given twice"),
+        (("--seeds", "0-1", "--resume", "x.ckpt.safetensors"), "--resume"),
+    ],
+)
+def test_bad_seeds_are_one_usage_line(zoo, args, says):
+    result = zoo("run", "gru-regressor", *args)
+    assert result.code == 2 and says in result.error_line()

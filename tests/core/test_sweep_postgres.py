@@ -57,7 +57,9 @@ def postgres_url():
 
     run(initdb, "-D", str(data), "-U", "zoo", "--auth=trust", "--no-sync")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off"
-    run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "-t", "60", "start")
+    run(
+        pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "-t", "60", "start"
+    )
     try:
         yield f"postgresql://zoo@127.0.0.1:{port}/postgres"
     finally:
