@@ -211,11 +211,10 @@ class Sweep:
 
     def run(self) -> None:
         """Run trials on `jobs` threads until the study has --trials; Ctrl-C stops them."""
-        if counted(self.study) >= self.plan.trials:
-            return
+        left = self.plan.trials - counted(self.study)
         threads = [
             threading.Thread(target=self.work, name=f"zoo-sweep-{i}", daemon=True)
-            for i in range(self.plan.jobs)
+            for i in range(min(self.plan.jobs, left))  # no more threads than trials left
         ]
         with SignalsPassedOn(self.children, on_stop=self.stop):
             wait_for(threads)

@@ -131,21 +131,26 @@ def test_without_optuna_one_line_says_what_to_install():
 
 # ------------------------------------------------------------------------- sweeping
 @pytest.mark.slow
-def test_a_sweep_keeps_the_best_model_and_logs_every_trial(tmp_path, zoo_home):
+def test_a_sweep_keeps_the_best_model_logs_every_trial_and_continues(tmp_path, zoo_home):
     url = sqlite_url(tmp_path)
-    result = run_zoo("sweep", *TOY, *SPACE, "--trials", "4", "--jobs", "2", "--storage", url,
-                     "--study", "toy", "--models", tmp_path / "m", "--json", cwd=tmp_path)  # fmt: skip
+    common = ("sweep", *TOY, *SPACE, "--jobs", "2", "--storage", url, "--study", "toy",
+              "--models", tmp_path / "m")  # fmt: skip
+    result = run_zoo(*common, "--trials", "3", "--json", cwd=tmp_path)
     assert result.code == 0, result.stderr
     doc = result.json()
     study = load(url, "toy")
-    trials = study.get_trials()
+    assert sorted(t.number for t in study.get_trials()) == [0, 1, 2]
+    assert doc["best"]["number"] == study.best_trial.number
+    # running the same command again continues the study up to --trials
+    again = run_zoo(*common, "--trials", "4", cwd=tmp_path)
+    assert again.code == 0 and "3 of 4 trial(s) done" in again.stderr
+    study = load(url, "toy")
+    trials, best = study.get_trials(), study.best_trial
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-    best = study.best_trial
-    assert doc["best"]["number"] == best.number and doc["best"]["value"] == best.value
     kept = sorted((tmp_path / "m").glob("*.safetensors"))
     assert kept == [tmp_path / "m" / f"trial-{best.number}.safetensors"]
-    # the kept file is the best trial's model: its validation score is the trial's value
+    # the kept file is the best trial's model, and its run file reproduces the trial
     assert read_info(kept[0])["metrics"]["valid"]["mse"] == pytest.approx(best.value)
     assert read_info(kept[0])["config"]["hidden_size"] == best.params["hidden_size"]
     assert (
@@ -155,29 +160,20 @@ def test_a_sweep_keeps_the_best_model_and_logs_every_trial(tmp_path, zoo_home):
     rows = log_rows(zoo_home, "toy")
     assert [r[0] for r in rows] == [0, 1, 2, 3]
     assert all(r[1] in ("finished", "pruned") for r in rows)
-    compared = run_zoo("compare", "study:toy", "--json", cwd=tmp_path)
-    assert compared.code == 0, compared.stderr
-
-
-@pytest.mark.slow
-def test_a_rerun_continues_the_study_and_show_reports_it(tmp_path):
-    url = sqlite_url(tmp_path)
-    common = (*TOY, *SPACE, "--storage", url, "--study", "again", "--sampler-seed", "1")
-    assert run_zoo("sweep", *common, "--trials", "2", cwd=tmp_path).code == 0
-    second = run_zoo("sweep", *common, "--trials", "3", cwd=tmp_path)
-    assert second.code == 0 and "2 of 3 trial(s) done" in second.stderr + second.stdout
-    assert len(load(url, "again").get_trials()) == 3
-    shown = run_zoo("sweep", "show", "again", "--storage", url, "--json", cwd=tmp_path).json()
-    assert [t["number"] for t in shown["trials"]] == [0, 1, 2]
+    assert run_zoo("compare", "study:toy", "--json", cwd=tmp_path).code == 0
+    # zoo sweep show: the trials, the search, the importances; the studies of a storage
+    shown = run_zoo("sweep", "show", "toy", "--storage", url, "--json", cwd=tmp_path).json()
+    assert [t["number"] for t in shown["trials"]] == [0, 1, 2, 3]
     assert shown["search"]["space"] == {
         "hidden_size": "choice(4,8)",
         "lr": "loguniform(0.001,0.03)",
     }
     assert set(shown["importances"]) <= {"lr", "hidden_size"}
-    text = run_zoo("sweep", "show", "again", "--storage", url, cwd=tmp_path).stdout
+    assert shown["best"]["models"] == [str(kept[0])]
+    text = run_zoo("sweep", "show", "toy", "--storage", url, cwd=tmp_path).stdout
     assert "best: trial" in text and "importances:" in text
     listed = run_zoo("sweep", "show", "--storage", url, "--json", cwd=tmp_path).json()
-    assert listed["studies"] == ["again"]
+    assert listed["studies"] == ["toy"]
 
 
 @pytest.mark.slow
@@ -275,10 +271,10 @@ def _assert_each_trial_once(url: str, study: str, home: Path, trials: int) -> No
 @pytest.mark.slow
 def test_sqlite_with_two_jobs_records_every_trial_once(tmp_path, zoo_home):
     url = sqlite_url(tmp_path)
-    result = run_zoo("sweep", *TOY, *SPACE, "--trials", "6", "--jobs", "2", "--storage", url,
+    result = run_zoo("sweep", *TOY, *SPACE, "--trials", "5", "--jobs", "2", "--storage", url,
                      "--study", "j", cwd=tmp_path)  # fmt: skip
     assert result.code == 0, result.stderr
-    _assert_each_trial_once(url, "j", zoo_home, 6)
+    _assert_each_trial_once(url, "j", zoo_home, 5)
 
 
 @pytest.mark.slow

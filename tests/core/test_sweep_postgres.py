@@ -71,7 +71,7 @@ def postgres_url():
 def test_two_workers_on_one_postgres_study_record_every_trial_once(
     postgres_url, tmp_path, zoo_home
 ):
-    command = [sys.executable, "-m", "zoo", "sweep", *TOY, *SPACE, "--trials", "6",
+    command = [sys.executable, "-m", "zoo", "sweep", *TOY, *SPACE, "--trials", "4",
                "--storage", postgres_url, "--study", "shared"]  # fmt: skip
     env = {**os.environ, "ZOO_HOME": str(zoo_home)}
     workers = [
@@ -81,4 +81,4 @@ def test_two_workers_on_one_postgres_study_record_every_trial_once(
     for worker in workers:
         _, stderr = worker.communicate(timeout=240)
         assert worker.returncode == 0, stderr
-    _assert_each_trial_once(postgres_url, "shared", zoo_home, 6)
+    _assert_each_trial_once(postgres_url, "shared", zoo_home, 4)
