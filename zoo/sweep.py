@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import statistics
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,17 +90,9 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     after GRACE seconds) and bounded waits; one line when it cannot be used."""
     import sqlalchemy.exc
 
-    connect = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 10}
     shown = shown_url(url)
     try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                _driver_url(url),
-                engine_kwargs={"connect_args": connect},
-                heartbeat_interval=HEARTBEAT,
-                grace_period=GRACE,
-            )
+        return _storage_made_once(url)
     except ModuleNotFoundError as e:
         raise UsageError(
             f"--storage {shown}: needs the database driver {e.name!r}: "
@@ -109,6 +103,31 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     except (sqlalchemy.exc.SQLAlchemyError, OSError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         raise ZooError(f"--storage {shown}: cannot open it: {reason}") from None
+
+
+def _storage_made_once(url: str, attempts: int = 8) -> optuna.storages.RDBStorage:
+    """The storage, tried again when another worker is creating Optuna's tables in the same
+    database at this moment: PostgreSQL then refuses one of the two with a duplicate key or
+    an existing table, and the tables are there a moment later."""
+    import sqlalchemy.exc
+
+    connect = {"timeout": 60} if url.startswith("sqlite") else {"connect_timeout": 10}
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    _driver_url(url),
+                    engine_kwargs={"connect_args": connect},
+                    heartbeat_interval=HEARTBEAT,
+                    grace_period=GRACE,
+                )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            racing = "duplicate key" in str(e) or "already exists" in str(e)
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.1, 0.5))
+    raise AssertionError("unreachable")
 
 
 def pruner(kind: str) -> optuna.pruners.BasePruner:

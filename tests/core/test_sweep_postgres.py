@@ -82,3 +82,22 @@ def test_two_workers_on_one_postgres_study_record_every_trial_once(
         _, stderr = worker.communicate(timeout=240)
         assert worker.returncode == 0, stderr
     _assert_each_trial_once(postgres_url, "shared", zoo_home, 4)
+
+
+@pytest.mark.slow
+def test_workers_creating_the_tables_at_once_all_get_the_storage(postgres_url):
+    """Machines starting together race to create Optuna's tables in an empty database; the
+    loser of the race tries again instead of failing."""
+    import psycopg
+
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE DATABASE racing")
+    url = postgres_url.rsplit("/", 1)[0] + "/racing"
+    code = f"from zoo.sweep import open_storage; open_storage({url!r})"
+    workers = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=120)
+        assert worker.returncode == 0, stderr
