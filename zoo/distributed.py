@@ -132,11 +132,18 @@ def job_id() -> str | None:
 
 
 def finish() -> None:
-    """Leave the process group, if this process joined one."""
+    """Leave the process group, if this process joined one: all processes together (a
+    barrier first), so none tears its connections down while another still uses them; a
+    process that left the group early (killed) makes the barrier fail at once, and the
+    others leave anyway. (One CI run saw rank 1 abort in gloo, "terminate called without an
+    active exception", leaving while rank 0 still evaluated.)"""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    with contextlib.suppress(Exception):  # a peer is gone: nothing to wait for
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def all_sum(values: list[float], device: Any) -> list[float]:
