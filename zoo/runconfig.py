@@ -60,6 +60,7 @@ OPTIONS = {
     "study": "study_name",
     "models": "models_dir",
     "pruner": "pruner",
+    "prune_after": "prune_after",
     "sampler_seed": "sampler_seed",
 }
 SETTINGS = "settings"

@@ -130,11 +130,12 @@ def _storage_made_once(url: str, attempts: int = 8) -> optuna.storages.RDBStorag
     raise AssertionError("unreachable")
 
 
-def pruner(kind: str) -> optuna.pruners.BasePruner:
-    """Optuna's median pruner (after 5 finished trials), or none."""
+def pruner(kind: str, warmup: int = 0) -> optuna.pruners.BasePruner:
+    """Optuna's median pruner (after 5 finished trials, never before step `warmup` of a
+    trial), or none."""
     if kind == "none":
         return optuna.pruners.NopPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
 
 
 # --------------------------------------------------------------------------------- plan
@@ -157,6 +158,7 @@ class Plan:
     storage: str
     folder: Path
     pruner: str = "median"
+    prune_after: int = 0  # steps of a trial before it may be pruned
     no_log: bool = False
     sampler_seed: int | None = None
     echo: Callable[[str], None] = print
@@ -184,7 +186,7 @@ def open_study(plan: Plan) -> optuna.Study:
         storage=storage,
         direction=plan.direction,
         sampler=optuna.samplers.TPESampler(constant_liar=True, seed=plan.sampler_seed),
-        pruner=pruner(plan.pruner),
+        pruner=pruner(plan.pruner, plan.prune_after),
         load_if_exists=True,
     )
     if study.direction.name.lower() != plan.direction:
@@ -292,6 +294,7 @@ class Sweep:
                 "trial": trial.number,
                 "metric": self.plan.metric,
                 "pruner": self.plan.pruner,
+                "prune_after": self.plan.prune_after,
                 "report": report,
             }
         )

@@ -127,6 +127,15 @@ def sweep_group() -> None:
     show_default=True,
     help="Stop trials whose validation scores trail the median of earlier ones.",
 )
+@option(
+    "--prune-after",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="STEPS",
+    help="Never prune a trial before this many of its optimizer steps (scores trained with "
+    "different schedules differ most at first).",
+)
 @no_log_option
 @json_option
 def start_command(
@@ -146,6 +155,7 @@ def start_command(
     models_dir: str | None,
     sampler_seed: int | None,
     pruner: str,
+    prune_after: int,
     no_log: bool,
     as_json: bool,
     **explicit: Any,
@@ -161,6 +171,7 @@ def start_command(
     sweep = _sweep_module()
     plan = _plan(ctx, sweep, name, assignments, explicit)
     plan.trials, plan.jobs, plan.threads, plan.pruner = trials, jobs, threads, pruner
+    plan.prune_after = prune_after
     plan.seeds = parse_seeds(seeds) if seeds else plan.seeds
     plan.study = study_name or f"{plan.architecture}-{plan.dataset}"
     plan.storage = storage or sweep.default_storage()

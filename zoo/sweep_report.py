@@ -54,7 +54,7 @@ class TrialReporter:
             study = optuna.load_study(
                 study_name=self.about["study"],
                 storage=open_storage(self.about["storage"]),
-                pruner=pruner(self.about.get("pruner", "median")),
+                pruner=pruner(self.about.get("pruner", "median"), self.about.get("prune_after", 0)),
             )
             self.trial = optuna.trial.Trial(study, self.about["trial_id"])
         return self.trial

@@ -228,6 +228,13 @@ def test_pruned_runs_stop_early_with_their_own_status(tmp_path, zoo_home):
     assert not (tmp_path / "t.safetensors").exists()
     assert log_rows(zoo_home, "p") == [(trial.number, "pruned", None)]
     assert len(load(url, "p").get_trials()[-1].intermediate_values) == 1
+    # --prune-after: the same trial behind the same median, but not pruned before step 10**6
+    trial = study.ask()
+    about.update(trial_id=trial._trial_id, trial=trial.number, prune_after=10**6)
+    spared = run_zoo("run", *TOY, "--out", "s.safetensors", cwd=tmp_path,
+                     env={"ZOO_SWEEP_TRIAL": json.dumps(about)})  # fmt: skip
+    assert spared.code == 0, spared.stderr
+    assert len(load(url, "p").get_trials()[-1].intermediate_values) >= 2
 
 
 @pytest.mark.slow
