@@ -757,31 +757,36 @@ def run_command(
         _run_seeds(ctx, seeds, as_json)
         return
     _launch_if_asked(ctx)
+    _train_one(ctx, runconfig.run_settings(ctx, assignments, explicit))
 
+
+def _train_one(ctx: click.Context, settings: dict[str, Any]) -> None:
+    """One `zoo run` in this process (or this torchrun worker): train, log, print, write."""
     from zoo.api import run
     from zoo.progress import Progress
     from zoo.runlog_cli import log_run, log_run_result
 
-    with log_run(ctx, no_log) as record:
+    p = ctx.params
+    with log_run(ctx, p["no_log"]) as record:
         result = run(
-            name,
-            dataset,
-            data_path,
-            dev=dev_path,
-            test=test_path,
-            out=out,
-            resume=resume_file,
-            checkpoint_every=checkpoint_every,
-            progress=Progress(enabled=not quiet),
-            **runconfig.run_settings(ctx, assignments, explicit),
+            p["name"],
+            p["dataset"],
+            p["data_path"],
+            dev=p["dev_path"],
+            test=p["test_path"],
+            out=p["out"],
+            resume=p["resume_file"],
+            checkpoint_every=p["checkpoint_every"],
+            progress=Progress(enabled=not p["quiet"]),
+            **settings,
         )
         if not distributed.from_environment().writer:
             return  # several processes: rank 0 alone prints, writes and logs
         doc = result.as_dict()
         log_run_result(record, doc)
-    if metrics_out is not None:
-        write_json(metrics_out, doc)
-    show(doc, as_json, _render_run)
+    if p["metrics_out"] is not None:
+        write_json(p["metrics_out"], doc)
+    show(doc, p["as_json"], _render_run)
 
 
 # --------------------------------------------------------------------------------- predict
