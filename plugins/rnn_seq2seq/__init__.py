@@ -100,6 +100,12 @@ class ScanConfig(HeldOut):
         min=0.0,
         max=10.0,
     )
+    valid_min_target_length: int = param(
+        0,
+        "move the training pairs with at least this many actions to the validation split, so "
+        "its score measures generalisation to longer outputs than trained on (0: off)",
+        min=0,
+    )
 
 
 @dataclass

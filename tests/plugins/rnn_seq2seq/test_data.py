@@ -401,3 +401,13 @@ def test_real_scan_files_slice(tmp_path):
         "I_TURN_LEFT",
         "I_TURN_RIGHT",
     }
+
+
+def test_valid_min_target_length_holds_out_the_longer_outputs(tmp_path):
+    path = write(tmp_path, "train.txt", SCAN_LINES)
+    data = load_scan(ScanConfig(path=path, valid_min_target_length=2, concat_pairs=1.0), None)
+    train, valid = plain(data.splits["train"]), plain(data.splits["valid"])
+    assert sorted(len(t) - 2 for _, t, _ in valid) == [2, 2, 2, 3]
+    # the one-action pair remains, and the joined pair is made of it alone
+    assert [text for _, _, text in train] == ["I_JUMP", "I_JUMP I_JUMP"]
+    assert data.state["max_target_length"] == 2
