@@ -76,6 +76,7 @@ def main() -> None:
             "settings": args.settings,
             "exact_match": result["metrics"]["exact_match"],
             "token_accuracy": result["metrics"]["token_accuracy"],
+            "valid_exact_match": run["metrics"].get("valid", {}).get("exact_match"),
             "train_cpu_seconds": training["cpu_seconds"],
             "train_seconds": training["seconds"],
             "steps": training["steps"],
@@ -85,8 +86,11 @@ def main() -> None:
             "model": str(model),
         }
         rows.append(row)
+        valid = row["valid_exact_match"]
         print(
-            f"seed {seed}: exact match {100 * row['exact_match']:.2f}%  token accuracy "
+            f"seed {seed}: "
+            + (f"valid {100 * valid:.2f}%, " if valid is not None else "")
+            + f"test exact match {100 * row['exact_match']:.2f}%  token accuracy "
             f"{100 * row['token_accuracy']:.2f}%  trained {row['steps']} steps in "
             f"{row['train_cpu_seconds']:.0f} CPU-s / {row['train_seconds']:.0f} s wall, "
             f"{row['threads']} thread(s); eval {row['eval_seconds']:.1f} s",
