@@ -177,7 +177,8 @@ def training_pairs(pairs: list[Pair], config: Any, where: str) -> list[Pair]:
     pairs = _within_limits(pairs, config)
     if not pairs:
         raise DataError(
-            "no training pairs left after valid_fraction, test_fraction and the maximum lengths",
+            "no training pairs left after valid_fraction, test_fraction, "
+            "valid_min_target_length and the maximum lengths",
             path=where,
         )
     if getattr(config, "concat_pairs", 0.0):

@@ -411,3 +411,5 @@ def test_valid_min_target_length_holds_out_the_longer_outputs(tmp_path):
     # the one-action pair remains, and the joined pair is made of it alone
     assert [text for _, _, text in train] == ["I_JUMP", "I_JUMP I_JUMP"]
     assert data.state["max_target_length"] == 2
+    with pytest.raises(DataError, match="valid_min_target_length"):
+        load_scan(ScanConfig(path=path, valid_min_target_length=1), None)
