@@ -20,8 +20,8 @@ machine; run nothing else meanwhile when timing:
 
 Lake and Baroni (ICML 2018) report the mean of 5 seeds: 99.8% (simple), 20.8% (length),
 1.2% (add-jump). With a validation split (`valid_min_target_length`) each seed's line also
-gives its best validation exact match. `--json PATH` also writes every result as JSON lines. The figures:
-docs/results/scan.md.
+gives its best validation exact match. `--json PATH` also writes every result as JSON lines.
+The figures: docs/results/scan.md.
 """
 
 from __future__ import annotations
