@@ -33,6 +33,12 @@ class TaggerConfig:
         min=0.0,
         max=1000.0,
     )
+    aux_weight: float = param(
+        1.0,
+        "weight of each auxiliary column's loss (the dataset's aux_columns) beside the tags'",
+        min=0.0,
+        max=100.0,
+    )
     label_smoothing: float = param(
         0.0,
         "training target: this share of each word's probability spread over all tags",
@@ -69,6 +75,9 @@ class ToyTagsConfig(Fractions):
     lowercase: bool = param(True, "lower-case words before looking them up")
 
 
+AUX_COLUMNS = ("upos", "xpos", "feats", "deprel", "head")
+
+
 @dataclass
 class ConlluConfig(HeldOut):
     """--data is TRAIN.conllu, or a folder holding *-ud-{train,dev,test}.conllu."""
@@ -90,6 +99,24 @@ class ConlluConfig(HeldOut):
     column: Literal["upos", "xpos"] = param("upos", "which tag column to learn and fill")
     lowercase: bool = param(True, "lower-case words for the word embeddings (characters keep case)")
     limit: int = param(0, "read only the first N sentences of each file (0: all)", min=0)
+    aux_columns: str = param(
+        "",
+        "other CoNLL-U columns learnt beside the tags, comma-separated (upos, xpos, feats, "
+        "deprel, head: the head's distance): extra training signal, never predicted",
+    )
+
+    def check(self) -> None:
+        names = [c for c in self.aux_columns.split(",") if c]
+        for name in names:
+            if name not in AUX_COLUMNS:
+                raise ValueError(
+                    f"aux_columns: {name!r} is not one of {', '.join(AUX_COLUMNS)} "
+                    "(comma-separated, no spaces)"
+                )
+            if name == self.column:
+                raise ValueError(f"aux_columns: {name} is the tag column itself (column={name})")
+        if len(set(names)) < len(names):
+            raise ValueError(f"aux_columns: a column named twice in {self.aux_columns!r}")
 
 
 # The recipe for treebanks, chosen on the EWT dev set (README, benchmarks/tagger_ewt.py).

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from zoo.errors import DataError
 from zoo.textfile import TextFile, read_text
@@ -35,6 +35,7 @@ class Sentence:
     words: list[str]
     tags: list[str | None]
     lines: list[int]
+    other: dict[str, list[str]] = field(default_factory=dict)  # the `other_columns` asked for
 
 
 def _shown(wid: str) -> str:
@@ -43,18 +44,29 @@ def _shown(wid: str) -> str:
 
 
 def parse(
-    text: str, path: str, column: str = "upos", *, require_tags: bool = True
+    text: str,
+    path: str,
+    column: str = "upos",
+    *,
+    require_tags: bool = True,
+    other_columns: tuple[str, ...] = (),
 ) -> list[Sentence]:
-    """The sentences of CoNLL-U `text` (read from `path`, named in errors)."""
+    """The sentences of CoNLL-U `text` (read from `path`, named in errors); `other_columns`
+    (names from COLUMNS) are kept as they are written, `_` included, in `Sentence.other`."""
     index = TAG_COLUMNS[column]
+    others = [(name, COLUMNS.index(name)) for name in other_columns]
     sentences: list[Sentence] = []
-    current = Sentence([], [], [])
+
+    def new() -> Sentence:
+        return Sentence([], [], [], {name: [] for name in other_columns})
+
+    current = new()
     for i, raw in enumerate(text.split("\n")):  # on '\n' only, as TextFile.lines
         line = raw.removesuffix("\r")
         if not line.strip():
             if current.words:
                 sentences.append(current)
-                current = Sentence([], [], [])
+                current = new()
             continue
         if line.startswith("#"):
             continue
@@ -73,6 +85,8 @@ def parse(
             current.words.append(form)
             current.tags.append(tag)
             current.lines.append(i)
+            for name, col in others:
+                current.other[name].append(cols[col])
         else:
             _check_other_id(cols[0], len(current.words) + 1, path, i + 1)
     if current.words:
@@ -141,12 +155,15 @@ def read(
     *,
     require_tags: bool = True,
     limit: int = 0,
+    other_columns: tuple[str, ...] = (),
 ) -> list[Sentence]:
     """The sentences of a CoNLL-U file (a path, or a file already read); an empty file (no
     words) is a DataError. `limit` > 0 keeps only the first `limit` sentences (for quick runs
     and tests)."""
     file = source if isinstance(source, TextFile) else read_text(source)
-    sentences = parse(file.text, file.path, column, require_tags=require_tags)
+    sentences = parse(
+        file.text, file.path, column, require_tags=require_tags, other_columns=other_columns
+    )
     if not sentences:
         raise file.error("no sentences: expected CoNLL-U word lines (ID FORM ... MISC)")
     return sentences[:limit] if limit else sentences

@@ -34,10 +34,14 @@ from zoo.vocab import Vocab
 
 from . import conllu
 
-Sentence = tuple[list[str], list[str]]
-# An encoded example: word ids, the original forms, tag ids, and for training examples how
-# often each word occurs in the training data (for frequency-aware word dropout), else None.
-Example = tuple[list[int], tuple[str, ...], list[int], list[int] | None]
+# Words and their tags, and for a treebank read with `aux_columns`, those columns' values.
+Sentence = tuple[list[str], list[str]] | tuple[list[str], list[str], dict[str, list[str]]]
+# An encoded example: word ids, the original forms, tag ids, for training examples how often
+# each word occurs in the training data (for frequency-aware word dropout), else None, and
+# for training examples the auxiliary columns' ids, else None.
+Example = tuple[
+    list[int], tuple[str, ...], list[int], list[int] | None, dict[str, list[int]] | None
+]
 
 BOW, EOW = "<w>", "</w>"
 CHAR_SPECIALS = (Vocab.PAD, Vocab.UNK, BOW, EOW)
@@ -85,15 +89,27 @@ def make_state(
     """Vocabularies from the training sentences; `known_tags` (a closed tag set such as UPOS's
     seventeen) are added after the training tags, so a tag that training lacks is still one
     the model can be scored on."""
-    tags = Vocab.build([ts for _, ts in train], specials=()).to_list()
-    return {
-        "words": Vocab.build([[normalise(w, lowercase) for w in ws] for ws, _ in train]).to_list(),
+    tags = Vocab.build([s[1] for s in train], specials=()).to_list()
+    state = {
+        "words": Vocab.build([[normalise(w, lowercase) for w in s[0]] for s in train]).to_list(),
         "tags": tags + [t for t in known_tags if t not in tags],
         "chars": Vocab.build(
-            (clip_form(w) for ws, _ in train for w in ws), specials=CHAR_SPECIALS
+            (clip_form(w) for s in train for w in s[0]), specials=CHAR_SPECIALS
         ).to_list(),
         "lowercase": lowercase,
     }
+    aux_columns = aux_values(train[0]) if train else {}
+    if aux_columns:
+        state["aux_tags"] = {
+            name: Vocab.build([aux_values(s)[name] for s in train], specials=()).to_list()
+            for name in aux_columns
+        }
+    return state
+
+
+def aux_values(sentence: Sentence) -> dict[str, list[str]]:
+    """The auxiliary columns of a sentence (`aux_columns`), each a value per word; {} if none."""
+    return sentence[2] if len(sentence) > 2 else {}  # type: ignore[misc]
 
 
 def encode(
@@ -104,11 +120,11 @@ def encode(
     model cannot get right."""
     words, tags = Vocab(state["words"]), Vocab(state["tags"], unk=None)
     lowercase = state["lowercase"]
-    counts = (
-        Counter(normalise(w, lowercase) for ws, _ in sentences for w in ws) if training else None
-    )
-    out = []
-    for ws, ts in sentences:
+    counts = Counter(normalise(w, lowercase) for s in sentences for w in s[0]) if training else None
+    aux = {name: Vocab(v, unk=None) for name, v in state.get("aux_tags", {}).items()}
+    out: list[Example] = []
+    for sentence in sentences:
+        ws, ts = sentence[0], sentence[1]
         try:
             tag_ids = tags.encode(ts)
         except KeyError as e:
@@ -121,7 +137,10 @@ def encode(
                 ) from None
         normal = [normalise(w, lowercase) for w in ws]
         seen = [counts[w] for w in normal] if counts is not None else None
-        out.append((words.encode(normal), tuple(ws), tag_ids, seen))
+        aux_ids = None
+        if training and aux and aux_values(sentence):
+            aux_ids = {name: v.encode(aux_values(sentence)[name]) for name, v in aux.items()}
+        out.append((words.encode(normal), tuple(ws), tag_ids, seen, aux_ids))
     return out
 
 
@@ -168,6 +187,10 @@ def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[st
             batch.update(chars.batch([ex[1] for ex in examples]))
         if all(ex[3] is not None for ex in examples):
             batch["counts"] = pad([ex[3] for ex in examples], 0)  # type: ignore[misc]
+        aux = [ex[4] for ex in examples]
+        if all(a is not None for a in aux):
+            for name in aux[0] or {}:
+                batch[f"aux/{name}"] = pad([a[name] for a in aux if a is not None], -100)
         return batch
 
     return collate
@@ -277,8 +300,29 @@ def conllu_files(config: Any) -> tuple[Path | None, Any]:
     return found.get("train"), folder_files
 
 
+MAX_HEAD_OFFSET = 8
+
+
+def head_offset(head: str, position: int) -> str:
+    """The HEAD column as a label: where the head is from the word (-2: two words before),
+    clipped at MAX_HEAD_OFFSET either way; "root" for the root, "_" for none."""
+    if not head.isdigit():
+        return "_"
+    if head == "0":
+        return "root"
+    distance = int(head) - position if len(head) < 10 else MAX_HEAD_OFFSET  # int() caps digits
+    offset = max(-MAX_HEAD_OFFSET, min(MAX_HEAD_OFFSET, distance))
+    return f"{offset:+d}"
+
+
 def read_conllu(file: TextFile, config: Any) -> list[Sentence]:
-    sentences = conllu.read(file, config.column, limit=config.limit)
+    other = tuple(c for c in config.aux_columns.split(",") if c)
+    sentences = conllu.read(file, config.column, limit=config.limit, other_columns=other)
+    if "head" in other:
+        for s in sentences:
+            s.other["head"] = [head_offset(h, i + 1) for i, h in enumerate(s.other["head"])]
+    if other:
+        return [(s.words, s.tags, s.other) for s in sentences]  # type: ignore[misc]
     return [(s.words, s.tags) for s in sentences]  # type: ignore[misc]  # tags required
 
 
@@ -360,7 +404,7 @@ def conllu_data(
         splits[name] = encode(list(sentences), state, source, training=fresh and name == "train")
         if sentences:
             files[name] = source
-            words = sum(len(w) for w, _ in sentences)
+            words = sum(len(s[0]) for s in sentences)
             sizes.append(
                 f"{name} {Path(source).name} {len(sentences):,} sentences / {words:,} words"
             )

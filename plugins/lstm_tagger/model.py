@@ -98,6 +98,14 @@ class LSTMTagger(zoo.Network):
         self.dropout = nn.Dropout(config.dropout)
         directions = 2 if config.bidirectional else 1
         self.out = nn.Linear(config.hidden_size * directions, len(state["tags"]))
+        aux_tags = state.get("aux_tags", {}) if config.aux_weight > 0 else {}
+        if aux_tags:  # auxiliary tasks: heads used in training only
+            self.aux_out = nn.ModuleDict(
+                {
+                    name: nn.Linear(config.hidden_size * directions, len(tags))
+                    for name, tags in aux_tags.items()
+                }
+            )
 
     # --------------------------------------------------------------------- the network
     def drop_words(self, words: torch.Tensor, counts: torch.Tensor | None) -> torch.Tensor:
@@ -140,6 +148,18 @@ class LSTMTagger(zoo.Network):
         counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """words: [batch, time] ids, lengths: [batch] -> tag scores [batch, time, tags]."""
+        return self.out(self.contexts(words, lengths, chars, char_lengths, forms, counts))
+
+    def contexts(
+        self,
+        words: torch.Tensor,
+        lengths: torch.Tensor,
+        chars: torch.Tensor | None = None,
+        char_lengths: torch.Tensor | None = None,
+        forms: torch.Tensor | None = None,
+        counts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The BiLSTM's output for each word [batch, time, features] (after dropout)."""
         if self.training:
             words = self.drop_words(words, counts)
         x = self.embedding(words)
@@ -157,11 +177,14 @@ class LSTMTagger(zoo.Network):
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=words.shape[1])
-        return self.out(self.dropout(out))
+        return self.dropout(out)
 
     def scores(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Tag scores [batch, time, tags] of a batch as data.py makes them."""
-        return self(
+        return self.out(self.batch_contexts(batch))
+
+    def batch_contexts(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.contexts(
             batch["words"],
             batch["lengths"],
             batch.get("chars"),
@@ -192,12 +215,23 @@ class LSTMTagger(zoo.Network):
                 self.embedding.weight[rows] = torch.tensor([found[int(r)] for r in rows])
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return F.cross_entropy(
-            self.scores(batch).flatten(0, 1),
+        """Cross-entropy of the tags, plus `aux_weight` times that of each auxiliary column."""
+        hidden = self.batch_contexts(batch)
+        smoothing = self.config.label_smoothing
+        loss = F.cross_entropy(
+            self.out(hidden).flatten(0, 1),
             batch["tags"].flatten(),
             ignore_index=-100,
-            label_smoothing=self.config.label_smoothing,
+            label_smoothing=smoothing,
         )
+        for name, head in getattr(self, "aux_out", {}).items():
+            target = batch.get(f"aux/{name}")
+            if target is not None:
+                aux = F.cross_entropy(
+                    head(hidden).flatten(0, 1), target.flatten(), label_smoothing=smoothing
+                )
+                loss = loss + self.config.aux_weight * aux
+        return loss
 
     def evaluate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, Any]:
         """Accuracy over all words, on words seen in training (known) and not (unknown), and
