@@ -1,11 +1,12 @@
 """The tagger on UD English EWT, end to end, with the defaults of the `conllu` dataset.
 
-    python benchmarks/tagger_ewt.py [--data ../shared/data/ud-english-ewt] [--threads 1]
+    python benchmarks/tagger_ewt.py [--data ../shared/data/ud-english-ewt] [--threads N]
                                     [--out /tmp/tagger-ewt.safetensors] [--set KEY=VALUE ...]
 
 Runs, each as a subprocess, exactly what a user types:
 
-1. `zoo run lstm-tagger --dataset conllu --data EWT` (plus --threads and any --set), timing it
+1. `zoo run lstm-tagger --dataset conllu --data EWT` (plus any --threads and --set: without
+   them, the recipe's own thread count), timing it
    and reading its peak RSS and CPU-seconds from the kernel (getrusage of the child);
 2. `zoo eval MODEL --data EWT/en_ewt-ud-test.conllu`: UPOS accuracy overall, on known and on
    unknown words, and per tag;
@@ -58,7 +59,7 @@ def run_measured(args: list[str]) -> tuple[dict, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ud-english-ewt"))
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="default: the recipe's")
     ap.add_argument("--out", default="/tmp/tagger-ewt.safetensors")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--skip-train", action="store_true", help="evaluate an existing --out")
@@ -69,9 +70,10 @@ def main() -> None:
 
     if not opts.skip_train:
         sets = [a for s in opts.sets for a in ("--set", s)]
+        threads = ["--threads", str(opts.threads)] if opts.threads is not None else []
         doc, usage = run_measured(
-            ["run", "lstm-tagger", "--dataset", "conllu", "--data", str(data), "--threads",
-             str(opts.threads), "--out", opts.out, "--json", "-q", *sets]
+            ["run", "lstm-tagger", "--dataset", "conllu", "--data", str(data), *threads,
+             "--out", opts.out, "--json", "-q", *sets]
         )  # fmt: skip
         training = doc["training"]
         report["train"] = {
@@ -105,7 +107,7 @@ def main() -> None:
     for _ in range(3):
         doc, usage = run_measured(
             ["predict", opts.out, "--input", str(test), "--output", str(out), "--json",
-             "--threads", str(opts.threads)]
+             "--threads", str(opts.threads or 1)]
         )  # fmt: skip
         runs.append((doc["load_seconds"], doc["predict_seconds"], usage["wall_s"]))
     words = m["words"]
