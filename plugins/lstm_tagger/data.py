@@ -11,7 +11,9 @@ in evaluation splits only, `UNSEEN_TAG` = -2 for a gold tag the model does not k
 as a word, never right), plus the optional keys: `counts` [B,T] (training batches only), how
 often each word occurs in the training data, and the character keys: `chars` [U,L] the
 character ids of the U distinct word forms of the batch (between begin/end-of-word symbols,
-padded with 0), `char_lengths` [U], and `forms` [B,T], which row of `chars` each word is.
+padded with 0), `char_lengths` [U], and `forms` [B,T], which row of `chars` each word is;
+for a treebank read with `aux_columns`, training batches carry `aux/NAME` [B,T] too, the ids
+of each auxiliary column's values (vocabularies in the state's "aux_tags").
 Computing each distinct form once per batch saves a third of the character work on English
 text.
 """

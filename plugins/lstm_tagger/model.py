@@ -7,8 +7,11 @@
 With `char_encoder=none bidirectional=false num_layers=1` it is the seed's word-only,
 left-to-right tagger. Training replaces words by the unknown word at random (`word_dropout`),
 so the unknown word's embedding is learnt and unseen words are tagged from their characters
-and context. Tensor names are torch's own (`embedding.weight`, `char_embedding.weight`,
-`char_cnn.weight`, `char_lstm.weight_ih_l0`, `lstm.weight_ih_l0`, `out.weight`).
+and context. With the dataset's `aux_columns` (XPOS, FEATS, DEPREL, ...), one more linear
+layer per column reads the same h_i in training (`aux_out.xpos`, ...): the extra targets
+shape the BiLSTM; prediction reads `out` alone. Tensor names are torch's own
+(`embedding.weight`, `char_embedding.weight`, `char_cnn.weight`, `char_lstm.weight_ih_l0`,
+`lstm.weight_ih_l0`, `out.weight`).
 """
 
 from __future__ import annotations
