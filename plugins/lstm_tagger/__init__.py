@@ -102,7 +102,8 @@ class ConlluConfig(HeldOut):
     aux_columns: str = param(
         "",
         "other CoNLL-U columns learnt beside the tags, comma-separated (upos, xpos, feats, "
-        "deprel, head: the head's distance): extra training signal, never predicted",
+        "deprel, head: the head's distance; the tag column itself is skipped): extra training "
+        "signal, never predicted",
     )
 
     def check(self) -> None:
@@ -113,8 +114,6 @@ class ConlluConfig(HeldOut):
                     f"aux_columns: {name!r} is not one of {', '.join(AUX_COLUMNS)} "
                     "(comma-separated, no spaces)"
                 )
-            if name == self.column:
-                raise ValueError(f"aux_columns: {name} is the tag column itself (column={name})")
         if len(set(names)) < len(names):
             raise ValueError(f"aux_columns: a column named twice in {self.aux_columns!r}")
 

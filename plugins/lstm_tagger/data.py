@@ -318,7 +318,7 @@ def head_offset(head: str, position: int) -> str:
 
 
 def read_conllu(file: TextFile, config: Any) -> list[Sentence]:
-    other = tuple(c for c in config.aux_columns.split(",") if c)
+    other = tuple(c for c in config.aux_columns.split(",") if c and c != config.column)
     sentences = conllu.read(file, config.column, limit=config.limit, other_columns=other)
     if "head" in other:
         for s in sentences:

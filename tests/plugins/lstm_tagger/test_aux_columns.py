@@ -103,7 +103,6 @@ def test_a_trained_file_evaluates_and_predicts_as_a_plain_tagger(tmp_path):
     ("value", "message"),
     [
         ("xpos,lemma", "'lemma' is not one of upos, xpos, feats, deprel, head"),
-        ("upos", "upos is the tag column itself"),
         ("xpos,xpos", "a column named twice"),
     ],
 )
@@ -121,3 +120,9 @@ def test_bad_aux_columns_are_one_line_usage_errors(zoo, tmp_path, value, message
     )
     assert r.code == 2 and message in r.error_line() and "aux_columns" in r.error_line()
     assert "Traceback" not in r.stderr
+
+
+def test_the_tag_column_itself_is_not_an_extra_target(tmp_path):
+    """The recipe's aux_columns name xpos; a tagger of the XPOS column skips it there."""
+    model = aux_model(tmp_path, column="xpos", aux_columns="xpos,deprel")
+    assert list(model.state["aux_tags"]) == ["deprel"] and "PRP" in model.state["tags"]
