@@ -141,17 +141,9 @@ class LSTMTagger(zoo.Network):
         _, (h, _) = self.char_lstm(packed)  # h: [2, U, H]
         return torch.cat([h[0], h[1]], dim=-1)
 
-    def forward(
-        self,
-        words: torch.Tensor,
-        lengths: torch.Tensor,
-        chars: torch.Tensor | None = None,
-        char_lengths: torch.Tensor | None = None,
-        forms: torch.Tensor | None = None,
-        counts: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """words: [batch, time] ids, lengths: [batch] -> tag scores [batch, time, tags]."""
-        return self.out(self.contexts(words, lengths, chars, char_lengths, forms, counts))
+    def forward(self, *inputs: torch.Tensor | None) -> torch.Tensor:
+        """The inputs of `contexts` -> tag scores [batch, time, tags]."""
+        return self.out(self.contexts(*inputs))  # type: ignore[arg-type]
 
     def contexts(
         self,
