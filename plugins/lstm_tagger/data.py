@@ -139,9 +139,8 @@ def encode(
                 ) from None
         normal = [normalise(w, lowercase) for w in ws]
         seen = [counts[w] for w in normal] if counts is not None else None
-        aux_ids = None
-        if training and aux and aux_values(sentence):
-            aux_ids = {name: v.encode(aux_values(sentence)[name]) for name, v in aux.items()}
+        values = aux_values(sentence) if training else {}
+        aux_ids = {name: v.encode(values[name]) for name, v in aux.items()} if values and aux else None
         out.append((words.encode(normal), tuple(ws), tag_ids, seen, aux_ids))
     return out
 
