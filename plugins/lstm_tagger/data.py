@@ -140,7 +140,9 @@ def encode(
         normal = [normalise(w, lowercase) for w in ws]
         seen = [counts[w] for w in normal] if counts is not None else None
         values = aux_values(sentence) if training else {}
-        aux_ids = {name: v.encode(values[name]) for name, v in aux.items()} if values and aux else None
+        aux_ids = (
+            {name: v.encode(values[name]) for name, v in aux.items()} if values and aux else None
+        )
         out.append((words.encode(normal), tuple(ws), tag_ids, seen, aux_ids))
     return out
 
