@@ -69,8 +69,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = param(
         "fp32",
         "training arithmetic: bf16 runs the forward pass under torch.autocast (matrix products "
-        "and recurrent layers in bfloat16, weights and optimizer in float32); validation, the "
-        "saved model and predictions stay float32",
+        "and recurrent layers in bfloat16, weights and optimizer in float32; recurrent layers "
+        "stay float32 on CPUs without bf16 instructions); validation, the saved model and "
+        "predictions stay float32",
     )
 
     def check(self) -> None:

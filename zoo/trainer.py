@@ -18,7 +18,9 @@ about the best weights and early stopping. Where distributed training hooks in:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import itertools
 import math
 import signal
@@ -121,6 +123,31 @@ def set_threads(threads: int) -> int:
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+@functools.cache
+def _cpu_has_bf16() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+@contextlib.contextmanager
+def forward_precision(device: torch.device, precision: str) -> Iterator[None]:
+    """The training forward pass's arithmetic: torch.autocast to bfloat16 for precision=bf16.
+    On a CPU without bfloat16 instructions (AVX2 only) torch still sends an autocast LSTM or
+    GRU to oneDNN, which has no bf16 primitive there ("could not create a primitive
+    descriptor"): oneDNN is switched off for the step, so recurrent layers run torch's own
+    kernels in float32 while matrix products stay in bfloat16."""
+    if precision != "bf16":
+        yield
+        return
+    mkldnn_was = torch.backends.mkldnn.enabled
+    if device.type == "cpu" and not _cpu_has_bf16():
+        torch.backends.mkldnn.enabled = False
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    finally:
+        torch.backends.mkldnn.enabled = mkldnn_was
 
 
 def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -482,8 +509,7 @@ class Trainer:
         factor = lr_factor(loop.step, self.total, cfg)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
-        bf16 = cfg.precision == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with forward_precision(self.device, cfg.precision):
             loss = self.loss_of(batch)
         value, agreeing = loss.item(), None
         if weight is not None:  # the all-reduce runs while the backward pass does

@@ -140,6 +140,24 @@ def test_bf16_precision_trains_reproducibly_and_saves_float32(tmp_path):
     assert zoo.load(out).train_config.precision == "bf16"
 
 
+def test_bf16_on_a_cpu_without_bf16_keeps_recurrent_layers_in_float32(monkeypatch):
+    """Where the CPU has no bfloat16 instructions, an autocast LSTM would go to oneDNN, which
+    has no bf16 primitive there: the step runs with oneDNN off (the LSTM in float32, matrix
+    products in bfloat16) and switches it back on afterwards."""
+    from zoo import trainer
+
+    monkeypatch.setattr(trainer, "_cpu_has_bf16", lambda: False)
+    lstm, linear = torch.nn.LSTM(4, 6, batch_first=True), torch.nn.Linear(4, 6)
+    x = torch.randn(2, 3, 4)
+    with trainer.forward_precision(torch.device("cpu"), "bf16"):
+        assert not torch.backends.mkldnn.enabled
+        out, _ = lstm(x)
+        assert out.dtype == torch.float32 and linear(x).dtype == torch.bfloat16
+    assert torch.backends.mkldnn.enabled
+    model = _trained(precision="bf16")  # the whole loop, on the tagger's BiLSTM
+    assert zoo.evaluate(model, split="valid")["accuracy"] > 0.6
+
+
 def test_precision_is_checked():
     with pytest.raises(zoo.UsageError, match="precision"):
         zoo.create("lstm-tagger", precision="fp16")
