@@ -35,6 +35,13 @@ class TrainConfig:
     lr: float = param(1e-3, "learning rate", min=0.0)
     optimizer: Literal["adam", "adamw", "sgd"] = param("adam", "optimizer")
     weight_decay: float = param(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", min=0.0)
+    adam_beta2: float = param(
+        0.999,
+        "adam/adamw: decay of the squared-gradient average (0.9 lets the step size follow the "
+        "gradients' scale faster: rare words' embeddings keep learning)",
+        min=0.0,
+        max=0.9999,
+    )
     grad_clip: float = param(0.0, "clip the gradient norm to this value (0: off)", min=0.0)
     lr_schedule: Literal["constant", "linear", "cosine"] = param(
         "constant", "learning-rate schedule over the whole run, after warm-up"

@@ -87,6 +87,27 @@ def test_learning_rate_schedules():
     assert not math.isnan(lr_factor(0, 0, cfg))
 
 
+def test_adam_beta2_lets_the_step_follow_shrinking_gradients():
+    """After one large gradient, small ones: with beta2 0.9 the squared-gradient average
+    forgets the large one within steps, so the steps grow back; with 0.999 they stay small."""
+
+    def moved_after_the_spike(beta2: float, optimizer: str) -> float:
+        weight = torch.nn.Parameter(torch.zeros(1))
+        opt = trainer.make_optimizer(
+            torch.nn.ParameterList([weight]), TrainConfig(optimizer=optimizer, adam_beta2=beta2)
+        )
+        assert opt.param_groups[0]["betas"] == (0.9, beta2)
+        for step in range(100):
+            weight.grad = torch.full((1,), 1.0 if step == 0 else 0.01)
+            opt.step()
+            if step == 49:
+                halfway = weight.item()
+        return abs(weight.item() - halfway)
+
+    for optimizer in ("adam", "adamw"):
+        assert moved_after_the_spike(0.9, optimizer) > 5 * moved_after_the_spike(0.999, optimizer)
+
+
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, zoo, use_registry):
     reg, _ = scripted_registry([1.0], nan_at=6)
     use_registry(reg)
@@ -169,6 +190,7 @@ def test_precision_is_checked():
         ("precision=fp16", "expected fp32|bf16"),
         ("decay_fraction=2", "above its maximum 1.0"),
         ("label_smoothing=0.9", "above its maximum 0.5"),
+        ("adam_beta2=1", "above its maximum 0.9999"),
     ],
 )
 def test_cli_refuses_bad_new_settings_in_one_line(zoo, tmp_path, setting, named):
