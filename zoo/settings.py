@@ -37,8 +37,8 @@ class TrainConfig:
     weight_decay: float = param(0.0, "weight decay (L2 for adam/sgd, decoupled for adamw)", min=0.0)
     adam_beta2: float = param(
         0.999,
-        "adam/adamw: decay of the squared-gradient average (0.9 lets the step size follow the "
-        "gradients' scale faster: rare words' embeddings keep learning)",
+        "adam/adamw: decay of the squared-gradient average (0.9 lets the step size follow "
+        "shrinking gradients sooner)",
         min=0.0,
         max=0.9999,
     )

@@ -165,8 +165,6 @@ def test_bf16_on_a_cpu_without_bf16_keeps_recurrent_layers_in_float32(monkeypatc
     """Where the CPU has no bfloat16 instructions, an autocast LSTM would go to oneDNN, which
     has no bf16 primitive there: the step runs with oneDNN off (the LSTM in float32, matrix
     products in bfloat16) and switches it back on afterwards."""
-    from zoo import trainer
-
     monkeypatch.setattr(trainer, "_cpu_has_bf16", lambda: False)
     lstm, linear = torch.nn.LSTM(4, 6, batch_first=True), torch.nn.Linear(4, 6)
     x = torch.randn(2, 3, 4)
