@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from zoo.cells import recurrent_layer
+from zoo.toolkit.cells import recurrent_layer
 
 SHAPES = {
     "toy": {"batch": 32, "steps": 20, "input": 1, "hidden": {"rnn": 32, "gru": 32, "lstm": 32}},

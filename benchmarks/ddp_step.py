@@ -52,9 +52,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 import zoo
-from zoo import trainer
-from zoo.data import Data, Part
-from zoo.settings import TrainConfig
+from zoo.core.settings import TrainConfig
+from zoo.toolkit.data import Data, Part
+from zoo.training import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-5  # the largest weight difference between the two loops' results

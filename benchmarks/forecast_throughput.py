@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo import config as cfg
-from zoo import trainer
-from zoo.data import Data
+from zoo.core import config as cfg
+from zoo.toolkit.data import Data
+from zoo.training import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ett" / "ETTh1.csv"

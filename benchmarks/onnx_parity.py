@@ -31,9 +31,7 @@ import numpy as np
 import torch
 
 import zoo
-from zoo.api import evaluation_data
-from zoo.export import export_onnx
-from zoo.registry import get_registry
+from zoo.features.export import export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runtime"))
@@ -101,7 +99,7 @@ def forecaster(path: Path, onnx: Path, data: Path) -> dict[str, Any]:
     state = model.state
     mean, std = np.array(state["mean"], np.float32), np.array(state["std"], np.float32)
     index = state.get("target_index") or list(range(int(state["output_size"])))
-    loaded = evaluation_data(get_registry(), model, str(csv), None, {})
+    loaded = model.evaluation_data(str(csv))
     se, n = 0.0, 0
     for batch in loaded.batches("test", 256):
         raw = batch["x"].numpy() * std + mean  # the windows in the data's own units

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 import zoo
-from zoo.export import export_onnx
+from zoo.features.export import export_onnx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "runtime"))

@@ -36,9 +36,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import zoo
-from zoo import trainer
-from zoo.data import Vocab
-from zoo.textfile import read_text
+from zoo.toolkit.data import Vocab
+from zoo.toolkit.textfile import read_text
+from zoo.training import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "scan"

@@ -34,8 +34,8 @@ from pathlib import Path
 import torch
 
 import zoo
-from zoo import trainer
-from zoo.data import Data
+from zoo.toolkit.data import Data
+from zoo.training import trainer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -24,9 +24,9 @@ from torch import nn
 
 from zoo import Architecture, Dataset, hookimpl, param
 from zoo.cli import cli
-from zoo.data import Data
-from zoo.network import Network
-from zoo.registry import Registry, get_registry, reset_registry
+from zoo.core.registry import Registry, get_registry, reset_registry
+from zoo.toolkit.data import Data
+from zoo.toolkit.network import Network
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -246,8 +246,8 @@ def load_dataset(dataset: str, state: dict[str, Any] | None = None, **values: An
     """The installed dataset loaded as `zoo run` loads it (`zoo.api.load_data`): file-system
     errors become DataErrors and any other exception a PluginError, which a reader test
     counts as a failure. `values` are its settings, as `--set` would give them."""
-    from zoo import config as cfg
     from zoo.api import load_data
+    from zoo.core import config as cfg
 
     spec = get_registry().dataset(dataset).spec
     config = cfg.build(spec.config, {k: str(v) for k, v in values.items()})
@@ -268,7 +268,7 @@ def loads_or_data_error(
 ) -> None:
     """Load `content` as file `name` of `dataset`: it loads with a training split (or, when
     evaluating, at all), or raises a one-line DataError that starts with the file's path."""
-    from zoo.errors import DataError
+    from zoo.core.errors import DataError
 
     with tempfile.TemporaryDirectory() as folder:
         path = write(Path(folder), name, content)
@@ -305,7 +305,7 @@ def predicts_or_zoo_error(model: Path, name: str, content: bytes) -> None:
     """`zoo predict MODEL --input FILE` (`zoo.predict_file`) on `content` as file `name`:
     predictions, or a one-line DataError/UsageError naming the file, nothing else."""
     import zoo
-    from zoo.errors import DataError, UsageError
+    from zoo.core.errors import DataError, UsageError
 
     with tempfile.TemporaryDirectory() as folder:
         path = write(Path(folder), name, content)

@@ -13,11 +13,11 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, Part, Shard, pad
-from zoo.errors import DataError
-from zoo.splits import split
-from zoo.textfile import TextFile, embedded, read_text
-from zoo.vocab import Vocab
+from zoo.core.errors import DataError
+from zoo.toolkit.data import Data, Part, Shard, pad
+from zoo.toolkit.splits import split
+from zoo.toolkit.textfile import TextFile, embedded, read_text
+from zoo.toolkit.vocab import Vocab
 
 HELLO = [("hello", "ohlol")]
 

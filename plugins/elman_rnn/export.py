@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.export import ExportSpec, Graph
+from zoo.toolkit.exportspec import ExportSpec, Graph
 
 SEQUENCE = {0: "batch", 1: "time"}
 

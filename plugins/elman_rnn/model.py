@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo.cells import recurrent_layer
-from zoo.data import parse_numbers
-from zoo.errors import SettingError, UsageError
-from zoo.metrics import Confusion
-from zoo.network import Batch, Network, Prediction
-from zoo.vocab import Vocab
+from zoo.core.errors import SettingError, UsageError
+from zoo.toolkit.cells import recurrent_layer
+from zoo.toolkit.data import parse_numbers
+from zoo.toolkit.metrics import Confusion
+from zoo.toolkit.network import Batch, Network, Prediction
+from zoo.toolkit.vocab import Vocab
 
 State = Any  # h, or (h, c) for the LSTM
 

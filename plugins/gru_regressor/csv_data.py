@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data
-from zoo.errors import DataError, SettingError, UsageError
-from zoo.textfile import read_text
+from zoo.core.errors import DataError, SettingError, UsageError
+from zoo.toolkit.data import Data
+from zoo.toolkit.textfile import read_text
 
 from .presets import GENERIC, PRESETS
 from .series import (

@@ -8,8 +8,8 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data
-from zoo.splits import split
+from zoo.toolkit.data import Data
+from zoo.toolkit.splits import split
 
 
 def load_sine_windows(config: Any, state: dict[str, Any] | None) -> Data:

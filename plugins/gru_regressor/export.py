@@ -14,9 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.export import ExportSpec, Graph
-
-from .model import scales
+from zoo.toolkit.exportspec import ExportSpec, Graph
 
 
 class ForecastGraph(nn.Module):
@@ -25,7 +23,7 @@ class ForecastGraph(nn.Module):
     def __init__(self, forecaster: Any):
         super().__init__()
         self.forecaster = forecaster
-        mean, std, t_mean, t_std = scales(forecaster.state)
+        mean, std, t_mean, t_std = forecaster.scales()
         self.register_buffer("mean", mean)
         self.register_buffer("std", std)
         self.register_buffer("t_mean", t_mean)

@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.cells import recurrent_layer
-from zoo.data import parse_numbers
-from zoo.errors import DataError, SettingError, UsageError
-from zoo.textfile import TextFile
+from zoo.core.errors import DataError, SettingError, UsageError
+from zoo.toolkit.cells import recurrent_layer
+from zoo.toolkit.data import parse_numbers
+from zoo.toolkit.textfile import TextFile
 
 from .series import Table, read_table, step_seconds
 
@@ -167,6 +167,10 @@ class Forecaster(zoo.Network):
         from .export import export_spec
 
         return export_spec(self)
+
+    def scales(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input mean, input std, target mean, target std) of the training data."""
+        return scales(self.state)
 
     def forecast(self, window: list[list[float]]) -> list[Any]:
         """Raw values in (the last input_length rows), raw values out: [H] or [H][targets]."""

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from zoo.errors import DataError
-from zoo.textfile import TextFile, read_text
+from zoo.core.errors import DataError
+from zoo.toolkit.textfile import TextFile, read_text
 
 DATE_NAMES = ("date", "datetime", "time", "timestamp", "ds")
 

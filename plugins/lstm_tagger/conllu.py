@@ -17,8 +17,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from zoo.errors import DataError
-from zoo.textfile import TextFile, read_text
+from zoo.core.errors import DataError
+from zoo.toolkit.textfile import TextFile, read_text
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TAG_COLUMNS = {"upos": 3, "xpos": 4}

@@ -28,11 +28,11 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, pad
-from zoo.errors import DataError, SettingError, UsageError
-from zoo.splits import SPLITS, split
-from zoo.textfile import TextFile, embedded, read_text
-from zoo.vocab import Vocab
+from zoo.core.errors import DataError, SettingError, UsageError
+from zoo.toolkit.data import Data, pad
+from zoo.toolkit.splits import SPLITS, split
+from zoo.toolkit.textfile import TextFile, embedded, read_text
+from zoo.toolkit.vocab import Vocab
 
 from . import conllu
 

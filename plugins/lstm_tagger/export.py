@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import padded
-from zoo.export import ExportSpec, Graph
+from zoo.toolkit import padded
+from zoo.toolkit.exportspec import ExportSpec, Graph
 
 from .data import BOW, EOW, MAX_WORD_CHARS, input_encoder
 

@@ -25,13 +25,13 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import zoo
-from zoo import padded
-from zoo.cells import recurrent_layer
-from zoo.data import map_in_length_order, move
-from zoo.errors import SettingError, UsageError
-from zoo.metrics import Confusion
-from zoo.textfile import TextFile
-from zoo.vocab import Vocab
+from zoo.core.errors import SettingError, UsageError
+from zoo.toolkit import padded
+from zoo.toolkit.cells import recurrent_layer
+from zoo.toolkit.data import map_in_length_order, move
+from zoo.toolkit.metrics import Confusion
+from zoo.toolkit.textfile import TextFile
+from zoo.toolkit.vocab import Vocab
 
 from . import conllu
 from .data import UNK_ID, input_encoder

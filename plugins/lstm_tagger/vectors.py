@@ -11,8 +11,8 @@ import math
 import os
 from collections.abc import Callable
 
-from zoo.errors import DataError
-from zoo.textfile import stream_lines
+from zoo.core.errors import DataError
+from zoo.toolkit.textfile import stream_lines
 
 
 def read_vectors(

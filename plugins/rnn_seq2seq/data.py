@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data import SPLITS, Data, lengths, pad
-from zoo.errors import DataError
-from zoo.splits import split
-from zoo.textfile import TextFile, embedded, read_text
-from zoo.vocab import Tokenizer, Vocab
+from zoo.core.errors import DataError
+from zoo.toolkit.data import SPLITS, Data, lengths, pad
+from zoo.toolkit.splits import split
+from zoo.toolkit.textfile import TextFile, embedded, read_text
+from zoo.toolkit.vocab import Tokenizer, Vocab
 
 Rows = list[tuple[int, str, str]]  # (line, source text, target text)
 Pair = tuple[list[str], list[str], str]  # source tokens, target tokens, reference text

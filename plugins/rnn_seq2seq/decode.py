@@ -11,19 +11,41 @@ up to 48 actions after training on at most 22.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
 from .data import BOS_ID, EOS_ID
 
-if TYPE_CHECKING:
-    from .model import Seq2Seq
-
 MIN_LIMIT = 100
 
 # An RNN state: h [layers, batch, hidden], or (h, c) for an LSTM.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class Encoded:
+    """What the decoder needs from the encoder, expandable for beam search."""
+
+    def __init__(self, memory: torch.Tensor, keys: torch.Tensor | None, mask: torch.Tensor):
+        self.memory, self.keys, self.mask = memory, keys, mask
+
+    def repeat(self, times: int) -> Encoded:
+        """Each source `times` times in a row (beam search's batch x beam layout)."""
+
+        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.repeat_interleave(times, dim=0)
+
+        return Encoded(rep(self.memory), rep(self.keys), rep(self.mask))  # type: ignore[arg-type]
+
+
+class Seq2Seq(Protocol):
+    """What decoding needs of a network (model.Seq2Seq has it)."""
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> tuple[Encoded, State]: ...
+
+    def step(
+        self, tokens: torch.Tensor, state: State, encoded: Encoded | None
+    ) -> tuple[torch.Tensor, State]: ...
 
 
 def map_state(state: State, fn: Any) -> State:

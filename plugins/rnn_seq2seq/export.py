@@ -19,10 +19,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo.export import ExportSpec, Graph
+from zoo.toolkit.exportspec import ExportSpec, Graph
 
 from .data import BOS_ID, EOS_ID, PAD_ID
-from .decode import map_state
+from .decode import Encoded, map_state
 
 BATCH, SOURCE = {0: "batch"}, {0: "batch", 1: "source"}
 
@@ -56,8 +56,6 @@ class DecoderStep(nn.Module):
         self.lstm = network.config.cell == "lstm"
 
     def forward(self, tokens: torch.Tensor, *rest: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from .model import Encoded
-
         count = 2 if self.lstm else 1
         state = tuple(rest[:count]) if self.lstm else rest[0]
         memory = rest[count:]

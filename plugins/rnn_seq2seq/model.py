@@ -30,16 +30,16 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import zoo
-from zoo.cells import recurrent_layer
-from zoo.data import lengths as lengths_of
-from zoo.data import map_in_length_order, pad
-from zoo.errors import SettingError, UsageError
-from zoo.vocab import Tokenizer, Vocab
+from zoo.core.errors import SettingError, UsageError
+from zoo.toolkit.cells import recurrent_layer
+from zoo.toolkit.data import lengths as lengths_of
+from zoo.toolkit.data import map_in_length_order, pad
+from zoo.toolkit.vocab import Tokenizer, Vocab
 
 from . import PredictConfig
 from .bleu import corpus_bleu
 from .data import PAD_ID, UNK_ID
-from .decode import State, beam_search, decode_limit, greedy, map_state
+from .decode import Encoded, State, beam_search, decode_limit, greedy, map_state
 
 
 class LuongAttention(nn.Module):
@@ -87,21 +87,6 @@ def attend(
     """Context vectors [B, T, M] for queries [B, T, H]; `mask` [B, S] is True on real tokens."""
     scores = attention.scores(query, keys).masked_fill(~mask.unsqueeze(1), float("-inf"))
     return torch.bmm(torch.softmax(scores, dim=-1), memory)
-
-
-class Encoded:
-    """What the decoder needs from the encoder, expandable for beam search."""
-
-    def __init__(self, memory: torch.Tensor, keys: torch.Tensor | None, mask: torch.Tensor):
-        self.memory, self.keys, self.mask = memory, keys, mask
-
-    def repeat(self, times: int) -> Encoded:
-        """Each source `times` times in a row (beam search's batch x beam layout)."""
-
-        def rep(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.repeat_interleave(times, dim=0)
-
-        return Encoded(rep(self.memory), rep(self.keys), rep(self.mask))  # type: ignore[arg-type]
 
 
 class Seq2Seq(zoo.Network):

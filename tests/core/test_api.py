@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import zoo
-from zoo.errors import UsageError
+from zoo.core.errors import UsageError
 
 
 def test_list_and_filter():

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import zoo
-from zoo import cells
+from zoo.toolkit import cells
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ import zlib
 import pytest
 
 import zoo
-from zoo import gates
+from zoo.features import gates
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

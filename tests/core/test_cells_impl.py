@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import zoo
-from zoo import cells
+from zoo.toolkit import cells
 
 # Small trainings: a few steps are enough to show that the two implementations follow the
 # same trajectory (a wrong gate or gradient shows up at the first step).

@@ -18,7 +18,7 @@ import pytest
 
 import zoo as zoo_api
 from tests.conftest import Result, run_zoo, write
-from zoo.registry import get_registry
+from zoo.core.registry import get_registry
 
 ZOO = Path(sys.executable).parent / "zoo"
 

@@ -7,10 +7,10 @@ from typing import Literal
 
 import pytest
 
-from zoo import config as cfg
-from zoo.errors import SettingError, UsageError
-from zoo.registry import Architecture, Dataset
-from zoo.settings import TrainConfig, resolve
+from zoo.core import config as cfg
+from zoo.core.errors import SettingError, UsageError
+from zoo.core.registry import Architecture, Dataset
+from zoo.core.settings import TrainConfig, resolve
 
 
 @dataclass

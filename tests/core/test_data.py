@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zoo.data import map_in_length_order, move, pad
-from zoo.errors import UsageError
-from zoo.splits import split_by_fraction
+from zoo.core.errors import UsageError
+from zoo.toolkit.data import map_in_length_order, move, pad
+from zoo.toolkit.splits import split_by_fraction
 
 
 @settings(max_examples=60, deadline=None)

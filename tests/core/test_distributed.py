@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import run_zoo
-from zoo.data import Data, Part
+from zoo.toolkit.data import Data, Part
 
 
 def torchrun(*args: str, cwd: Path, nproc: int = 2) -> subprocess.CompletedProcess:

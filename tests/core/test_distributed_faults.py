@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import run_zoo
-from zoo.checkpoint import default_path
+from zoo.training.checkpoint import default_path
 
 pytestmark = [
     pytest.mark.slow,

@@ -10,8 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.progress import Progress
-from zoo.trainer import update_ema
+from zoo.training.progress import Progress
+from zoo.training.trainer import update_ema
 
 TINY = {"epochs": 6, "lr_schedule": "cosine"}  # toy tagger: 5 steps an epoch, 30 in all
 DECAY = 0.8

@@ -12,9 +12,9 @@ import pytest
 import zoo
 from tests.conftest import scripted_registry
 from zoo import hookimpl
-from zoo.modelfile import read_info
-from zoo.progress import Progress
-from zoo.trainer import TrainingDiverged, thinned
+from zoo.core.modelfile import read_info
+from zoo.training.progress import Progress
+from zoo.training.trainer import TrainingDiverged, thinned
 
 
 class Recorder:

@@ -18,9 +18,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import run_zoo
-from zoo import launch
 from zoo.cli import cli
-from zoo.errors import UsageError
+from zoo.core.errors import UsageError
+from zoo.training import launch
 
 ARGS = ["gru-regressor", "--epochs=1", "--set=hidden_size=8", "--lr=-0.5"]
 
@@ -29,7 +29,7 @@ def torchrun_options(command: list[str]):
     """The command's torchrun options as torchrun itself parses them."""
     from torch.distributed.run import parse_args
 
-    assert command[:3] == [sys.executable, "-m", "zoo.launch"]
+    assert command[:3] == [sys.executable, "-m", "zoo.training.launch"]
     return parse_args(command[3:])
 
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import FUZZ
-from zoo.metrics import IGNORE, Confusion
+from zoo.toolkit.metrics import IGNORE, Confusion
 
 
 def brute_force(labels: list[str], predicted: list[int], gold: list[int]) -> dict[str, Any]:

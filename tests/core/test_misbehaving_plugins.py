@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests.conftest import ScriptedConfig, scripted_registry
-from zoo.errors import PluginError
-from zoo.guard import Checked
+from zoo.core.errors import PluginError
+from zoo.training.guard import Checked
 
 
 def shaky(**misbehaviour):

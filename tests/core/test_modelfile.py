@@ -16,9 +16,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import zoo
-from zoo.errors import ModelFileError
-from zoo.fileio import WriteError, atomic_write
-from zoo.model import serialize
+from zoo.core.errors import ModelFileError
+from zoo.core.fileio import WriteError, atomic_write
+from zoo.training.model import serialize
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from torch import nn
 import zoo
 from tests.conftest import write
 from zoo import Architecture, Dataset, hookimpl, param
-from zoo.data import Data
-from zoo.errors import PluginError, UsageError
-from zoo.network import Network
-from zoo.registry import Registry
-from zoo.textfile import read_text
+from zoo.core.errors import PluginError, UsageError
+from zoo.core.registry import Registry
+from zoo.toolkit.data import Data
+from zoo.toolkit.network import Network
+from zoo.toolkit.textfile import read_text
 
 
 class Upper(Network):

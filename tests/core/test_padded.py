@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import zoo
-from zoo import cells, padded
+from zoo.toolkit import cells, padded
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,10 +12,10 @@ import sys
 import pytest
 
 import zoo
-from zoo import gates, plots
 from zoo import load as load_model
-from zoo.plot_cli import _sources
-from zoo.runlog import RunLog
+from zoo.cli.plot import _sources
+from zoo.features import gates, plots
+from zoo.features.runlog import RunLog
 
 matplotlib = pytest.importorskip("matplotlib", reason="the plot extra is not installed")
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -119,7 +119,7 @@ def test_curves_of_a_run_log_id_beside_a_file(models, zoo, tmp_path):
 
 
 def zoo_history(path) -> list:
-    from zoo.modelfile import read_info
+    from zoo.core.modelfile import read_info
 
     return read_info(path)["metrics"]["training"]["history"]
 

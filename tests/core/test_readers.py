@@ -10,7 +10,7 @@ import pytest
 import zoo
 from tests.conftest import CONLLU, CSV_SMALL, SERIES, scripted_registry, write
 from zoo.api import load_data
-from zoo.errors import DataError, SettingError
+from zoo.core.errors import DataError, SettingError
 
 
 # ------------------------------------------------------------------ zoo.api.load_data

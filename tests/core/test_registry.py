@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import Scripted, ScriptedConfig, plugin_of, scripted_data
 from zoo import Architecture, Dataset, hookimpl, param
-from zoo.errors import PluginError, UsageError
-from zoo.registry import Registry, get_registry
+from zoo.core.errors import PluginError, UsageError
+from zoo.core.registry import Registry, get_registry
 
 
 @dataclass

@@ -14,10 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.checkpoint import default_path
-from zoo.errors import DataError, ModelFileError, UsageError
-from zoo.progress import Progress
-from zoo.trainer import TrainingInterrupted
+from zoo.core.errors import DataError, ModelFileError, UsageError
+from zoo.training.checkpoint import default_path
+from zoo.training.progress import Progress
+from zoo.training.trainer import TrainingInterrupted
 
 # The toy tagger exercises all the state that must survive: dropout and word dropout (torch's
 # RNG), length-bucketed shuffling (the epoch's shuffle RNG), Adam's moments, validation with
@@ -100,16 +100,16 @@ def test_resume_twice_and_with_periodic_checkpoints(tmp_path, uninterrupted):
 def test_periodic_checkpoints_are_written_and_resumable(tmp_path, uninterrupted, monkeypatch):
     out = tmp_path / "t.safetensors"
     seen = []
-    import zoo.checkpoint as checkpoint_module
+    import zoo.training.job as job_module
 
-    original = checkpoint_module.save_checkpoint
+    original = job_module.save_checkpoint
 
     def spy(model, ckpt, path, **kwargs):
         original(model, ckpt, path, **kwargs)
         seen.append(ckpt.loop.step)
         Path(str(path) + f".{ckpt.loop.step}").write_bytes(Path(path).read_bytes())
 
-    monkeypatch.setattr(checkpoint_module, "save_checkpoint", spy)
+    monkeypatch.setattr(job_module, "save_checkpoint", spy)
     zoo.run("lstm-tagger", out=out, checkpoint_every=8, **TAGGER)
     assert seen == [8, 16, 24]
     monkeypatch.undo()
@@ -212,7 +212,7 @@ def zoo_run_interrupted(out):
 def test_a_restarted_job_continues_its_own_checkpoint_only(tmp_path, monkeypatch):
     """After torchrun restarts the processes (TORCHELASTIC_RESTART_COUNT > 0), `run` takes the
     checkpoint this same job (TORCHELASTIC_RUN_ID) wrote, never another job's."""
-    from zoo.api import _checkpoint_of_this_job
+    from zoo.training.job import _checkpoint_of_this_job
 
     out = tmp_path / "t.safetensors"
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-a")

@@ -10,8 +10,10 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from tests.conftest import CSV_SMALL, SERIES, write
-from zoo.cli import _worker_arguments, cli, run_command
-from zoo.runconfig import toml_value, tomllib  # tomllib, or tomli on Python 3.10
+from zoo.cli import cli
+from zoo.cli.base import command_arguments
+from zoo.cli.train import run_command
+from zoo.features.runconfig import toml_value, tomllib  # tomllib, or tomli on Python 3.10
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,7 +84,7 @@ def test_workers_get_the_config_option(tmp_path):
     """Under torchrun every worker runs the same command, so it reads the same file."""
     path = write(tmp_path, "run.toml", 'architecture = "gru-regressor"\nepochs = 2\n')
     with run_command.make_context("run", ["--config", str(path), "--nproc-per-node", "2"]) as ctx:
-        args = _worker_arguments(ctx)
+        args = command_arguments(ctx)
     assert f"--config={path}" in args and args[0] == "gru-regressor"
     assert not any(a.startswith("--nproc-per-node") for a in args)
     assert ctx.get_parameter_source("epochs") == click.core.ParameterSource.DEFAULT_MAP

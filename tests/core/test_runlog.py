@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import run_zoo, scripted_registry
-from zoo import runlog
 from zoo.cli import cli
-from zoo.modelfile import read_info
+from zoo.core.modelfile import read_info
+from zoo.features import runlog
 
 
 def sha256(path: Path) -> str:
@@ -108,7 +108,7 @@ def interrupt(self, batch):
 
 
 def fail_to_load(config, state):
-    from zoo.errors import DataError
+    from zoo.core.errors import DataError
 
     raise DataError("line 3: not a number", path="toy.txt")
 

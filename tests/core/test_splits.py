@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import FUZZ
 from zoo import Fractions, HeldOut, param
-from zoo import config as cfg
-from zoo.errors import SettingError, UsageError
-from zoo.splits import split, split_by_fraction
+from zoo.core import config as cfg
+from zoo.core.errors import SettingError, UsageError
+from zoo.toolkit.splits import split, split_by_fraction
 
 FRACTION = st.floats(0.0, 0.9, allow_nan=False)
 # Each part is cut by rounding, the last takes the rest: within one example of its share.

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CSV_SMALL, SERIES, run_zoo, write
-from zoo.errors import UsageError
-from zoo.modelfile import read_info
-from zoo.sweep_space import Dimension, parse, split
+from zoo.core.errors import UsageError
+from zoo.core.modelfile import read_info
+from zoo.features.sweep_space import Dimension, parse, split
 
 optuna = pytest.importorskip("optuna", reason="zoo sweep needs the sweep extra (optuna)")
 

@@ -93,7 +93,7 @@ def test_workers_creating_the_tables_at_once_all_get_the_storage(postgres_url):
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute("CREATE DATABASE racing")
     url = postgres_url.rsplit("/", 1)[0] + "/racing"
-    code = f"from zoo.sweep import open_storage; open_storage({url!r})"
+    code = f"from zoo.features.sweep_storage import open_storage; open_storage({url!r})"
     workers = [
         subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
         for _ in range(4)

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import FUZZ, write
-from zoo.errors import DataError, UsageError
-from zoo.textfile import BOM, TextFile, embedded, read_text, stream_lines
+from zoo.core.errors import DataError, UsageError
+from zoo.toolkit.textfile import BOM, TextFile, embedded, read_text, stream_lines
 
 # Text a user might write: any character but NUL, a BOM or a lone surrogate, line breaks often.
 CHARS = st.one_of(
@@ -201,7 +201,7 @@ def test_a_refused_open_is_permission_denied_even_for_root(
     """What the chmod test checks, for a user whom permission bits do not stop."""
     import errno
 
-    from zoo import textfile
+    from zoo.toolkit import textfile
 
     path = write(tmp_path, "locked.txt", "x\n")
 

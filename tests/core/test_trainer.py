@@ -9,11 +9,11 @@ import torch
 
 import zoo
 from tests.conftest import ScriptedConfig, scripted_data, scripted_registry
-from zoo import trainer
-from zoo.errors import PluginError
-from zoo.guard import Checked
-from zoo.settings import TrainConfig
-from zoo.trainer import TrainingDiverged, lr_factor
+from zoo.core.errors import PluginError
+from zoo.core.settings import TrainConfig
+from zoo.training import trainer
+from zoo.training.guard import Checked
+from zoo.training.trainer import TrainingDiverged, lr_factor
 
 
 def test_keeps_the_weights_of_the_best_validation():
@@ -129,7 +129,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, zoo, use_registry):
     assert "training diverged at step 6" in line and "last good checkpoint (step 4)" in line
     ckpt = tmp_path / "m.ckpt.safetensors"
     assert ckpt.exists() and not out.exists()
-    from zoo.checkpoint import load_checkpoint
+    from zoo.training.checkpoint import load_checkpoint
 
     model, state, _ = load_checkpoint(ckpt, registry=reg)
     assert state.loop.step == 4 and all(torch.isfinite(p).all() for p in model.module.parameters())

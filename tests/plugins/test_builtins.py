@@ -9,8 +9,8 @@ import torch
 
 import zoo
 from zoo.api import evaluate
-from zoo.registry import get_registry
-from zoo.vocab import Vocab
+from zoo.core.registry import get_registry
+from zoo.toolkit.vocab import Vocab
 
 
 def test_elman_reproduces_the_published_numpy_numbers(hand_set_elman):

@@ -35,7 +35,7 @@ def scrambled(name: str, dataset: str, **settings):
 @pytest.fixture
 def exported(tmp_path, one_thread):
     """exported(name, dataset, **settings) -> (model file, onnx file, export document)."""
-    from zoo.export import export_onnx
+    from zoo.features.export import export_onnx
 
     def make(name: str, dataset: str, **settings):
         model = scrambled(name, dataset, **settings)

@@ -11,6 +11,7 @@ import torch
 import zoo_runtime
 
 import zoo
+import zoo.core.modelfile
 from tests.conftest import CSV_SMALL, SERIES, write
 
 SENTENCES = [
@@ -95,7 +96,7 @@ def test_forecaster_without_csv_columns(exported):
 
 def test_forecaster_reads_a_csv_as_zoo_does(tmp_path, one_thread):
     from tests.runtime.conftest import scrambled
-    from zoo.export import export_onnx
+    from zoo.features.export import export_onnx
 
     series = write(tmp_path, "series.csv", SERIES)
     model = scrambled("gru-regressor", "csv", data=str(series), hidden_size=8, **CSV_SMALL)
@@ -113,7 +114,7 @@ def test_the_file_carries_what_the_model_file_does(exported):
 
     path, onnx_path, _ = exported("lstm-tagger", "toy-tags", hidden_size=8)
     metadata = {p.key: p.value for p in onnx.load(onnx_path).metadata_props}
-    info = zoo.modelfile.read_info(path)
+    info = zoo.core.modelfile.read_info(path)
     assert metadata["format"] == "zoo.onnx" and metadata["architecture"] == "lstm-tagger"
     for key in ("config", "data_config", "train_config", "data_state", "metrics", "plugin"):
         assert json.loads(metadata[key]) == info[key]

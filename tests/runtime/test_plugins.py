@@ -10,7 +10,7 @@ from torch import nn
 
 import zoo
 from tests.conftest import scripted_registry
-from zoo.export import export_onnx
+from zoo.features.export import export_onnx
 
 
 class Doubler(zoo.Network):
@@ -60,7 +60,7 @@ def test_a_traceable_plugin_exports_with_no_extra_code(use_registry, tmp_path):
 
 
 def test_an_untraceable_plugin_gets_one_line(use_registry, tmp_path):
-    from zoo.export import ExportError
+    from zoo.features.export import ExportError
 
     registry, _ = scripted_registry(implementation=Untraceable)
     use_registry(registry)

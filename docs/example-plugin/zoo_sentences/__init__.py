@@ -65,8 +65,8 @@ def register_datasets(register: Callable[[Dataset], None]) -> None:
 @click.argument("out", type=click.Path(dir_okay=False))
 def sentences_sample(out: str) -> None:
     """Write the built-in labelled sentences to OUT, to start a --data file from."""
-    from zoo.fileio import atomic_write_text
-    from zoo.textfile import embedded
+    from zoo.core.fileio import atomic_write_text
+    from zoo.toolkit.textfile import embedded
 
     sample = embedded(__name__, "sentences.tsv")
     atomic_write_text(out, sample.text)

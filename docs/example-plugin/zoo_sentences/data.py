@@ -4,10 +4,10 @@ from typing import Any
 
 import torch
 
-from zoo.data import Data, pad
-from zoo.splits import split
-from zoo.textfile import TextFile, embedded, read_text
-from zoo.vocab import Tokenizer, Vocab
+from zoo.toolkit.data import Data, pad
+from zoo.toolkit.splits import split
+from zoo.toolkit.textfile import TextFile, embedded, read_text
+from zoo.toolkit.vocab import Tokenizer, Vocab
 
 
 def read(file: TextFile | str) -> list[tuple[str, str]]:

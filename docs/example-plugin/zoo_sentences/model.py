@@ -10,10 +10,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import zoo
-from zoo.cells import recurrent_layer
-from zoo.data import map_in_length_order, pad
-from zoo.metrics import Confusion
-from zoo.vocab import Tokenizer, Vocab
+from zoo.toolkit.cells import recurrent_layer
+from zoo.toolkit.data import map_in_length_order, pad
+from zoo.toolkit.metrics import Confusion
+from zoo.toolkit.vocab import Tokenizer, Vocab
 
 
 class GRUClassifier(zoo.Network):

@@ -14,9 +14,9 @@ from zoo_plugins.elman_rnn.data import Stream, load_text, text_of
 
 import zoo
 from tests.conftest import SHARED_DATA
-from zoo.errors import DataError, UsageError
-from zoo.textfile import embedded as zoo_embedded
-from zoo.textfile import read_text
+from zoo.core.errors import DataError, UsageError
+from zoo.toolkit.textfile import embedded as zoo_embedded
+from zoo.toolkit.textfile import read_text
 
 EWT = SHARED_DATA / "ud-english-ewt"
 

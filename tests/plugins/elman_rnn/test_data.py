@@ -8,8 +8,8 @@ import torch
 from zoo_plugins.elman_rnn import CharPairsConfig, SineCosineConfig
 from zoo_plugins.elman_rnn.data import collate_regression, load_char_pairs, load_sine_cosine
 
-from zoo.errors import DataError
-from zoo.textfile import read_text
+from zoo.core.errors import DataError
+from zoo.toolkit.textfile import read_text
 
 PAIRS = "hello\tohlol\nworld\tdlrow\nabc\tbca\nzebra\tarbez\nrnn\tnnr\nstate\tetats\n"
 

@@ -7,8 +7,8 @@ import torch
 from zoo_plugins.elman_rnn.model import CharLM, ElmanRNN, StepClassifier, StepRegressor
 
 import zoo
-from zoo.errors import SettingError, UsageError
-from zoo.registry import get_registry
+from zoo.core.errors import SettingError, UsageError
+from zoo.core.registry import get_registry
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

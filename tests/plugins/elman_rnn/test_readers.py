@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import zoo
 from tests.conftest import FUZZ, file_contents, load_dataset, loads_or_data_error, write
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 # Each dataset with a sample of the characters its format is made of, so that random text
 # reaches the parsers (random bytes mostly stop at the UTF-8 check).

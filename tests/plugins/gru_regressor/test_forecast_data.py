@@ -17,8 +17,8 @@ from zoo_plugins.gru_regressor.series import read_table, season_of
 
 import zoo
 from tests.conftest import SHARED_DATA
-from zoo.errors import DataError, SettingError
-from zoo.textfile import read_text
+from zoo.core.errors import DataError, SettingError
+from zoo.toolkit.textfile import read_text
 
 ETTH1 = SHARED_DATA / "ett" / "ETTh1.csv"
 
@@ -34,7 +34,7 @@ def write_series(path: Path, rows: int, *, start_hour: int = 0) -> Path:
 
 
 def config(path: Path | str, **values) -> CSVSeriesConfig:
-    return zoo.config.build(CSVSeriesConfig, {"path": str(path), **values})
+    return zoo.core.config.build(CSVSeriesConfig, {"path": str(path), **values})
 
 
 def test_windows_follow_the_published_protocol(tmp_path):
@@ -246,12 +246,12 @@ def test_setting_errors_name_the_setting_without_set(tmp_path):
 def test_sine_windows_split_by_the_shared_fractions():
     """The same windows and split again at evaluation; with nothing held out for the test,
     a trained model is evaluated on every window."""
-    cfg = zoo.config.build(SineWindowsConfig, {"num_windows": 50, "test_fraction": 0.2})
+    cfg = zoo.core.config.build(SineWindowsConfig, {"num_windows": 50, "test_fraction": 0.2})
     data = load_sine_windows(cfg, None)
     assert [data.size(s) for s in ("train", "valid", "test")] == [35, 5, 10]
     again = load_sine_windows(cfg, data.state)
     assert again.splits == data.splits
-    none_held = zoo.config.replace(cfg, {"test_fraction": 0.0})
+    none_held = zoo.core.config.replace(cfg, {"test_fraction": 0.0})
     trained = load_sine_windows(none_held, None)
     assert trained.size("test") == 0
     assert load_sine_windows(none_held, trained.state).size("test") == 50

@@ -13,8 +13,8 @@ from zoo_plugins.gru_regressor.model import Forecaster, GRUEnsemble, GRURegresso
 
 import zoo
 from zoo.api import evaluate
-from zoo.errors import DataError, SettingError
-from zoo.textfile import TextFile
+from zoo.core.errors import DataError, SettingError
+from zoo.toolkit.textfile import TextFile
 
 STATE = {
     "input_size": 1,
@@ -27,7 +27,7 @@ STATE = {
 
 def net(state=STATE, **values) -> Forecaster:
     torch.manual_seed(0)
-    config = zoo.config.build(GRURegressorConfig, {"hidden_size": 8, **values})
+    config = zoo.core.config.build(GRURegressorConfig, {"hidden_size": 8, **values})
     return build(config, state).eval()
 
 
@@ -185,7 +185,7 @@ def test_ensemble_weights_are_the_members_built_one_after_the_other():
     ensemble = net(members=3, linear_skip=True, window_norm="revin")
     torch.manual_seed(0)
     values = {"hidden_size": 8, "linear_skip": True, "window_norm": "revin"}
-    config = zoo.config.build(GRURegressorConfig, values)
+    config = zoo.core.config.build(GRURegressorConfig, values)
     lone = [GRURegressor(config, STATE) for _ in range(3)]
     for k, member in enumerate(ensemble.members):
         names = set(member.state_dict())

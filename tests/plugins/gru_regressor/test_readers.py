@@ -18,7 +18,7 @@ from tests.conftest import (
     predicts_or_zoo_error,
     write,
 )
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 ALPHABET = 'date,v0123456789.-: e"\n\r'
 

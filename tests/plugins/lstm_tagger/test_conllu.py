@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from zoo_plugins.lstm_tagger import conllu
 
 import zoo
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 # Comments, a multiword token (3-4), an empty node (8.1 style, here 5.1), CRLF on one line.
 SAMPLE = (

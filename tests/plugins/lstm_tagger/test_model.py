@@ -11,7 +11,7 @@ from zoo_plugins.lstm_tagger.model import LSTMTagger
 import zoo
 from tests.conftest import SHARED_DATA
 from tests.plugins.lstm_tagger.test_conllu import SAMPLE, write
-from zoo.errors import DataError, SettingError
+from zoo.core.errors import DataError, SettingError
 
 EWT = SHARED_DATA / "ud-english-ewt"
 needs_ewt = pytest.mark.skipif(not EWT.is_dir(), reason=f"{EWT} is absent (no shared data)")

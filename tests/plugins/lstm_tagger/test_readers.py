@@ -21,7 +21,7 @@ from tests.conftest import (
     predicts_or_zoo_error,
     write,
 )
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 ALPHABET = "0123456789-._#\t\n\r ab"
 

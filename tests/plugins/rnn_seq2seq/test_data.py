@@ -21,8 +21,8 @@ from zoo_plugins.rnn_seq2seq.data import (
 )
 
 from tests.conftest import SHARED_DATA
-from zoo.errors import DataError
-from zoo.vocab import Tokenizer
+from zoo.core.errors import DataError
+from zoo.toolkit.vocab import Tokenizer
 
 SCAN = SHARED_DATA / "scan"
 SCAN_LINES = [

@@ -16,7 +16,7 @@ from tests.conftest import (
     predicts_or_zoo_error,
     write,
 )
-from zoo.errors import DataError
+from zoo.core.errors import DataError
 
 # Each dataset with a sample of the characters its format is made of, so that random text
 # reaches the parsers (random bytes mostly stop at the UTF-8 check).

@@ -1,0 +1,83 @@
+"""Atomic file writes: a crash, kill or Ctrl-C never leaves a half-written file in place.
+
+The bytes go to a temporary file in the target's folder, are flushed to disk, and replace the
+target in one `os.replace`, which is atomic on POSIX and Windows. Until that moment the previous
+file is untouched; after it, the new one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from zoo.core.errors import UsageError, ZooError
+
+
+class WriteError(ZooError):
+    """The system refused to write a file (a full disk, a quota, an I/O error): not a bug,
+    and nothing was written: the previous file, if any, is untouched."""
+
+
+def check_writable(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
+    """Fail early (before hours of training) if `path` cannot be written."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"{option} {str(path)!r}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {str(path)!r}: folder {str(folder)!r} does not exist")
+    try:  # really try: permission bits say nothing for root, read-only mounts, quotas
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UsageError(
+            f"{option} {str(path)!r}: folder {str(folder)!r} is not writable ({e.strerror})"
+        ) from None
+    if target.exists() and not os.access(target, os.W_OK):
+        raise UsageError(f"{option} {str(path)!r}: file exists and is not writable")
+    return target
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the whole new one.
+    A system error (no space left, say) is a WriteError naming the file."""
+    target = Path(path)
+    try:
+        _write_and_replace(target, data)
+    except OSError as e:
+        kept = "the previous file is unchanged" if target.exists() else "no file was written"
+        raise WriteError(f"cannot write {target}: {e.strerror or e}; {kept}") from None
+
+
+def _write_and_replace(target: Path, data: bytes) -> None:
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            with contextlib.suppress(OSError):
+                os.chmod(tmp, target.stat().st_mode & 0o777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write(path, text.encode("utf-8"))

@@ -1,0 +1,320 @@
+"""`zoo sweep`: hyperparameter search on Optuna, one machine or many sharing a database.
+
+Optuna does the searching (TPE sampler, median pruner, the study in an RDB storage: SQLite by
+default, PostgreSQL across machines); zoo supplies the objective. Each trial is one `zoo run`
+process per seed, started with a run file (`trial-N.toml`) that reproduces it, one thread
+each, so that a trial that crashes or runs out of memory takes nothing else down and is in the
+run log like any other run. `--jobs J` runs J trials at once: J threads, each running Optuna's
+own optimisation loop against the shared storage, exactly as J machines would.
+
+Pruning: the trial's `zoo run` reports its validation scores to the study itself (the
+`TrialReporter` plugin of zoo/sweep_report.py, switched on by an environment variable) and
+stops when the median pruner says so; `zoo run` then exits 3 and the trial is PRUNED.
+
+Files: the trials' run files, logs and model files go to a folder per study (`--models`,
+by default `sweeps/STUDY/` in zoo's data folder); once a trial ends, the model files of every
+finished trial but the best are removed, so the best model is always kept. This module
+imports Optuna at the top: only `zoo sweep` and a trial's reporter import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from zoo.core.errors import UsageError
+from zoo.core.formatting import fmt
+from zoo.features import runconfig
+from zoo.features.subprocesses import (
+    Children,
+    SignalsPassedOn,
+    last_error_line,
+    wait_for,
+    zoo_command,
+)
+from zoo.features.sweep_report import ENV, PRUNED_EXIT
+from zoo.features.sweep_space import Dimension
+from zoo.features.sweep_storage import open_storage, pruner
+
+FAILURES_IN_A_ROW = 3  # this many failed trials and nothing finished: stop, say why
+INTERRUPTED = "interrupted"  # user attribute of a trial stopped by Ctrl-C (not counted)
+
+
+class TrialFailed(Exception):
+    """A trial's `zoo run` failed (or diverged); the study records it FAIL and goes on."""
+
+
+class TrialInterrupted(Exception):
+    """A trial stopped by Ctrl-C; recorded FAIL, not counted, run again by a rerun."""
+
+
+# --------------------------------------------------------------------------------- plan
+@dataclass
+class Plan:
+    """Everything a sweep needs, from the command line and run file, checked."""
+
+    architecture: str
+    dataset: str
+    options: dict[str, Any]  # run-file options shared by every trial (data, epochs, ...)
+    fixed: dict[str, Any]  # settings every trial takes
+    space: dict[str, Dimension]
+    metric: str
+    direction: str  # minimize | maximize
+    seeds: list[int]
+    threads: int
+    trials: int
+    jobs: int
+    study: str
+    storage: str
+    folder: Path
+    pruner: str = "median"
+    prune_after: int = 0  # steps of a trial before it may be pruned
+    no_log: bool = False
+    sampler_seed: int | None = None
+    echo: Callable[[str], None] = print
+
+    def identity(self) -> dict[str, Any]:
+        """What a study is for: a rerun must match it (paths and trial counts may differ)."""
+        from zoo.features.sweep_space import described
+
+        return {
+            "architecture": self.architecture,
+            "dataset": self.dataset,
+            "space": described(self.space),
+            "fixed": {k: str(v) for k, v in sorted(self.fixed.items())},
+            "metric": self.metric,
+            "seeds": self.seeds,
+        }
+
+
+def open_study(plan: Plan) -> optuna.Study:
+    """Create the study, or join the one of that name made for the same search."""
+    storage = open_storage(plan.storage)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # zoo says how each trial ended
+    study = optuna.create_study(
+        study_name=plan.study,
+        storage=storage,
+        direction=plan.direction,
+        sampler=optuna.samplers.TPESampler(constant_liar=True, seed=plan.sampler_seed),
+        pruner=pruner(plan.pruner, plan.prune_after),
+        load_if_exists=True,
+    )
+    if study.direction.name.lower() != plan.direction:
+        raise UsageError(f"study {plan.study!r} was made to {study.direction.name.lower()}")
+    made_for = study.user_attrs.get("zoo")
+    if made_for is None:
+        study.set_user_attr("zoo", plan.identity())
+    elif made_for != plan.identity():
+        raise UsageError(_mismatch(plan.study, made_for, plan.identity()))
+    return study
+
+
+def _mismatch(name: str, made_for: dict[str, Any], wanted: dict[str, Any]) -> str:
+    differing = [key for key in wanted if made_for.get(key) != wanted[key]]
+    key = differing[0] if differing else "settings"
+    return (
+        f"study {name!r} was made for another search ({key}: {made_for.get(key)} there, "
+        f"{wanted.get(key)} here); run the same search to continue it, or name a new "
+        "study with --study"
+    )
+
+
+def counted(study: optuna.Study) -> int:
+    """Trials that count toward --trials: finished, pruned, failed or running, but not
+    those stopped by Ctrl-C (a rerun makes up for them)."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+    trials = study.get_trials(deepcopy=False, states=states)
+    return sum(1 for t in trials if not t.user_attrs.get(INTERRUPTED))
+
+
+# -------------------------------------------------------------------------------- sweep
+@dataclass
+class Sweep:
+    """One process's part of a study: `jobs` threads running trials until --trials."""
+
+    plan: Plan
+    study: optuna.Study
+    children: Children = field(default_factory=Children)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    interrupted: int = 0  # the signal that stopped the sweep
+    failures_in_a_row: int = 0
+    last_error: str | None = None
+
+    def run(self) -> None:
+        """Run trials on `jobs` threads until the study has --trials; Ctrl-C stops them."""
+        left = self.plan.trials - counted(self.study)
+        threads = [
+            threading.Thread(target=self.work, name=f"zoo-sweep-{i}", daemon=True)
+            for i in range(min(self.plan.jobs, left))  # no more threads than trials left
+        ]
+        with SignalsPassedOn(self.children, on_stop=self.stop):
+            wait_for(threads)
+
+    def work(self) -> None:
+        """One thread: Optuna's optimisation loop, as a worker on another machine runs it."""
+        self.study.optimize(
+            self.objective,
+            callbacks=[self.trial_ended],
+            catch=(TrialFailed, TrialInterrupted),
+        )
+
+    def stop(self, signum: int) -> None:
+        """Ctrl-C (or SIGTERM): no new trials; the running ones were told and end as failed."""
+        if not self.interrupted:
+            self.plan.echo("stopping: the running trials end now and are marked failed")
+        self.interrupted = signum  # each thread's loop stops after its trial (trial_ended)
+
+    # ---------------------------------------------------------------------- a trial
+    def objective(self, trial: optuna.Trial) -> float:
+        values = {key: dim.suggest(trial) for key, dim in self.plan.space.items()}
+        scores = [
+            self.train(trial, values, seed, report=i == 0) for i, seed in enumerate(self.plan.seeds)
+        ]
+        if len(scores) > 1:
+            trial.set_user_attr("seed_values", scores)
+        return statistics.fmean(scores)
+
+    def train(self, trial: optuna.Trial, values: dict[str, Any], seed: int, report: bool) -> float:
+        """One `zoo run` of the trial, on one seed; its validation score."""
+        paths = trial_paths(self.plan, trial.number, seed)
+        runconfig_text = trial_run_file(self.plan, values, seed, paths["model"])
+        paths["config"].write_text(runconfig_text, encoding="utf-8")
+        trial.set_user_attr("models", [*trial.user_attrs.get("models", []), str(paths["model"])])
+        if self.interrupted:
+            raise self.interruption(trial)
+        code = self.start_and_wait(trial, paths, report)
+        if code == 0:
+            return self.score(trial, paths["metrics"])
+        error = last_error_line(paths["log"])
+        if self.interrupted:
+            raise self.interruption(trial)
+        trial.set_user_attr("error", error)
+        if code == PRUNED_EXIT:
+            raise optuna.TrialPruned(error)
+        raise TrialFailed(error)
+
+    def start_and_wait(self, trial: optuna.Trial, paths: dict[str, Path], report: bool) -> int:
+        # the trial's run file says everything: a user's ZOO_RUN_* variables must not change it
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_RUN_")}
+        env[ENV] = json.dumps(
+            {
+                "storage": self.plan.storage,
+                "study": self.plan.study,
+                "trial_id": trial._trial_id,
+                "trial": trial.number,
+                "metric": self.plan.metric,
+                "pruner": self.plan.pruner,
+                "prune_after": self.plan.prune_after,
+                "report": report,
+            }
+        )
+        command = zoo_command("run", "--config", str(paths["config"]), "-q")
+        command += ["--metrics-out", str(paths["metrics"])]
+        return self.children.run(
+            command + (["--no-log"] if self.plan.no_log else []), paths["log"], env
+        )
+
+    def interruption(self, trial: optuna.Trial) -> TrialInterrupted:
+        trial.set_user_attr(INTERRUPTED, True)
+        return TrialInterrupted(f"trial {trial.number} interrupted")
+
+    def score(self, trial: optuna.Trial, metrics_file: Path) -> float:
+        doc = json.loads(metrics_file.read_text(encoding="utf-8"))
+        value = (doc.get("metrics", {}).get("valid") or {}).get(self.plan.metric)
+        if not isinstance(value, (int, float)):
+            error = (
+                f"no validation {self.plan.metric} in {metrics_file}: a sweep needs a valid split"
+            )
+            trial.set_user_attr("error", error)
+            raise TrialFailed(error)
+        return float(value)
+
+    # ------------------------------------------------------------- after each trial
+    def trial_ended(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        """Say how it went, keep the best model files only, and stop at --trials."""
+        self.plan.echo(trial_line(trial, study, self.plan.metric))
+        with self.lock:
+            remove_unneeded_models(study, self.plan.folder)
+        failed = trial.state == TrialState.FAIL and not trial.user_attrs.get(INTERRUPTED)
+        self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
+        if failed:
+            self.last_error = trial.user_attrs.get("error")
+        if self.failures_in_a_row >= max(FAILURES_IN_A_ROW, self.plan.jobs):
+            study.stop()
+        if self.interrupted or counted(study) >= self.plan.trials:
+            study.stop()
+
+
+def trial_paths(plan: Plan, number: int, seed: int) -> dict[str, Path]:
+    """Where a trial's run file, log, metrics and model go (one set per seed)."""
+    stem = f"trial-{number}" + (f"-seed{seed}" if len(plan.seeds) > 1 else "")
+    return {
+        "config": plan.folder / f"{stem}.toml",
+        "log": plan.folder / f"{stem}.log",
+        "metrics": plan.folder / f"{stem}.json",
+        "model": plan.folder / f"{stem}.safetensors",
+    }
+
+
+def trial_run_file(plan: Plan, values: dict[str, Any], seed: int, model: Path) -> str:
+    """A run file for `zoo run --config` that reproduces the trial on this seed."""
+    from zoo.features.runconfig import toml_value
+
+    options = {"architecture": plan.architecture, "dataset": plan.dataset, **plan.options}
+    options.update(seed=seed, threads=plan.threads, out=str(model))
+    lines = ["# one trial of `zoo sweep`: zoo run --config FILE reproduces it"]
+    lines += [f"{key} = {toml_value(v)}" for key, v in options.items() if v is not None]
+    lines += ["", f"[{runconfig.SETTINGS}]"]
+    settings = {**plan.fixed, **values}
+    lines += [f"{_toml_key(key)} = {toml_value(v)}" for key, v in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    """A bare key where TOML allows one (`model.hidden_size` is a dotted key, read back as the
+    same setting), else a quoted one."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", key) else json.dumps(key)
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:  # no finished trial yet
+        return None
+
+
+def remove_unneeded_models(study: optuna.Study, folder: Path) -> None:
+    """Model files of finished trials other than the best one are removed; running trials'
+    and the best's stay. Only this machine's files: each machine keeps its own."""
+    best = best_trial(study)
+    keep = set(best.user_attrs.get("models", [])) if best is not None else set()
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.RUNNING or trial.state == TrialState.WAITING:
+            continue
+        for model in trial.user_attrs.get("models", []):
+            if model not in keep and Path(model).parent == folder:
+                Path(model).unlink(missing_ok=True)
+
+
+def trial_line(trial: optuna.trial.FrozenTrial, study: optuna.Study, metric: str) -> str:
+    """`trial 4 finished: valid mse 0.0523 (best) lr=0.003 hidden_size=128`."""
+    settings = " ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
+    if trial.state == TrialState.COMPLETE:
+        best = best_trial(study)
+        mark = " (best so far)" if best is not None and best.number == trial.number else ""
+        return f"trial {trial.number} finished: valid {metric} {fmt(trial.value)}{mark} {settings}"
+    if trial.state == TrialState.PRUNED:
+        return f"trial {trial.number} pruned: {trial.user_attrs.get('error', '')} {settings}"
+    if trial.user_attrs.get(INTERRUPTED):
+        return f"trial {trial.number} interrupted {settings}"
+    return f"trial {trial.number} failed: {trial.user_attrs.get('error', '?')} {settings}"

@@ -1,0 +1,100 @@
+"""The plugin contract: a zoo network is a `torch.nn.Module` that also says how to train,
+score and use it, as llm's `Model.execute` and nanoGPT's `forward(idx, targets)` do.
+
+    class Classifier(zoo.Network):
+        def __init__(self, config, state):
+            super().__init__(config, state)
+            self.embedding = nn.Embedding(len(state["symbols"]), config.embedding_dim)
+            ...
+
+        def forward(self, symbols, lengths): ...           # the network itself
+        def loss(self, batch): ...                          # a scalar to minimise
+        def evaluate(self, batches): ...                    # metrics over every batch given
+        def predict(self, inputs, options): ...             # raw strings in, a dict each out
+
+zoo builds it as `NetworkClass(config, state)` from the architecture's config (a dataclass)
+and the data state the dataset's loader made (vocabularies, normalisation). Both are kept as
+plain attributes, not tensors, so the state dict (and the model file) holds the layers'
+weights under torch's own names.
+
+zoo calls `loss` in training mode, `evaluate` and `predict` in eval mode under
+`torch.no_grad()`; a failure or a wrong return type is reported naming the plugin. zoo first
+builds the network on torch's meta device when loading a file, to compare its tensors' names
+and shapes with the file's before allocating anything: keep `__init__` to creating layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from zoo.toolkit.data import Data
+    from zoo.toolkit.exportspec import ExportSpec
+    from zoo.toolkit.textfile import TextFile
+
+Batch = dict[str, Any]
+Prediction = dict[str, Any]
+
+
+class Network(nn.Module):
+    """Base class of every architecture's network (see the module docstring)."""
+
+    def __init__(self, config: Any, state: dict[str, Any]):
+        super().__init__()
+        self.config = config
+        self.state = state
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (inputs built for prediction go there)."""
+        first = next(self.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
+
+    # ------------------------------------------------------------------ what zoo asks of it
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """The training loss of one batch (the dict the dataset's collate made): a scalar."""
+        raise NotImplementedError(f"{type(self).__name__} does not define loss(batch)")
+
+    def evaluate(self, batches: Iterable[Batch]) -> dict[str, Any]:
+        """Metrics over every batch given (a whole split): plain numbers, including the
+        architecture's monitor metric; `zoo.metrics.Confusion` gives classification ones."""
+        raise NotImplementedError(f"{type(self).__name__} does not define evaluate(batches)")
+
+    def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
+        """One dict per input (a sentence, a sequence, numbers as text), with at least
+        `input`, `output` and `text` (one line for a terminal). `options` is an instance of
+        the architecture's `predict_config`, or None. Raise `zoo.UsageError` for input that
+        cannot be used."""
+        raise NotImplementedError(f"{type(self).__name__} does not define predict(inputs)")
+
+    # ------------------------------------------------------------------- optional hooks
+    def initialise(self, data: Data) -> None:
+        """Called once after the network is built for training, never when a file is loaded:
+        start weights from outside resources (pretrained vectors named in the config)."""
+
+    def export_spec(self) -> ExportSpec | None:
+        """What `zoo export` writes to ONNX: the graphs (modules with example inputs and the
+        axes that vary) and the runtime recipe that turns raw input into graph inputs and
+        graph outputs into answers (`zoo.toolkit.exportspec.ExportSpec`, docs/export.md). None (the
+        default): zoo traces `forward` as `predict` calls it on `zoo export --example INPUT`,
+        and the runtime exchanges raw arrays."""
+        return None
+
+    def predict_file(self, file: TextFile, options: Any) -> tuple[str, list[Prediction]]:
+        """`zoo predict MODEL --input FILE`: the output text and the predictions. By default
+        each non-blank line is an input and each gives one output line, blank lines staying
+        blank so the output lines up with the input; override to read a structured format
+        (CoNLL-U, CSV) instead."""
+        lines = file.lines()
+        filled = [i for i, line in enumerate(lines) if line.strip()]
+        predictions = self.predict([lines[i] for i in filled], options) if filled else []
+        if len(predictions) != len(filled):  # the lines made one input (numbers, one a line)
+            return "".join(f"{p.get('text', p.get('output'))}\n" for p in predictions), predictions
+        rendered = [""] * len(lines)
+        for i, prediction in zip(filled, predictions):
+            rendered[i] = str(prediction.get("text", prediction.get("output")))
+        return "".join(line + "\n" for line in rendered), predictions
