@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from zoo.core.errors import DataError
-from zoo.toolkit.data import Data, Part, Shard, pad
+from zoo.toolkit.data import Data, Part, Shard, move, pad
 from zoo.toolkit.splits import split
 from zoo.toolkit.textfile import TextFile, embedded, read_text
 from zoo.toolkit.vocab import Vocab
@@ -190,6 +190,7 @@ class StreamData(Data):
         *,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Iterator[dict[str, Any]]:
         stream = self.splits.get(split)
         if not stream:
@@ -199,7 +200,8 @@ class StreamData(Data):
         if shuffle and stream.pairs > 1:
             bound = min(stream.bptt, stream.pairs)
             offset = int(torch.randint(0, bound, (1,), generator=generator))
-        yield from stream.windows(batch_size, offset)
+        for window in stream.windows(batch_size, offset):
+            yield window if device is None else move(window, device)
 
     def shards(
         self,

@@ -91,3 +91,17 @@ def test_models_without_cells_are_refused(hello_file):
     model.config = NoImplConfig()  # an architecture without an impl setting
     with pytest.raises(zoo.UsageError, match="no impl setting"):
         gates.with_cells(model)
+
+
+def test_an_input_that_starts_with_a_minus_is_an_input_as_in_predict(tmp_path, zoo):
+    """`zoo gates FILE "-0.82 0.1"` reads the numbers as `zoo predict` does, where click
+    once took `-0` for an option."""
+    model = tmp_path / "sine.safetensors"
+    assert zoo("run", "elman-rnn", "--steps", "3", "--out", model, "-q").code == 0
+    series = "-0.82 0.1 0.4"
+    assert zoo("predict", model, series).code == 0
+    r = zoo("gates", model, series, "--out", tmp_path / "g.png", "--json")
+    assert r.code == 0, r.stderr
+    assert r.json()["steps"] == 3 and read_png(tmp_path / "g.png")[0] > 0
+    unknown = zoo("gates", model, "0.1", "--outt", "x.png")  # a typo is not an input
+    assert unknown.code == 2 and "--outt" in unknown.stderr

@@ -16,6 +16,7 @@ from zoo.cli.base import complete_names, json_option, option, show, warn_problem
 from zoo.core import config as cfg
 from zoo.core.errors import ZooError
 from zoo.core.formatting import clean, scores_line, table
+from zoo.core.modelfile import parameter_count
 from zoo.core.registry import get_registry
 
 
@@ -217,13 +218,14 @@ def info_command(name: str, as_json: bool) -> None:
 
 # ---------------------------------------------------------------------------------- inspect
 def _render_inspect(info: dict[str, Any]) -> Iterable[str]:
-    plugin = info["plugin"]
+    plugin, names = info["plugin"], get_registry().headline(info["architecture"])
     yield f"{info['path']}: zoo model format {info['format_version']}, written by zoo {info['zoo_version']}"
     yield f"  architecture: {info['architecture']} ({plugin.get('distribution')} {plugin.get('version')})"
     yield f"  task:         {info['task']}"
     yield f"  dataset:      {info['dataset']}"
     n = sum(math.prod(t["shape"]) for t in info["tensors"].values())
     yield f"  tensors:      {len(info['tensors'])} ({n:,} values)"
+    yield f"  parameters:   {parameter_count(info):,} (buffers not counted)"
     for key in ("config", "data_config", "train_config"):
         yield f"  {key + ':':13s} " + json.dumps(info[key], sort_keys=True)
     state = info["data_state"]
@@ -231,8 +233,15 @@ def _render_inspect(info: dict[str, Any]) -> Iterable[str]:
         f"{k} ({len(v)})" if isinstance(v, (list, dict)) else k for k, v in state.items()
     )
     for split, scores in info["metrics"].items():
-        if isinstance(scores, dict):
-            yield f"  metrics {split}: " + scores_line(scores)
+        if isinstance(scores, dict) and split != "training":
+            yield f"  metrics {split}: " + scores_line(scores, names)
+    training = info["metrics"].get("training")
+    if isinstance(training, dict):
+        yield (
+            f"  training:     {training.get('steps')} steps, {training.get('epochs')} epochs, "
+            f"{training.get('seconds')} s, {training.get('threads')} thread(s) on "
+            f"{training.get('device')}"
+        )
 
 
 @click.command("inspect")

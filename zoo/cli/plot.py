@@ -12,7 +12,6 @@ figures are zoo/plots.py's; docs/plots.md shows each.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,10 @@ from typing import Any
 import click
 
 from zoo.cli.base import json_option, load_model, option, show
-from zoo.cli.runlog import monitor_of, read_log
+from zoo.cli.runlog import Sources
 from zoo.core.errors import UsageError
 from zoo.core.fileio import check_writable
+from zoo.core.registry import get_registry
 from zoo.features import plots
 
 SUBCOMMANDS = ("curves", "forecast", "confusion")
@@ -72,16 +72,12 @@ def _render_saved(doc: dict[str, Any]) -> Iterable[str]:
 
 
 # ---------------------------------------------------------------------------- sources
-def _source(source: str, log: list[Any]) -> dict[str, Any]:
+def _source(source: str, sources: Sources) -> dict[str, Any]:
     """What a FILE (model file metadata) or run ID (run log row) says about one training:
-    label, architecture, dataset, history and metrics. `log` caches the opened run log."""
-    number = source.removeprefix("#")
-    if number.isdigit() and not os.path.exists(source):  # as `zoo compare` reads its sources
-        if not log:
-            log.append(read_log())
-        run = log[0].get(int(number)) if log[0] is not None else None
-        if run is None:
-            raise UsageError(f"{source}: no such model file or run id (`zoo runs` lists runs)")
+    label, architecture, dataset, history and metrics."""
+    kind, found = sources.read(source)
+    if kind == "run":
+        run = found
         metrics = run.get("metrics") if isinstance(run.get("metrics"), dict) else {}
         paths = run.get("data") if isinstance(run.get("data"), dict) else {}
         return {
@@ -91,9 +87,7 @@ def _source(source: str, log: list[Any]) -> dict[str, Any]:
             "history": run.get("history") if isinstance(run.get("history"), list) else [],
             "metrics": metrics,
         }
-    from zoo.core.modelfile import read_info
-
-    info = read_info(source)
+    info = found
     metrics = info.get("metrics", {})
     return {
         "label": f"{Path(source).name} ({info['architecture']})",
@@ -110,12 +104,8 @@ def _dataset(name: str | None, path: Any) -> str:
 
 
 def _sources(names: Iterable[str]) -> list[dict[str, Any]]:
-    log: list[Any] = []
-    try:
-        return [{"source": name, **_source(name, log)} for name in names]
-    finally:
-        if log and log[0] is not None:
-            log[0].close()
+    with Sources() as sources:
+        return [{"source": name, **_source(name, sources)} for name in names]
 
 
 # ----------------------------------------------------------------------------- curves
@@ -130,7 +120,7 @@ def _metric(runs: list[dict[str, Any]], asked: str | None) -> str:
                 f"--metric {asked}: no run's validation history has it; they have: {have}"
             )
         return asked
-    for name in (monitor_of(runs[0]["architecture"])[0], "loss", *recorded):
+    for name in (get_registry().monitor(runs[0]["architecture"])[0], "loss", *recorded):
         if name in recorded:
             return name
     return "loss"

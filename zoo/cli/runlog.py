@@ -172,15 +172,44 @@ def read_log() -> Any:
     return RunLog.open(create=False)
 
 
-def monitor_of(architecture: str | None) -> tuple[str, str]:
-    """The metric an installed architecture selects its best weights by; loss otherwise."""
-    entry = get_registry().architectures.get(architecture or "")
-    return tuple(entry.spec.monitor) if entry is not None else ("loss", "min")  # type: ignore[return-value]
+class Sources:
+    """The trainings `zoo compare` and `zoo plot` are given: a model FILE, or a run ID of
+    the run log (`12` or `#12`; a file of that name wins). The log is opened once, when first
+    needed, and closed at the end of the `with` block."""
+
+    def __init__(self) -> None:
+        self.log: Any = None
+        self.opened = False
+
+    def __enter__(self) -> Sources:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.log is not None:
+            self.log.close()
+
+    def run_log(self) -> Any:
+        if not self.opened:
+            self.log, self.opened = read_log(), True
+        return self.log
+
+    def read(self, source: str) -> tuple[str, dict[str, Any]]:
+        """("run", the run log's row) or ("file", the model file's `read_info`)."""
+        from zoo.core.modelfile import read_info
+
+        number = source.removeprefix("#")
+        if number.isdigit() and not os.path.exists(source):
+            log = self.run_log()
+            run = log.get(int(number)) if log is not None else None
+            if run is None:
+                raise UsageError(f"{source}: no such model file or run id (`zoo runs` lists runs)")
+            return "run", run
+        return "file", read_info(source)
 
 
 def main_score(run: dict[str, Any]) -> str:
     """`test bpc 2.4260`: the architecture's monitor metric on the test split (else valid)."""
-    metric = monitor_of(run.get("architecture"))[0]
+    metric = get_registry().monitor(run.get("architecture"))[0]
     metrics = run.get("metrics") if isinstance(run.get("metrics"), dict) else {}
     for split in ("test", "valid", *metrics):
         value = (metrics.get(split) or {}).get(metric)
@@ -274,6 +303,7 @@ def runs_command(
 def _render_run(run: dict[str, Any]) -> Iterable[str]:
     import shlex
 
+    names = get_registry().headline(run["architecture"])
     yield f"run {run['id']}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
     yield "  command:      zoo " + shlex.join(run["arguments"] or [run["command"]])
     yield f"  started:      {run['started']} on {run['host']} (pid {run['pid']}) in {run['cwd']}"
@@ -292,7 +322,7 @@ def _render_run(run: dict[str, Any]) -> Iterable[str]:
         yield f"  {kind + ':':13s} " + " ".join(f"{k}={v}" for k, v in values.items())
     for split, scores in (run["metrics"] or {}).items():
         if isinstance(scores, dict):
-            yield f"  metrics {split}: " + scores_line(scores)
+            yield f"  metrics {split}: " + scores_line(scores, names)
     if run["history"]:
         yield f"  history:      {len(run['history'])} entries (--json shows them)"
 
@@ -313,29 +343,20 @@ def runs_show_command(run_id: int, as_json: bool) -> None:
 
 # ------------------------------------------------------------------------------- compare
 def _records(sources: tuple[str, ...]) -> list[dict[str, Any]]:
-    """One comparison record per FILE or run ID, in the order given."""
-    from zoo.core.modelfile import read_info
+    """One comparison record per FILE or run ID, in the order given (a study: its trials)."""
     from zoo.features import compare
 
-    records, log = [], None
-    try:
+    records = []
+    with Sources() as found:
         for source in sources:
             if source.startswith(STUDY_PREFIX):
-                log = log or read_log()
-                records += _study_records(log, source)
+                records += _study_records(found.run_log(), source)
                 continue
-            number = source.removeprefix("#")
-            if number.isdigit() and not os.path.exists(source):
-                log = log or read_log()
-                run = log.get(int(number)) if log is not None else None
-                if run is None:
-                    raise UsageError(f"{source}: no such model file or run id (`zoo runs`)")
-                records.append(compare.from_run(run))
+            kind, item = found.read(source)
+            if kind == "run":
+                records.append(compare.from_run(item))
             else:
-                records.append(compare.from_model_info(source, read_info(source)))
-    finally:
-        if log is not None:
-            log.close()
+                records.append(compare.from_model_info(source, item))
     return records
 
 
@@ -407,5 +428,9 @@ def compare_command(
     from zoo.features import compare
 
     records = _records(sources)
-    doc = compare.compare(records, monitor_of(records[0]["architecture"]), list(metrics))
+    architecture = records[0]["architecture"]
+    reg = get_registry()
+    doc = compare.compare(
+        records, reg.monitor(architecture), list(metrics), reg.headline(architecture)
+    )
     show(doc, as_json, _render_compare(style))

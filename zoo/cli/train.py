@@ -27,6 +27,7 @@ from zoo.core.errors import UsageError
 from zoo.core.fileio import check_writable
 from zoo.core.formatting import scores_line
 from zoo.core.registry import get_registry
+from zoo.core.settings import default_out
 from zoo.features import runconfig
 from zoo.training import distributed
 
@@ -37,8 +38,9 @@ RUN_OPTIONS = ("epochs", "steps", "batch_size", "lr", "seed", "device", "threads
 def _render_run(doc: dict[str, Any]) -> Iterable[str]:
     training = doc["training"]
     yield f"saved {doc['path']} ({doc['parameters']:,} parameters)"
+    names = get_registry().headline(doc["architecture"])
     for split, scores in doc["metrics"].items():
-        yield f"{split:6s} " + scores_line(scores)
+        yield f"{split:6s} " + scores_line(scores, names)
     yield (
         f"trained {training.get('steps')} steps ({training.get('epochs')} epochs) in "
         f"{training.get('seconds', 0):.1f} s, {training.get('cpu_seconds', 0):.1f} CPU-s, "
@@ -114,7 +116,7 @@ def _run_seeds(ctx: click.Context, seeds_text: str, as_json: bool) -> None:
     if p["name"] is None:
         raise UsageError("--seeds: give the architecture NAME (`zoo list`)")
     spec = get_registry().architecture(p["name"]).spec
-    out = p["out"] or f"{p['name']}-{p['dataset'] or spec.default_dataset}.safetensors"
+    out = p["out"] or default_out(p["name"], p["dataset"] or spec.default_dataset)
     arguments = command_arguments(ctx, drop=SEED_RUN_OWN)
     if p["jobs"] > 1 and p.get("threads") is None:
         arguments.append("--threads=1")
@@ -125,7 +127,9 @@ def _run_seeds(ctx: click.Context, seeds_text: str, as_json: bool) -> None:
         "seeds": chosen,
         "runs": finished,
         "failed": [{"seed": s, "error": e} for s, e in sorted(runs.errors.items())],
-        "summary": seeds.summarise(finished) if finished else {},
+        "summary": seeds.summarise(finished, get_registry().headline(p["name"]))
+        if finished
+        else {},
     }
     if p["metrics_out"] is not None:
         write_json(p["metrics_out"], doc)

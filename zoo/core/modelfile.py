@@ -13,6 +13,7 @@ string-to-string map) carries, as JSON strings, what zoo needs to rebuild and us
 | config, data_config, train_config | the three resolved configs (JSON objects) |
 | data_state | vocabularies, normalisation statistics (JSON object) |
 | metrics | evaluation results at save time (JSON object) |
+| parameters | the network's parameter count, buffers not counted (optional: files before 0.1.0's layers lack it) |
 | sha256 | checksum over the other metadata, the tensor index and the tensor bytes |
 
 Reading checks the header by hand before safetensors touches it: a file that is too short,
@@ -65,7 +66,26 @@ def encode_metadata(fields: dict[str, Any], format: str = FORMAT) -> dict[str, s
         out[key] = str(fields[key])
     for key in JSON_KEYS:
         out[key] = json.dumps(fields[key], ensure_ascii=False, allow_nan=True, sort_keys=True)
+    if fields.get("parameters") is not None:
+        out["parameters"] = str(int(fields["parameters"]))
     return out
+
+
+def parameter_count(info: dict[str, Any]) -> int:
+    """The parameters of the network in a file (`read_info`), as `zoo run` counts them: the
+    count recorded at save; for a file written before zoo recorded it, every value of its
+    tensors (buffers, such as a calibrated threshold, then count too)."""
+    try:
+        return int(info["parameters"])
+    except (KeyError, TypeError, ValueError):
+        return sum(_values(t["shape"]) for t in info.get("tensors", {}).values())
+
+
+def _values(shape: list[int]) -> int:
+    count = 1
+    for size in shape:
+        count *= size
+    return count
 
 
 def _digest(metadata: dict[str, str], index: dict[str, Any]) -> Any:

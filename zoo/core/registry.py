@@ -94,6 +94,10 @@ def _check_spec(spec: Any, kind: type) -> None:
             raise TypeError(f"{spec.name}: default_dataset must be a dataset name")
         if spec.monitor[1] not in ("min", "max"):
             raise ValueError(f"{spec.name}: monitor must be (metric, 'min' or 'max')")
+        if not isinstance(spec.headline, tuple) or not all(
+            isinstance(m, str) for m in spec.headline
+        ):
+            raise TypeError(f"{spec.name}: headline must be a tuple of metric names")
         if isinstance(spec.implementation, Mapping):
             stray = sorted(set(spec.implementation) - set(spec.tasks))
             if stray:
@@ -253,6 +257,18 @@ class Registry:
         if self.failures:
             hint += f"; {len(self.failures)} plugin problem(s), see `zoo plugins`"
         raise UsageError(f"unknown {kind} {name!r}{suggest(name, table)}; {hint}")
+
+    def monitor(self, architecture: str | None) -> tuple[str, str]:
+        """The metric an installed architecture selects its best weights by; loss otherwise
+        (an architecture not installed, as a run log or model file may name)."""
+        entry = self.architectures.get(architecture or "")
+        return tuple(entry.spec.monitor) if entry is not None else ("loss", "min")  # type: ignore[return-value]
+
+    def headline(self, architecture: str | None) -> tuple[str, ...]:
+        """The metrics an architecture shows (`Architecture.headline`), its monitor first when
+        the plugin leaves it out; () for one not installed: show every plain number."""
+        entry = self.architectures.get(architecture or "")
+        return entry.spec.headline_metrics() if entry is not None else ()
 
     def compatible_datasets(self, architecture: str) -> list[str]:
         tasks = self.architecture(architecture).spec.tasks

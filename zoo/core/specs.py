@@ -34,8 +34,19 @@ class Architecture:
     dataset_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The validation metric that picks the best epoch and drives early stopping.
     monitor: tuple[str, str] = ("loss", "min")
+    # The metrics `zoo run` prints, `zoo compare` and `zoo card` tabulate and `zoo sweep`
+    # reports, in this order, any key `evaluate` returns (`f1/anomaly` included); the monitor
+    # is always among them. Empty: the monitor, then every other plain number of `evaluate`.
+    headline: tuple[str, ...] = ()
     # Options `zoo predict --set` accepts (a config dataclass), or None.
     predict_config: type | None = None
+
+    def headline_metrics(self) -> tuple[str, ...]:
+        """`headline` with the monitor first when it leaves it out; () when not declared."""
+        if not self.headline:
+            return ()
+        monitor = self.monitor[0]
+        return self.headline if monitor in self.headline else (monitor, *self.headline)
 
 
 @dataclass(frozen=True)

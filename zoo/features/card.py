@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from zoo.core.modelfile import read_info
+from zoo.core.modelfile import parameter_count, read_info
 
 EXAMPLES = {
     "tagging": '"The dog ate the apple ."',
@@ -51,18 +51,30 @@ LIMITS = {
 def card(path: str | os.PathLike[str]) -> str:
     """The Markdown model card of a model file."""
     info = read_info(path)
+    info["headline"] = _headline_names(info["architecture"])
     name = Path(path).name
     return "\n".join([*_front_matter(info), "", *_body(info, name), ""])
 
 
 # ------------------------------------------------------------------------ front matter
-def _headline(scores: dict[str, Any]) -> dict[str, float]:
-    """The numbers of a split's metrics that are not per-class or baseline entries."""
+def _headline(scores: dict[str, Any], names: tuple[str, ...]) -> dict[str, float]:
+    """The architecture's headline metrics of a split (`Architecture.headline`), or without
+    them its numbers that are not per-class or baseline entries."""
+    picked = {k: scores[k] for k in names if k in scores} if names else scores
     return {
         k: v
-        for k, v in scores.items()
-        if "/" not in k and isinstance(v, (int, float)) and not isinstance(v, bool)
+        for k, v in picked.items()
+        if (names or "/" not in k) and isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+
+
+def _headline_names(architecture: str) -> tuple[str, ...]:
+    try:
+        from zoo.core.registry import get_registry
+
+        return get_registry().headline(architecture)
+    except Exception:  # not installed here: every plain number of the file's metrics
+        return ()
 
 
 def _test_split(metrics: dict[str, Any]) -> str | None:
@@ -72,7 +84,7 @@ def _test_split(metrics: dict[str, Any]) -> str | None:
 def _front_matter(info: dict[str, Any]) -> list[str]:
     q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
     split = _test_split(info["metrics"])
-    scores = _headline(info["metrics"].get(split, {})) if split else {}
+    scores = _headline(info["metrics"].get(split, {}), info["headline"]) if split else {}
     tags = ["rnn-zoo", info["architecture"], info["task"], "pytorch", "safetensors", "onnx", "rnn"]
     lines = ["---", "library_name: rnn-zoo", "tags:"]
     lines += [f"- {q(t)}" for t in dict.fromkeys(tags)]
@@ -104,7 +116,7 @@ def _number(value: float) -> str:
 # --------------------------------------------------------------------------------- body
 def _body(info: dict[str, Any], name: str) -> list[str]:
     arch, task, dataset = info["architecture"], info["task"], info["dataset"]
-    values = sum(math.prod(t["shape"]) for t in info["tensors"].values())
+    values = parameter_count(info)
     lines = [
         f"# {arch} on {dataset}",
         "",
@@ -129,7 +141,7 @@ def _body(info: dict[str, Any], name: str) -> list[str]:
         "Training: " + ", ".join(f"`{k}={v}`" for k, v in sorted(info["train_config"].items())),
         "",
         *_training(info["metrics"].get("training")),
-        *_evaluation(info["metrics"]),
+        *_evaluation(info["metrics"], info["headline"]),
         "## Known limits",
         "",
         *[f"- {line}" for line in LIMITS.get(task, [])],
@@ -189,7 +201,7 @@ def _training(training: Any) -> list[str]:
     ]
 
 
-def _evaluation(metrics: dict[str, Any]) -> list[str]:
+def _evaluation(metrics: dict[str, Any], names: tuple[str, ...]) -> list[str]:
     """Each held-out split's headline metrics, with the baselines (`repeat_last/mse`) the
     file holds as rows beside the model's."""
     splits = [s for s in ("valid", "test") if isinstance(metrics.get(s), dict)]
@@ -198,7 +210,7 @@ def _evaluation(metrics: dict[str, Any]) -> list[str]:
     lines = ["## Evaluation", ""]
     for split in splits:
         scores = metrics[split]
-        headline = _headline(scores)
+        headline = _headline(scores, names)
         baselines: dict[str, dict[str, float]] = {}
         for key, value in scores.items():
             prefix, _, metric = key.rpartition("/")
@@ -222,7 +234,6 @@ def _cell(value: Any) -> str:
 
 def _usage(info: dict[str, Any], name: str) -> list[str]:
     example = EXAMPLES.get(info["task"], '"INPUT"')
-    onnx = Path(name).with_suffix(".onnx").name
     return [
         "## How to use",
         "",
@@ -238,17 +249,52 @@ def _usage(info: dict[str, Any], name: str) -> list[str]:
         "    metadata = f.metadata()  # config, data_state, metrics: JSON strings",
         "```",
         "",
-        "With zoo (`pip install rnn-zoo`):",
+        f"With zoo (`{_install(info)}`):",
         "",
         "```bash",
         f"zoo predict {name} {example}",
         "```",
         "",
-        "Without torch, with the ONNX runtime (numpy and onnxruntime only):",
-        "",
-        "```bash",
-        f"zoo export {name} --out {onnx}      # once, where zoo is installed",
+        *_runtime_usage(info, name, example),
+    ]
+
+
+def _install(info: dict[str, Any]) -> str:
+    """The pip command that gives zoo and the plugin the file names (`rnn-zoo` alone for the
+    built-in architectures)."""
+    plugin = info.get("plugin") or {}
+    dist, version = plugin.get("distribution"), plugin.get("version")
+    if not dist or dist == "rnn-zoo":
+        return "pip install rnn-zoo"
+    return f"pip install rnn-zoo '{dist}=={version}'" if version else f"pip install rnn-zoo {dist}"
+
+
+def _runtime_usage(info: dict[str, Any], name: str, example: str) -> list[str]:
+    """How to run the model without torch. The runtime has recipes (raw input in, answers
+    out) for the built-in tasks; a model of another task exports as a graph of raw arrays,
+    unless its plugin ships a recipe of its own."""
+    onnx = Path(name).with_suffix(".onnx").name
+    lines = ["Without torch, with the ONNX runtime (numpy and onnxruntime only):", "", "```bash"]
+    if info["task"] in EXAMPLES:
+        return [
+            *lines,
+            f"zoo export {name} --out {onnx}      # once, where zoo is installed",
+            "pip install ./runtime                 # rnn-zoo-runtime, from zoo's source tree",
+            f"zoo-runtime {onnx} {example}",
+            "```",
+        ]
+    return [
+        *lines,
+        f"zoo export {name} --example {example} --out {onnx}   # where zoo is installed",
         "pip install ./runtime                 # rnn-zoo-runtime, from zoo's source tree",
-        f"zoo-runtime {onnx} {example}",
+        "```",
+        "",
+        f"The runtime has no recipe for the task `{info['task']}` (unless the plugin registers "
+        "one, docs/export.md): the graph takes and gives raw arrays.",
+        "",
+        "```python",
+        "import zoo_runtime",
+        "",
+        f'outputs = zoo_runtime.load("{onnx}").run_arrays(inputs)  # the network\'s forward',
         "```",
     ]

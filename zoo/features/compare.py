@@ -14,6 +14,8 @@ import math
 import statistics
 from typing import Any
 
+from zoo.core.modelfile import parameter_count
+
 SEED = "train.seed"
 SPLITS = ("valid", "test")
 KINDS = ("model", "data", "train")
@@ -32,7 +34,7 @@ def from_model_info(source: str, info: dict[str, Any]) -> dict[str, Any]:
             "train": info.get("train_config", {}),
         },
         "metrics": {k: v for k, v in metrics.items() if k != "training" and isinstance(v, dict)},
-        "parameters": sum(math.prod(t["shape"]) for t in info.get("tensors", {}).values()),
+        "parameters": parameter_count(info),
         "cpu_seconds": (metrics.get("training") or {}).get("cpu_seconds"),
     }
 
@@ -77,11 +79,14 @@ def differing(flats: list[dict[str, Any]]) -> list[str]:
     return sorted(found, key=lambda key: (order.index(key.partition(".")[0]), key))
 
 
-def metric_names(records: list[dict[str, Any]], monitor: str, wanted: list[str]) -> list[str]:
-    """The metrics shown: `wanted` if given, else every headline score that is a float
-    (counts such as `characters` and per-class `x/y` scores left out), the monitor first."""
-    if wanted:
-        return list(wanted)
+def metric_names(
+    records: list[dict[str, Any]], monitor: str, wanted: list[str], headline: tuple[str, ...] = ()
+) -> list[str]:
+    """The metrics shown: `wanted` if given, else the architecture's `headline`, else every
+    score that is a float (counts such as `characters` and per-class `x/y` scores left out),
+    the monitor first."""
+    if wanted or headline:
+        return list(wanted or headline)
     names: dict[str, None] = {}
     for record in records:
         for scores in record["metrics"].values():
@@ -112,16 +117,18 @@ def compare(
     records: list[dict[str, Any]],
     monitor: tuple[str, str] = ("loss", "min"),
     metrics: list[str] | None = None,
+    headline: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The comparison document: differing settings, then one row per group of records that
-    differ only in `train.seed`, sorted by the monitor metric (valid split, else test)."""
+    differ only in `train.seed`, sorted by the monitor metric (valid split, else test); the
+    metrics shown are `metrics`, else the architecture's `headline` (`metric_names`)."""
     flats = [flat_settings(r) for r in records]
     keys = differing(flats)
     shown = [k for k in keys if k != SEED]
     groups: dict[str, list[int]] = {}
     for i, flat in enumerate(flats):
         groups.setdefault(_same([flat.get(k) for k in shown]), []).append(i)
-    names = metric_names(records, monitor[0], metrics or [])
+    names = metric_names(records, monitor[0], metrics or [], headline)
     splits = [s for s in SPLITS if any(s in r["metrics"] for r in records)]
     rows = [
         _group_row(records, flats, members, shown, splits, names) for members in groups.values()

@@ -134,11 +134,15 @@ class Data:
         *,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Every example of the split exactly once, in batches of at most `batch_size`."""
+        """Every example of the split exactly once, in batches of at most `batch_size` (the
+        dicts `collate` makes), on `device` when given (else where collate put them: the
+        CPU). In length buckets when the data says how long an example is."""
         examples = self.splits.get(split, ())
         for idx in self.order(split, batch_size, shuffle=shuffle, generator=generator):
-            yield self.collate([examples[i] for i in idx])
+            batch = self.collate([examples[i] for i in idx])
+            yield batch if device is None else move(batch, device)
 
     def order(
         self,

@@ -18,7 +18,9 @@ plain attributes, not tensors, so the state dict (and the model file) holds the 
 weights under torch's own names.
 
 zoo calls `loss` in training mode, `evaluate` and `predict` in eval mode under
-`torch.no_grad()`; a failure or a wrong return type is reported naming the plugin. zoo first
+`torch.no_grad()`; a failure or a wrong return type is reported naming the plugin. Two optional
+hooks frame training: `initialise(data)` before it, `calibrate(data)` after it (docs/plugins.md,
+"The lifecycle"). zoo first
 builds the network on torch's meta device when loading a file, to compare its tensors' names
 and shapes with the file's before allocating anything: keep `__init__` to creating layers.
 """
@@ -73,8 +75,18 @@ class Network(nn.Module):
 
     # ------------------------------------------------------------------- optional hooks
     def initialise(self, data: Data) -> None:
-        """Called once after the network is built for training, never when a file is loaded:
+        """Called once after the network is built for a new training, before the first step;
+        never when a file or checkpoint is loaded (their weights replace what it would set):
         start weights from outside resources (pretrained vectors named in the config)."""
+
+    def calibrate(self, data: Data) -> None:
+        """Called once when training ends, with the final weights in place (the best
+        validation's, or the moving average), in eval mode under `torch.no_grad()`, before
+        the final evaluation and the save; also at the end of a resumed run. Compute state
+        from the training data here (an anomaly threshold, a temperature) and keep it in a
+        buffer (`self.register_buffer` in `__init__`), which the model file and checkpoints
+        save with the weights; a plain attribute would be lost. Read the data with
+        `data.batches("train", n, device=self.device)`."""
 
     def export_spec(self) -> ExportSpec | None:
         """What `zoo export` writes to ONNX: the graphs (modules with example inputs and the

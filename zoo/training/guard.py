@@ -98,3 +98,6 @@ class Checked:
 
     def initialise(self, data: Any) -> None:
         call(self.what, "initialise", self.network.initialise, data)
+
+    def calibrate(self, data: Any) -> None:
+        call(self.what, "calibrate", self.network.calibrate, data)

@@ -115,6 +115,7 @@ class Model:
             self.data,
             self.train_config,
             monitor=self.architecture.monitor,
+            headline=self.architecture.headline_metrics(),
             progress=shown,
             resume=resume,
             checkpoint=checkpoint,
@@ -311,6 +312,7 @@ def model_fields(model: Model) -> dict[str, Any]:
         "train_config": cfg.to_dict(model.train_config),
         "data_state": model.state,
         "metrics": model.metrics,
+        "parameters": model.num_parameters(),
     }
 
 

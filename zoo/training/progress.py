@@ -79,11 +79,8 @@ class Progress:
             )
 
     def validation(self, step: int, scores: dict[str, float], improved: bool) -> None:
-        # per-class keys (`recall/NOUN`) and the confusion matrix stay out of the one-line
-        # display, as in `zoo run`'s
-        shown = " ".join(
-            f"{k} {_fmt(v)}" for k, v in scores.items() if "/" not in k and not isinstance(v, dict)
-        )
+        # the trainer passes the headline metrics (zoo.core.formatting.headline)
+        shown = " ".join(f"{k} {_fmt(v)}" for k, v in scores.items())
         self._write(f"  step {step}: valid {shown}{' *' if improved else ''}")
 
     def epoch(self, epoch: int, step: int, train_loss: float) -> None:

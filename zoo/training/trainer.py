@@ -39,6 +39,7 @@ from zoo.core.errors import (
     UsageError,
     ZooError,
 )
+from zoo.core.formatting import headline
 from zoo.core.settings import TrainConfig
 from zoo.toolkit.data import Data, Part, move
 from zoo.toolkit.network import Network
@@ -90,11 +91,15 @@ def thinned(entries: list[Any], limit: int) -> list[Any]:
     return [entries[i] for i in picks]
 
 
-def scalar_metrics(scores: dict[str, Any]) -> dict[str, Any]:
-    """The overall numbers of a validation (accuracy, loss, ...), for the history: not the
-    per-class ones (`recall/NOUN`) nor tables (the confusion matrix), which would make a long
-    run's history large."""
-    return {k: v for k, v in scores.items() if "/" not in k and isinstance(v, (int, float))}
+def scalar_metrics(scores: dict[str, Any], headline: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The overall numbers of a validation (accuracy, loss, ...) and the architecture's
+    headline metrics, for the history: not the other per-class ones (`recall/NOUN`) nor
+    tables (the confusion matrix), which would make a long run's history large."""
+    return {
+        k: v
+        for k, v in scores.items()
+        if ("/" not in k or k in headline) and isinstance(v, (int, float))
+    }
 
 
 def resolve_device(name: str) -> torch.device:
@@ -301,6 +306,7 @@ class Trainer:
         cfg: TrainConfig,
         *,
         monitor: tuple[str, str] = ("loss", "min"),
+        headline: tuple[str, ...] = (),
         progress: Progress | None = None,
         checkpoint: Callable[[Checkpoint], None] | None = None,
         checkpoint_every: int = 0,
@@ -308,6 +314,7 @@ class Trainer:
     ):
         self.checked, self.network, self.data, self.cfg = checked, checked.network, data, cfg
         self.metric, self.mode = monitor
+        self.headline = headline  # the metrics shown and kept in the history
         self.progress = progress or Progress(enabled=False)
         self.save_checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.device = resolve_device(cfg.device)
@@ -400,6 +407,7 @@ class Trainer:
         final = loop.best_weights if loop.best_weights is not None else loop.ema
         if final is not None:
             self.network.load_state_dict(final)
+        self.calibrate()
         self.tick()
         self.progress.finish()
         return result
@@ -412,6 +420,17 @@ class Trainer:
         torch.set_rng_state(rngs[rank] if rank < len(rngs) else ckpt.rng)
         if ckpt.cuda_rng is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(ckpt.cuda_rng)
+
+    def calibrate(self) -> None:
+        """The network's optional step after training (`Network.calibrate`): the final
+        weights are in place, so state it derives from the training data (a threshold, a
+        temperature) is computed from the model that is saved. In eval mode, without
+        gradients, on every process (each holds the data), after a resume as after a start."""
+        was_training = self.network.training
+        self.network.eval()
+        with torch.no_grad():
+            self.checked.calibrate(self.data)
+        self.network.train(was_training)
 
     def start_averaging(self) -> None:
         """Weight averaging: `averaged` holds the average (loop.ema its tensors); it is what
@@ -577,9 +596,10 @@ class Trainer:
             self.result.best = {"step": loop.step, **scores}
         else:
             loop.bad_validations += 1
-        overall = scalar_metrics(scores)
+        overall = scalar_metrics(scores, self.headline)
         self.result.history.append({"step": loop.step, "valid": overall, **self.moment()})
-        self.progress.validation(loop.step, scores, improved=bool(better))
+        shown = headline(scores, self.headline)
+        self.progress.validation(loop.step, shown, improved=bool(better))
         if self.events is not None:
             self.events.validated(loop.step, overall, bool(better))
         return bool(self.cfg.patience) and loop.bad_validations >= self.cfg.patience
@@ -612,6 +632,7 @@ def fit(
     cfg: TrainConfig,
     *,
     monitor: tuple[str, str] = ("loss", "min"),
+    headline: tuple[str, ...] = (),
     progress: Progress | None = None,
     resume: Checkpoint | None = None,
     checkpoint: Callable[[Checkpoint], None] | None = None,
@@ -630,6 +651,7 @@ def fit(
         data,
         cfg,
         monitor=monitor,
+        headline=headline,
         progress=progress,
         checkpoint=checkpoint,
         checkpoint_every=checkpoint_every,

@@ -1,0 +1,254 @@
+"""The plugin contract's lifecycle, as docs/plugins.md ("The lifecycle") states it.
+
+A small window anomaly detector, written as a third party would (an architecture for a task
+zoo has no built-in of, generated data seeded from `split_seed`, a threshold computed from the
+training data after training), checks each promise that docs/plugins.md makes:
+- `calibrate(data)` runs once after training with the final weights in place, in eval mode
+  without gradients, and before the final evaluation, so the saved metrics use its state;
+- state kept in a buffer survives the model file, and `zoo run --resume` ends with the same
+  buffer as an uninterrupted run (the checkpoint keeps buffers; calibrate runs again);
+- `initialise` runs for a new training only, never on resume or load;
+- best-weight restoring and the weight average keep buffers;
+- `Data.batches(split, n, device=...)` yields the split's collated batches on that device;
+- an architecture's `headline` metrics (`f1/anomaly` included) are what `zoo run`, the
+  history and `zoo compare` show;
+- parameter counts leave buffers out, whatever reads them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+import zoo
+from tests.conftest import plugin_of
+from zoo.core.formatting import scores_line
+from zoo.core.registry import Registry
+from zoo.toolkit.data import Data
+from zoo.toolkit.metrics import Confusion
+from zoo.toolkit.network import Network
+from zoo.toolkit.splits import Fractions, split
+from zoo.training.checkpoint import default_path
+from zoo.training.progress import Progress
+from zoo.training.trainer import TrainingInterrupted
+
+EVENTS: list[tuple[str, Any]] = []  # what the network saw, in order
+
+
+@dataclass
+class DetectorConfig:
+    hidden: int = zoo.param(4, "units of the bottleneck", min=1, max=64)
+
+
+@dataclass
+class WindowsConfig(Fractions):
+    windows: int = zoo.param(160, "windows generated", min=8, max=10_000)
+
+
+def generated(config: WindowsConfig, state: dict[str, Any] | None) -> Data:
+    """Windows of 4 numbers, one in four anomalous; drawn from `split_seed`, so a trained
+    model that reloads its data gets the very same windows."""
+    rng = random.Random(config.split_seed)
+    examples = []
+    for i in range(config.windows):
+        anomalous = i % 4 == 0
+        base = rng.uniform(-1, 1)
+        window = [base + (3.0 if anomalous and j == 2 else 0.0) for j in range(4)]
+        examples.append((window, int(anomalous)))
+    parts = split(examples, config, state=state)
+    return Data(
+        state={"labels": ["normal", "anomaly"]} if state is None else state,
+        splits=parts,
+        collate=lambda batch: {
+            "x": torch.tensor([w for w, _ in batch]),
+            "label": torch.tensor([y for _, y in batch]),
+        },
+    )
+
+
+class Detector(Network):
+    """An autoencoder: a window is anomalous when its reconstruction error passes a threshold
+    computed from the training windows once training is over."""
+
+    def __init__(self, config: DetectorConfig, state: dict[str, Any]):
+        super().__init__(config, state)
+        self.encode = nn.Linear(4, config.hidden)
+        self.decode = nn.Linear(config.hidden, 4)
+        self.register_buffer("threshold", torch.tensor(0.0))
+
+    def errors(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.decode(torch.tanh(self.encode(x))) - x).pow(2).mean(-1)
+
+    def loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.errors(batch["x"]).mean()
+
+    def initialise(self, data: Data) -> None:
+        EVENTS.append(("initialise", data.size("train")))
+
+    def calibrate(self, data: Data) -> None:
+        batches = list(data.batches("train", 16, device=self.device))
+        EVENTS.append(("calibrate", self.training, torch.is_grad_enabled(), batches))
+        errors = torch.cat([self.errors(b["x"]) for b in batches])
+        self.threshold.fill_(float(errors.quantile(0.75)))
+
+    def evaluate(self, batches: Any) -> dict[str, Any]:
+        confusion, total = Confusion(self.state["labels"]), 0.0
+        for batch in batches:
+            errors = self.errors(batch["x"])
+            total += float(errors.sum())
+            confusion.add((errors > self.threshold).long(), batch["label"])
+        EVENTS.append(("evaluate", float(self.threshold)))
+        return {"loss": total / max(1, confusion.total), **confusion.metrics()}
+
+    def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
+        x = torch.tensor([[float(v) for v in text.split()] for text in inputs])
+        flags = (self.errors(x) > self.threshold).tolist()
+        return [{"input": t, "output": f, "text": str(f)} for t, f in zip(inputs, flags)]
+
+
+HEADLINE = ("f1/anomaly", "precision/anomaly", "recall/anomaly")
+
+
+@pytest.fixture
+def registry(use_registry) -> Registry:
+    architecture = zoo.Architecture(
+        name="window-detector",
+        description="flags anomalous windows",
+        tasks=("window-anomaly",),
+        config=DetectorConfig,
+        default_dataset="noisy-windows",
+        implementation=Detector,
+        train_defaults={"epochs": 4, "batch_size": 8, "lr": 0.01},
+        headline=HEADLINE,
+    )
+    dataset = zoo.Dataset(
+        name="noisy-windows",
+        description="generated windows",
+        task="window-anomaly",
+        config=WindowsConfig,
+        loader=generated,
+    )
+    plugin = plugin_of([architecture], [dataset])
+    EVENTS.clear()
+    return use_registry(Registry.from_plugins([(plugin, "detector", "zoo-anomaly", "0.3")]))
+
+
+def names(kind: str) -> list[tuple[str, Any]]:
+    return [e for e in EVENTS if e[0] == kind]
+
+
+def test_calibrate_runs_once_after_training_before_the_final_evaluation(registry, tmp_path):
+    result = zoo.run("window-detector", out=tmp_path / "d.safetensors", registry=registry)
+    kinds = [e[0] for e in EVENTS]
+    assert kinds.count("initialise") == 1 and kinds.count("calibrate") == 1
+    calibrated = kinds.index("calibrate")
+    # validations during training saw the threshold 0; the final evaluation, the calibrated one
+    assert all(e[1] == 0.0 for e in EVENTS[:calibrated] if e[0] == "evaluate")
+    final = [e[1] for e in EVENTS[calibrated:] if e[0] == "evaluate"]
+    assert len(final) == 2 and final[0] > 0  # valid and test, both after calibrate
+    _, training, grad, batches = names("calibrate")[0]
+    assert training is False and grad is False
+    assert sum(len(b["x"]) for b in batches) == result.model.data.size("train")
+    # the saved model holds the threshold, and its file's metrics were scored with it
+    saved = load_file(tmp_path / "d.safetensors")
+    assert float(saved["threshold"]) == pytest.approx(final[0])
+    assert zoo.load(tmp_path / "d.safetensors").module.threshold == saved["threshold"]
+
+
+class InterruptAt(Progress):
+    def __init__(self, step: int):
+        super().__init__(enabled=False)
+        self.at = step
+
+    def step(self, step, epoch, loss):
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_a_resumed_run_ends_with_the_uninterrupted_runs_weights_and_threshold(
+    registry, tmp_path, ema
+):
+    whole = tmp_path / "whole.safetensors"
+    zoo.run("window-detector", out=whole, ema_decay=ema, registry=registry)
+    EVENTS.clear()
+    out = tmp_path / "resumed.safetensors"
+    with pytest.raises(TrainingInterrupted):
+        zoo.run(
+            "window-detector", out=out, ema_decay=ema, progress=InterruptAt(9), registry=registry
+        )
+    assert [e[0] for e in EVENTS].count("calibrate") == 0  # interrupted: not calibrated
+    EVENTS.clear()
+    zoo.resume(default_path(out), registry=registry)
+    assert names("initialise") == [] and len(names("calibrate")) == 1
+    a, b = load_file(whole), load_file(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert float(b["threshold"]) > 0
+
+
+def test_best_weights_and_the_average_keep_buffers(registry):
+    """The weights kept for the best validation (and the weight average) are whole state
+    dicts: a buffer set during training comes back with them."""
+    model = zoo.create("window-detector", registry=registry)
+    model.module.threshold.fill_(7.0)  # a buffer the network set itself before training
+    model.fit(epochs=2, ema_decay=0.5)
+    # calibrate overwrote it at the end, after the kept weights were put back
+    assert float(model.module.threshold) not in (0.0, 7.0)
+    kept = [e for e in EVENTS if e[0] == "evaluate"]
+    assert kept[0][1] == 7.0  # validation scored the averaged copy, buffer included
+
+
+def test_batches_come_on_the_device_asked_for(registry):
+    data = zoo.create("window-detector", registry=registry).data
+    on_meta = next(data.batches("valid", 4, device="meta"))
+    assert on_meta["x"].device.type == "meta" and on_meta["label"].shape == (4,)
+    assert next(data.batches("valid", 4))["x"].device.type == "cpu"
+
+
+def test_headline_metrics_are_shown_recorded_and_compared(registry, tmp_path, zoo):
+    result = zoo_run_json(zoo, tmp_path)
+    test_scores = result["metrics"]["test"]
+    assert set(HEADLINE) <= set(test_scores)
+    shown = scores_line(test_scores, registry.headline("window-detector"))
+    assert shown.split()[::2] == ["loss", *HEADLINE]  # the monitor first, then the headline
+    history = result["training"]["history"]
+    assert all(set(HEADLINE) <= set(h["valid"]) for h in history if "valid" in h)
+    compared = zoo("compare", tmp_path / "d.safetensors", "--json").json()
+    assert [m for _, m in compared["metrics"]] == ["loss", *HEADLINE, "loss", *HEADLINE]
+
+
+def zoo_run_json(zoo, tmp_path) -> dict[str, Any]:
+    r = zoo("run", "window-detector", "--out", tmp_path / "d.safetensors", "--json", "-q")
+    assert r.code == 0, r.stderr
+    return r.json()
+
+
+def test_parameter_counts_leave_buffers_out_everywhere(registry, tmp_path, zoo):
+    run = zoo_run_json(zoo, tmp_path)
+    path = tmp_path / "d.safetensors"
+    expected = 4 * 4 + 4 + 4 * 4 + 4  # two linear layers (40); the threshold is a buffer
+    assert run["parameters"] == expected
+    assert zoo("compare", path, "--json").json()["rows"][0]["parameters"]["mean"] == expected
+    assert "parameters:   40 (buffers not counted)" in zoo("inspect", path).stdout
+    assert "; 40 weights in 5 tensors" in zoo("card", path).stdout
+
+
+def test_the_card_of_a_third_party_model_says_what_to_install_and_how_to_run_it(
+    registry, tmp_path, zoo
+):
+    """The card names the plugin's distribution, and for a task the runtime has no recipe
+    for it shows what works (the graph's raw arrays), not `zoo-runtime FILE INPUT`."""
+    zoo_run_json(zoo, tmp_path)
+    card = zoo("card", tmp_path / "d.safetensors").stdout
+    assert "`pip install rnn-zoo 'zoo-anomaly==0.3'`" in card
+    assert "zoo-runtime d.onnx" not in card
+    assert 'zoo_runtime.load("d.onnx").run_arrays(' in card
+    assert "no recipe for the task `window-anomaly`" in card
