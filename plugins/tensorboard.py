@@ -1,5 +1,5 @@
 """A TensorBoard logger, as a plugin: training curves and validation scores of every `zoo run`
-written as TensorBoard event files, through the training-event hooks (zoo/hookspecs.py).
+written as TensorBoard event files, through the training-event hooks (zoo/core/hookspecs.py).
 
 Off unless `ZOO_TENSORBOARD_DIR` names a folder; then each run writes to its own subfolder,
 `ARCHITECTURE-DATASET-YYYYmmdd-HHMMSS-PID`, and `tensorboard --logdir DIR` shows them. Needs

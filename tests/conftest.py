@@ -50,7 +50,7 @@ class Result:
 
 @pytest.fixture(autouse=True)
 def zoo_home(tmp_path_factory, monkeypatch):
-    """Every test's run log (zoo/runlog.py) in a folder of its own, never the user's."""
+    """Every test's run log (zoo/features/runlog.py) in a folder of its own, never the user's."""
     home = tmp_path_factory.mktemp("zoo-home")
     monkeypatch.setenv("ZOO_HOME", str(home))
     return home

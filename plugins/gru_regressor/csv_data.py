@@ -9,39 +9,43 @@ saved in the model file, so a saved forecaster takes and returns raw values.
 Windows of the validation and test parts start `input_length` rows before their part (the
 published ETT protocol), so the first forecast lands on the part's first row and every row
 of the part is forecast. Examples are window start rows; `collate` cuts the windows out of one
-tensor, so a batch costs two indexing operations.
+array, so a batch costs two indexing operations.
 
-Why not `zoo.splits`, whose shuffled cut by fractions every other dataset shares: windows of a
-series overlap, so shuffled windows would put rows of the validation and test windows in the
-training windows, and a forecaster must be scored on a future it has not seen. The published
-protocols also fix their parts as row counts (ETTh1: 8640/2880/2880), and the validation and
-test windows read their context across the part's border. So the parts are contiguous blocks
-in time order, cut by `split` (counts or fractions), and `zoo eval` cuts any file it is given
-by the same settings (`--set split=0,0,1` scores a file whole).
+The reading, the parts in time order (and why they are not `zoo.splits`' shuffled cut), the
+z-scores and the windows are `zoo.toolkit.series`, which any forecaster or anomaly detector
+over a CSV series shares; this module adds the settings of the GRU regressor's `csv` dataset:
+which columns are targets and features, the presets, and the state its model reads. `zoo eval`
+cuts any file it is given by the same settings (`--set split=0,0,1` scores a file whole).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo.core.errors import DataError, SettingError, UsageError
 from zoo.toolkit.data import Data
+from zoo.toolkit.series import (
+    Table,
+    ZScore,
+    check_split,
+    check_windows,
+    cut_windows,
+    fit_zscore,
+    part_ends,
+    pick_date_column,
+    read_table,
+    seasonal_period,
+    step_seconds,
+    window_starts,
+)
+from zoo.toolkit.splits import SPLITS
 from zoo.toolkit.textfile import read_text
 
 from .presets import GENERIC, PRESETS
-from .series import (
-    Table,
-    find_date_column,
-    read_table,
-    season_of,
-    step_seconds,
-)
-
-PARTS = ("train", "valid", "test")
 
 
 @dataclass
@@ -70,11 +74,7 @@ def plan(config: Any) -> Plan:
         return preset.get(name, GENERIC.get(name))
 
     split = tuple(pick("split"))
-    if len(split) != 3:
-        raise SettingError(
-            f"split={','.join(f'{v:g}' for v in split)}: expected three values, "
-            "train,valid,test (row counts like 8640,2880,2880 or fractions like 0.7,0.1,0.2)"
-        )
+    check_split(split)
     return Plan(
         target=pick("target"),
         features=tuple(pick("features") or ()),
@@ -90,43 +90,9 @@ def plan(config: Any) -> Plan:
     )
 
 
-def borders(split: tuple[float, ...], rows: int, path: str) -> tuple[int, int, int]:
-    """Row indices where the training, validation and test parts end."""
-    if all(v <= 1 for v in split):
-        if sum(split) > 1 + 1e-9:
-            raise DataError(
-                f"split fractions {','.join(f'{v:g}' for v in split)} add up to more than 1",
-                path=path,
-            )
-        ends, total = [], 0.0
-        for v in split:
-            total += v
-            ends.append(min(rows, round(rows * total)))
-        return ends[0], ends[1], ends[2]
-    if not all(float(v).is_integer() for v in split):
-        raise DataError(
-            f"split {','.join(f'{v:g}' for v in split)}: give row counts (whole numbers) or "
-            "fractions (each at most 1), not a mix",
-            path=path,
-        )
-    counts = [int(v) for v in split]
-    if sum(counts) > rows:
-        raise DataError(
-            f"split asks for {sum(counts)} rows ({'+'.join(map(str, counts))}); "
-            f"the file has {rows}",
-            path=path,
-        )
-    return counts[0], counts[0] + counts[1], sum(counts)
-
-
 def choose_columns(table: Table, p: Plan) -> tuple[list[str], list[str], str | None]:
     """(targets, input columns (targets first), date column or None) named by the settings."""
-    if p.date_column.lower() in ("", "none"):
-        date = None
-    elif p.date_column == "auto":
-        date = find_date_column(table.header)
-    else:
-        date = table.header[table.index(p.date_column, option="date_column")]
+    date = pick_date_column(table, p.date_column)
     if p.target is None:
         candidates = [c for c in table.header if c != date]
         if not candidates:
@@ -164,19 +130,11 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
         length, horizon = p.input_length, p.horizon
     else:
         targets, columns, date, length, horizon = saved_layout(config, state, table)
-    values = [table.numbers(c, option="columns") for c in columns]
+    values = table.array(columns, option="columns")
     stamps = table.timestamps(date) if date is not None else None
-    n_rows = len(table)
-    if training or state.get("fingerprint", file.fingerprint) == file.fingerprint:
-        ends = borders(p.split, n_rows, table.path)
-    else:  # not the training file: every window of it is a test window
-        ends = (0, 0, n_rows)
+    ends = part_ends(p.split, len(table), table.path, state=state, fingerprint=file.fingerprint)
     if training:
-        if ends[0] < 2:
-            raise DataError(
-                f"the training part has {ends[0]} row(s); z-scores need at least 2", path=table.path
-            )
-        mean, std = fit_zscore(values, columns, ends[0], table.path)
+        zscore = fit_zscore(values[: ends[0]], columns, path=table.path)
         step = step_seconds(stamps) if stamps is not None else None
         state = {
             "input_size": len(columns),
@@ -186,19 +144,20 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
             "columns": columns,
             "targets": targets,
             "target_index": list(range(len(targets))),
-            "mean": mean,
-            "std": std,
+            **zscore.state(),
             "date_column": date,
             "step_seconds": step,
-            "season": p.season or season_of(step),
+            "season": p.season or seasonal_period(step),
             "fingerprint": file.fingerprint,
         }
-    series = standardised(values, state["mean"], state["std"], table.path)
-    splits = windows(ends, length, horizon, p.stride, p.border_context)
-    check_parts(splits, ends, length, horizon, table.path, parts=PARTS if training else ("test",))
+    series = ZScore.from_state(state).apply(values, path=table.path)
+    context = length if p.border_context else 0
+    splits = window_starts(ends, length, horizon, stride=p.stride, context=context)
+    parts = SPLITS if training else ("test",)
+    check_windows(splits, ends, length, horizon, path=table.path, parts=parts)
     summary = (
-        f"csv {table.path}: {n_rows} rows; target {','.join(targets)}; "
-        f"{len(columns)} input column(s); windows {'/'.join(str(len(splits[s])) for s in PARTS)} "
+        f"csv {table.path}: {len(table)} rows; target {','.join(targets)}; "
+        f"{len(columns)} input column(s); windows {'/'.join(str(len(splits[s])) for s in SPLITS)} "
         f"(train/valid/test) of {length} rows in, {horizon} out, stride {p.stride}; "
         + (f"z-scores from the first {ends[0]} rows" if training else "the model's z-scores")
     )
@@ -207,22 +166,8 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
         splits=splits,
         collate=Collate(series, length, horizon, len(targets)),
         summary=summary,
-        info={"rows": n_rows, "borders": list(ends)},
+        info={"rows": len(table), "borders": list(ends)},
     )
-
-
-def standardised(
-    values: list[list[float]], mean: list[float], std: list[float], path: str
-) -> torch.Tensor:
-    """The columns z-scored with the training statistics, as one [rows, columns] tensor."""
-    series = torch.tensor(
-        [[(v - m) / s for v in col] for col, m, s in zip(values, mean, std)], dtype=torch.float32
-    ).T.contiguous()
-    if not bool(torch.isfinite(series).all()):
-        raise DataError(
-            "values too large for the model's 32-bit numbers once standardised", path=path
-        )
-    return series
 
 
 def saved_layout(
@@ -243,76 +188,13 @@ def saved_layout(
     return list(state["targets"]), list(state["columns"]), date, length, horizon
 
 
-def fit_zscore(
-    values: list[list[float]], columns: list[str], rows: int, path: str
-) -> tuple[list[float], list[float]]:
-    """Mean and (population) standard deviation of each column over its first `rows` values;
-    a constant column gets 1, so it stays constant instead of dividing by zero."""
-    mean, std = [], []
-    for name, col in zip(columns, values):
-        part = col[:rows]
-        try:
-            m = math.fsum(part) / rows
-            s = math.sqrt(math.fsum((v - m) ** 2 for v in part) / rows)
-        except OverflowError:
-            m = s = math.inf
-        if not (math.isfinite(m) and math.isfinite(s)):
-            raise DataError(f"column {name!r}: values too large to standardise", path=path)
-        mean.append(m)
-        std.append(s if s > 1e-12 else 1.0)
-    return mean, std
-
-
-def windows(
-    ends: tuple[int, int, int], length: int, horizon: int, stride: int, border_context: bool
-) -> dict[str, range]:
-    """The start rows of every window of each part. A training window lies inside the
-    training rows; a validation or test window forecasts rows of its part only, and with
-    `border_context` reads its input from the rows before the part where needed."""
-    out = {}
-    begin = 0
-    for part, end in zip(PARTS, ends):
-        first = begin if part == "train" or not border_context else max(0, begin - length)
-        out[part] = range(first, end - length - horizon + 1, stride)
-        begin = end
-    return out
-
-
-def check_parts(
-    splits: dict[str, range],
-    ends: tuple[int, int, int],
-    length: int,
-    horizon: int,
-    path: str,
-    *,
-    parts: tuple[str, ...],
-) -> None:
-    """Each of `parts` that the split gives rows must hold at least one window."""
-    names = {"train": "training", "valid": "validation", "test": "test"}
-    begin = 0
-    for part, end in zip(PARTS, ends):
-        rows = end - begin
-        if part in parts and rows > 0 and not splits[part]:
-            raise DataError(
-                f"the {names[part]} part (rows {begin + 1}-{end}, {rows} rows) holds no window "
-                f"of {length} input + {horizon} forecast rows; shorten input_length or horizon, "
-                "or change split",
-                path=path,
-            )
-        begin = end
-
-
 class Collate:
     """Cuts windows out of the z-scored series: x [B, L, inputs], y [B, H, targets]."""
 
-    def __init__(self, series: torch.Tensor, length: int, horizon: int, targets: int):
-        self.series, self.targets = series, targets
-        self.x_offsets = torch.arange(length)
-        self.y_offsets = torch.arange(length, length + horizon)
+    def __init__(self, series: np.ndarray, length: int, horizon: int, targets: int):
+        self.series, self.length, self.horizon = series, length, horizon
+        self.targets = slice(0, targets)  # the targets are the first columns
 
     def __call__(self, starts: list[int]) -> dict[str, torch.Tensor]:
-        s = torch.as_tensor(starts, dtype=torch.long)[:, None]
-        return {
-            "x": self.series[s + self.x_offsets],
-            "y": self.series[s + self.y_offsets, : self.targets],
-        }
+        x, y = cut_windows(self.series, starts, self.length, self.horizon, targets=self.targets)
+        return {"x": torch.from_numpy(x), "y": torch.from_numpy(y)}

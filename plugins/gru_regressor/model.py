@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
 import torch
@@ -39,12 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.core.errors import DataError, SettingError, UsageError
+from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import parse_numbers
+from zoo.toolkit.series import next_timestamps, read_table
 from zoo.toolkit.textfile import TextFile
-
-from .series import Table, read_table, step_seconds
 
 LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.smooth_l1_loss}
 Batch = dict[str, torch.Tensor]
@@ -148,7 +146,7 @@ class Forecaster(zoo.Network):
         date = self.state.get("date_column")
         stamps = None
         if date is not None and date in table.header:
-            stamps = next_times(table, date, self.state.get("step_seconds"), len(values))
+            stamps = next_timestamps(table, date, len(values), self.state.get("step_seconds"))
         first = date if stamps is not None else "step"
         lines = [",".join([first, *self.state["targets"]])]
         keys = stamps if stamps is not None else [str(k) for k in range(1, len(values) + 1)]
@@ -382,24 +380,6 @@ def scales(state: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     std = torch.tensor([float(v) for v in state["std"]])
     index = state.get("target_index") or list(range(outputs))
     return mean, std, mean[index], std[index]
-
-
-def next_times(table: Table, date: str, step: float | None, count: int) -> list[str] | None:
-    """The timestamps of the `count` rows after the table's last, one time step apart (the
-    training data's step, else the table's own); None when there is no step to go by."""
-    seen = table.timestamps(date)
-    step = step or step_seconds(seen)
-    if not step:
-        return None
-    try:
-        return [str(seen[-1] + timedelta(seconds=step * k)) for k in range(1, count + 1)]
-    except OverflowError:
-        raise DataError(
-            f"column {date!r}: the forecast times after {seen[-1]} pass the latest "
-            "date there is (9999-12-31)",
-            path=table.path,
-            line=table.lines[-1],
-        ) from None
 
 
 def fmt(value: float | list[float]) -> str:

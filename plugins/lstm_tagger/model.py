@@ -167,7 +167,8 @@ class LSTMTagger(zoo.Network):
             x = torch.cat([x, self.char_features(chars, char_lengths)[forms]], dim=-1)
         x = self.dropout(x)
         if padded.supports(self.lstm):
-            out = padded.run(self.lstm, x, lengths)  # faster than packing on CPU: see zoo/padded.py
+            # faster than packing on CPU: see zoo/toolkit/padded.py
+            out = padded.run(self.lstm, x, lengths)
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             out, _ = self.lstm(packed)

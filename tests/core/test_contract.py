@@ -17,10 +17,14 @@ training data after training), checks each promise that docs/plugins.md makes:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+import re
 import signal
+import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +33,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 import zoo
-from tests.conftest import plugin_of
+from tests.conftest import REPO, plugin_of
 from zoo.core.formatting import scores_line
 from zoo.core.registry import Registry
 from zoo.toolkit.data import Data
@@ -90,13 +94,9 @@ class Detector(Network):
     def loss(self, batch: dict[str, Any]) -> torch.Tensor:
         return self.errors(batch["x"]).mean()
 
-    def initialise(self, data: Data) -> None:
-        EVENTS.append(("initialise", data.size("train")))
-
     def calibrate(self, data: Data) -> None:
-        batches = list(data.batches("train", 16, device=self.device))
-        EVENTS.append(("calibrate", self.training, torch.is_grad_enabled(), batches))
-        errors = torch.cat([self.errors(b["x"]) for b in batches])
+        batches = data.batches("train", 16, device=self.device)
+        errors = torch.cat([self.errors(batch["x"]) for batch in batches])
         self.threshold.fill_(float(errors.quantile(0.75)))
 
     def evaluate(self, batches: Any) -> dict[str, Any]:
@@ -105,7 +105,6 @@ class Detector(Network):
             errors = self.errors(batch["x"])
             total += float(errors.sum())
             confusion.add((errors > self.threshold).long(), batch["label"])
-        EVENTS.append(("evaluate", float(self.threshold)))
         return {"loss": total / max(1, confusion.total), **confusion.metrics()}
 
     def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
@@ -114,29 +113,48 @@ class Detector(Network):
         return [{"input": t, "output": f, "text": str(f)} for t, f in zip(inputs, flags)]
 
 
-HEADLINE = ("f1/anomaly", "precision/anomaly", "recall/anomaly")
+class Observed(Detector):
+    """The detector, recording what zoo calls and how (in `EVENTS`)."""
+
+    def initialise(self, data: Data) -> None:
+        EVENTS.append(("initialise", data.size("train")))
+
+    def calibrate(self, data: Data) -> None:
+        batches = list(data.batches("train", 16, device=self.device))
+        EVENTS.append(("calibrate", self.training, torch.is_grad_enabled(), batches))
+        super().calibrate(data)
+
+    def evaluate(self, batches: Any) -> dict[str, Any]:
+        EVENTS.append(("evaluate", float(self.threshold)))
+        return super().evaluate(batches)
+
+
+HEADLINE = ("f1/anomaly", "precision/anomaly", "recall/anomaly")  # ARCHITECTURE's
+
+
+ARCHITECTURE = zoo.Architecture(
+    name="window-detector",
+    description="flags anomalous windows",
+    tasks=("window-anomaly",),
+    config=DetectorConfig,
+    default_dataset="noisy-windows",
+    implementation=Detector,
+    train_defaults={"epochs": 4, "batch_size": 8, "lr": 0.01},
+    headline=("f1/anomaly", "precision/anomaly", "recall/anomaly"),
+)
+DATASET = zoo.Dataset(
+    name="noisy-windows",
+    description="generated windows",
+    task="window-anomaly",
+    config=WindowsConfig,
+    loader=generated,
+)
 
 
 @pytest.fixture
 def registry(use_registry) -> Registry:
-    architecture = zoo.Architecture(
-        name="window-detector",
-        description="flags anomalous windows",
-        tasks=("window-anomaly",),
-        config=DetectorConfig,
-        default_dataset="noisy-windows",
-        implementation=Detector,
-        train_defaults={"epochs": 4, "batch_size": 8, "lr": 0.01},
-        headline=HEADLINE,
-    )
-    dataset = zoo.Dataset(
-        name="noisy-windows",
-        description="generated windows",
-        task="window-anomaly",
-        config=WindowsConfig,
-        loader=generated,
-    )
-    plugin = plugin_of([architecture], [dataset])
+    architecture = dataclasses.replace(ARCHITECTURE, implementation=Observed)
+    plugin = plugin_of([architecture], [DATASET])
     EVENTS.clear()
     return use_registry(Registry.from_plugins([(plugin, "detector", "zoo-anomaly", "0.3")]))
 
@@ -252,3 +270,17 @@ def test_the_card_of_a_third_party_model_says_what_to_install_and_how_to_run_it(
     assert "zoo-runtime d.onnx" not in card
     assert 'zoo_runtime.load("d.onnx").run_arrays(' in card
     assert "no recipe for the task `window-anomaly`" in card
+
+
+def test_the_guide_quotes_this_detector_as_it_is():
+    """docs/plugins.md answers plugin authors' questions with this file's code: every block
+    of it the guide quotes is here, word for word."""
+    guide = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    ours = [b for b in blocks if re.search(r"Detector|WindowsConfig|threshold|window-", b)]
+    assert len(ours) >= 4
+    source = textwrap.dedent(Path(__file__).read_text(encoding="utf-8"))
+    lines = {line.strip() for line in source.splitlines()}
+    for block in ours:
+        missing = [line for line in block.splitlines() if line.strip() not in lines]
+        assert not missing, missing

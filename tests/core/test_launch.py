@@ -1,4 +1,4 @@
-"""`zoo run --nproc-per-node N` and friends (zoo/launch.py, the launcher part of zoo/cli.py):
+"""`zoo run --nproc-per-node N` and friends (zoo/training/launch.py, the launcher part of zoo/cli/):
 the torchrun command line, the checks of the launcher options, the arguments the workers get,
 signals passed on, and runs on two processes and on two "machines" on localhost."""
 

@@ -1,4 +1,4 @@
-"""Run files: `zoo run --config FILE` and `--print-config` (zoo/runconfig.py)."""
+"""Run files: `zoo run --config FILE` and `--print-config` (zoo/features/runconfig.py)."""
 
 from __future__ import annotations
 

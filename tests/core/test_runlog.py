@@ -1,4 +1,4 @@
-"""The run log (zoo/runlog.py): every `zoo run` and `zoo eval` leaves one row however it ends,
+"""The run log (zoo/features/runlog.py): every `zoo run` and `zoo eval` leaves one row however it ends,
 many processes write at once without losing one, a log that cannot be used never costs a run,
 and `zoo runs` / `zoo compare` read it back without torch."""
 

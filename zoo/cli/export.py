@@ -1,6 +1,6 @@
 """`zoo export` and `zoo card`: a trained model for use without zoo (docs/export.md).
 
-Imported by zoo/cli.py when the command line starts, so nothing heavy here: torch, onnx and
+Imported by zoo/cli/ when the command line starts, so nothing heavy here: torch, onnx and
 onnxruntime are imported inside `zoo export` when it runs; `zoo card` reads the model file's
 metadata only (zoo.modelfile) and never imports torch.
 """

@@ -4,10 +4,10 @@
     zoo plot forecast FILE            history, truth, forecast and repeat-last of test windows
     zoo plot confusion FILE|ID        a tagger's or classifier's confusion matrix
 
-Imported by zoo/cli.py, which registers the group; nothing here imports torch or matplotlib
+Imported by zoo/cli/, which registers the group; nothing here imports torch or matplotlib
 at import time. `curves` and `confusion` read model files' metadata (zoo.modelfile) or the run
 log (zoo.runlog) and never import torch; `forecast` runs the model, so it loads torch. The
-figures are zoo/plots.py's; docs/plots.md shows each.
+figures are zoo/features/plots.py's; docs/plots.md shows each.
 """
 
 from __future__ import annotations

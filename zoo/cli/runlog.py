@@ -1,9 +1,9 @@
 """The run log on the command line: what `zoo run` and `zoo eval` record (`log_run`,
 `log_eval`), and the commands that read it back, `zoo runs` and `zoo compare`.
 
-Imported by zoo/cli.py, which registers the commands; nothing here imports torch, so `zoo
-runs` and `zoo compare` start as fast as `zoo list`. The storage is zoo/runlog.py, the
-comparison zoo/compare.py; docs/runlog.md explains both.
+Imported by zoo/cli/, which registers the commands; nothing here imports torch, so `zoo
+runs` and `zoo compare` start as fast as `zoo list`. The storage is zoo/features/runlog.py, the
+comparison zoo/features/compare.py; docs/runlog.md explains both.
 """
 
 from __future__ import annotations

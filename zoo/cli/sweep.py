@@ -1,7 +1,7 @@
 """`zoo sweep NAME --set 'lr=loguniform(1e-4,1e-2)' ...` and `zoo sweep show [STUDY]`.
 
-The commands; the search itself is zoo/sweep.py (Optuna), the search-space syntax
-zoo/sweep_space.py. Registered by zoo/cli.py. Neither torch nor Optuna is imported until a
+The commands; the search itself is zoo/features/sweep.py (Optuna), the search-space syntax
+zoo/features/sweep_space.py. Registered by zoo/cli/. Neither torch nor Optuna is imported until a
 sweep starts or a study is shown, so `zoo --help` stays quick and a missing Optuna is one line.
 docs/sweeps.md explains the whole.
 """

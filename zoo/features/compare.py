@@ -3,7 +3,7 @@ that differ only in their seed pooled into mean ± sd (n), best first.
 
 Plain data in, plain data out: a record is what a model file's metadata or a run-log row says
 about one training (`from_model_info`, `from_run`), so comparing needs neither torch nor the
-plugins that trained the models. The CLI (zoo/runlog_cli.py) reads the records and prints the
+plugins that trained the models. The CLI (zoo/cli/runlog.py) reads the records and prints the
 document as a table, markdown or CSV.
 """
 

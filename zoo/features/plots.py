@@ -11,7 +11,7 @@ when a figure is built; without it `figure_class` says how to install it. Nothin
 torch at module level: training curves and confusion matrices come from a model file's
 metadata or the run log, so `zoo plot curves` and `zoo plot confusion` start as fast as
 `zoo inspect`. Only `forecast_windows`, which runs a model, imports torch (inside). The
-commands are in zoo/plot_cli.py; docs/plots.md shows one figure of each kind.
+commands are in zoo/cli/plot.py; docs/plots.md shows one figure of each kind.
 """
 
 from __future__ import annotations

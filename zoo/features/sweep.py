@@ -8,7 +8,7 @@ run log like any other run. `--jobs J` runs J trials at once: J threads, each ru
 own optimisation loop against the shared storage, exactly as J machines would.
 
 Pruning: the trial's `zoo run` reports its validation scores to the study itself (the
-`TrialReporter` plugin of zoo/sweep_report.py, switched on by an environment variable) and
+`TrialReporter` plugin of zoo/features/sweep_report.py, switched on by an environment variable) and
 stops when the median pruner says so; `zoo run` then exits 3 and the trial is PRUNED.
 
 Files: the trials' run files, logs and model files go to a folder per study (`--models`,

@@ -1,4 +1,4 @@
-"""Training events, passed to the plugins that log them (the hooks in zoo/hookspecs.py).
+"""Training events, passed to the plugins that log them (the hooks in zoo/core/hookspecs.py).
 
 The trainer tells a `TrainingEvents` what happens; it calls each plugin's hook on its own, with
 the arguments that hook asks for, so that a logger that raises is reported once (one

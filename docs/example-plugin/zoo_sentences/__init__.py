@@ -43,6 +43,7 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
             implementation="zoo_sentences.model:GRUClassifier",
             train_defaults={"lr": 0.01, "epochs": 15, "batch_size": 8},
             monitor=("accuracy", "max"),
+            headline=("accuracy", "macro_f1"),
             predict_config=PredictOptions,
         )
     )
