@@ -224,6 +224,18 @@ def test_best_weights_and_the_average_keep_buffers(registry):
     assert kept[0][1] == 7.0  # validation scored the averaged copy, buffer included
 
 
+def test_what_the_loader_says_it_read_is_in_the_result(tmp_path):
+    """`Data.summary` and `Data.info` reach `zoo run --json` (here the built-in CSV reader's
+    row borders)."""
+    csv = tmp_path / "s.csv"
+    csv.write_text("v\n" + "".join(f"{i % 7}\n" for i in range(60)), encoding="utf-8")
+    settings = {"input_length": 4, "horizon": 2, "split": "0.6,0.2,0.2", "epochs": 1}
+    result = zoo.run("gru-regressor", "csv", csv, out=tmp_path / "g.safetensors", **settings)
+    doc = result.as_dict()["data"]
+    assert doc["info"] == {"rows": 60, "borders": [36, 48, 60]}
+    assert "s.csv" in doc["summary"]
+
+
 def test_batches_come_on_the_device_asked_for(registry):
     data = zoo.create("window-detector", registry=registry).data
     on_meta = next(data.batches("valid", 4, device="meta"))

@@ -48,6 +48,10 @@ class RunResult:
             "metrics": {k: v for k, v in self.metrics.items() if k != "training"},
             "training": self.metrics.get("training", {}),
             "timings": self.timings,
+            "data": {  # what the loader says it read (Data.summary, Data.info)
+                "summary": model.data.summary if model.data is not None else "",
+                "info": model.data.info if model.data is not None else {},
+            },
             "settings": {
                 "model": cfg.to_dict(model.config),
                 "data": cfg.to_dict(model.data_config),
