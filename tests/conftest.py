@@ -22,6 +22,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from torch import nn
 
+# CI's skip policy (tests/skips.py): with ZOO_STRICT_SKIPS=1, as .ci/run sets it, a skip that
+# policy does not allow fails the session. This hook is the one tests/core/test_skip_policy.py
+# loads, by `-p tests.skips`, to show it works.
+from tests.skips import pytest_configure  # noqa: F401
 from zoo import Architecture, Dataset, hookimpl, param
 from zoo.cli import cli
 from zoo.core.registry import Registry, get_registry, reset_registry

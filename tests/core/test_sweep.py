@@ -9,8 +9,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -272,13 +274,17 @@ def _rows_or_none(home: Path) -> list[tuple]:
 
 
 def _assert_each_trial_once(url: str, study: str, home: Path, trials: int) -> None:
+    """Exactly `trials` trials ran, each once; any other trial in the study was handed out
+    past the limit to a worker asking at the same moment and given back unrun."""
     recorded = load(url, study).get_trials()
     numbers = [t.number for t in recorded]
     assert sorted(numbers) == list(range(len(numbers))), numbers  # none lost, none twice
-    assert trials <= len(numbers) <= trials + 1  # two workers may both start the last one
-    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in recorded)
+    ran = [t for t in recorded if not t.user_attrs.get("given_back")]
+    assert len(ran) == trials, numbers
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in ran)
+    assert all(t.state.name == "FAIL" and not t.params for t in recorded if t not in ran)
     rows = log_rows(home, study)
-    assert sorted(r[0] for r in rows) == sorted(numbers)  # each trial one run in the log
+    assert sorted(r[0] for r in rows) == [t.number for t in ran]  # each trial one run in the log
 
 
 @pytest.mark.slow
@@ -288,6 +294,89 @@ def test_sqlite_with_two_jobs_records_every_trial_once(tmp_path, zoo_home):
                      "--study", "j", cwd=tmp_path)  # fmt: skip
     assert result.code == 0, result.stderr
     _assert_each_trial_once(url, "j", zoo_home, 4)
+
+
+def quick_sweep(plan: Any) -> Any:
+    """A `Sweep` whose trials start no `zoo run` and take no time, so that many end at the
+    same moment: what makes two threads, or two machines, ask for the last trial at once.
+    Its `trained` lists the trials that got as far as training."""
+    from zoo.features.sweep import Sweep, open_study
+
+    class QuickSweep(Sweep):
+        def train(self, trial: Any, values: dict[str, Any], seed: int, report: bool) -> float:
+            self.trained.append(trial.number)
+            return float(values["lr"])
+
+    sweep = QuickSweep(plan, open_study(plan))
+    sweep.trained = []
+    return sweep
+
+
+def quick_plan(tmp_path: Path, study: str, trials: int, jobs: int) -> Any:
+    from zoo.features.sweep import Plan
+
+    return Plan(architecture="gru-regressor", dataset="sine-windows", options={}, fixed={},
+                space={"lr": parse("lr", "uniform(0.001,0.1)")}, metric="mse",
+                direction="minimize", seeds=[0], threads=1, trials=trials, jobs=jobs,
+                study=study, storage=sqlite_url(tmp_path), folder=tmp_path,
+                echo=lambda line: None)  # fmt: skip
+
+
+def test_many_jobs_on_quick_trials_make_exactly_the_trials_asked_for(tmp_path):
+    """Threads ending trials together each saw room for one more and started it: 9 or 10
+    trials for --trials 8 --jobs 4, about one sweep in two."""
+    for repeat in range(5):
+        plan = quick_plan(tmp_path, f"quick-{repeat}", trials=8, jobs=4)
+        sweep = quick_sweep(plan)
+        sweep.run()
+        trials = load(plan.storage, plan.study).get_trials()
+        assert sorted(t.number for t in trials) == list(range(8)), f"sweep {repeat}"
+        assert all(t.state.name == "COMPLETE" for t in trials)
+        assert sorted(sweep.trained) == list(range(8))
+
+
+def test_machines_asking_at_once_never_run_more_than_the_trials_asked_for(tmp_path):
+    """Two processes on one storage (each its own lock and study object), three threads
+    each: trials handed out past --trials are given back before training, not counted, not
+    reported, and the study has exactly --trials trials that ran."""
+    from zoo.features.sweep import counted
+
+    for repeat in range(2):
+        plan = quick_plan(tmp_path, f"machines-{repeat}", trials=8, jobs=3)
+        said: list[str] = []
+        plan.echo = said.append
+        machines = [quick_sweep(plan) for _ in range(2)]
+        workers = [threading.Thread(target=m.work) for m in machines for _ in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        study = load(plan.storage, plan.study)
+        ran = [t for t in study.get_trials() if not t.user_attrs.get("given_back")]
+        assert counted(study) == 8 and len(ran) == 8
+        assert all(t.state.name == "COMPLETE" for t in ran)
+        trained = sorted(n for m in machines for n in m.trained)
+        assert trained == sorted(t.number for t in ran)
+        assert all(m.failures_in_a_row == 0 for m in machines)
+        assert len(said) == 8 and all(" finished: " in line for line in said), said
+
+
+def test_a_trial_handed_out_past_the_limit_is_given_back_unrun(tmp_path):
+    """Three machines ask at once for the last two trials: the third trial, by number, is
+    given back before anything runs; the first two train."""
+    from zoo.features.sweep import TrialGivenBack, counted
+
+    plan = quick_plan(tmp_path, "last", trials=2, jobs=1)
+    sweep = quick_sweep(plan)
+    asked = [load(plan.storage, "last").ask() for _ in range(3)]
+    with pytest.raises(TrialGivenBack):
+        sweep.objective(asked[2])
+    assert sweep.trained == [] and asked[2].user_attrs == {"given_back": True}
+    assert sweep.objective(asked[0]) == asked[0].params["lr"]
+    assert sweep.trained == [0]
+    load(plan.storage, "last").tell(asked[2], state=optuna.trial.TrialState.FAIL)
+    assert counted(sweep.study) == 2
+    assert not sweep.another_wanted()
 
 
 @pytest.mark.slow
@@ -345,3 +434,32 @@ def test_seeds_train_one_model_each_and_summarise_them(tmp_path, zoo_home):
 def test_bad_seeds_are_one_usage_line(zoo, args, says):
     result = zoo("run", "gru-regressor", *args)
     assert result.code == 2 and says in result.error_line()
+
+
+def test_the_architectures_headline_metrics_are_shown_for_each_trial(tmp_path):
+    """A trial keeps its headline validation metrics (the mean over its seeds); its line and
+    `zoo sweep show` show them beside the objective."""
+    from zoo.cli.sweep import _render_study, study_document
+    from zoo.features import sweep as sweep_module
+    from zoo.features.sweep import Sweep, open_study
+
+    lines: list[str] = []
+    plan = quick_plan(tmp_path, "headline", trials=2, jobs=1)
+    plan.metric, plan.seeds, plan.echo = "loss", [0, 1], lines.append
+    plan.headline = ("loss", "f1/anomaly")
+
+    class Scored(Sweep):
+        def train(self, trial: Any, values: dict[str, Any], seed: int, report: bool) -> float:
+            valid = {"loss": 0.5 + seed, "f1/anomaly": 0.6 + 0.2 * seed, "recall/anomaly": 1.0}
+            path = tmp_path / f"{trial.number}-{seed}.json"
+            path.write_text(json.dumps({"metrics": {"valid": valid}}), encoding="utf-8")
+            return self.score(trial, path)
+
+    Scored(plan, open_study(plan)).run()
+    study = load(plan.storage, plan.study)
+    assert [t.user_attrs["valid"] for t in study.get_trials()] == [
+        {"loss": 1.0, "f1/anomaly": pytest.approx(0.7)}
+    ] * 2
+    assert all("valid loss 1.0000, f1/anomaly 0.7000" in line for line in lines)
+    shown = "\n".join(_render_study(study_document(sweep_module, study, importances=False)))
+    assert "TRIAL  STATE     VALUE   f1/anomaly  SECONDS" in shown

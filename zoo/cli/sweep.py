@@ -205,6 +205,7 @@ def _plan(
         convert(key, value)
     sweep_space.check(space, convert)
     metric, mode = spec.monitor
+    headline = reg.headline(name)
     p = ctx.params
     options = {"data": p["data_path"], "dev": p["dev_path"], "test": p["test_path"]}
     return sweep.Plan(
@@ -222,6 +223,7 @@ def _plan(
         study="",
         storage="",
         folder=Path("."),
+        headline=headline,
     )
 
 
@@ -241,7 +243,7 @@ def _run_sweep(sweep: Any, plan: Any, as_json: bool) -> None:
     if runner.interrupted:
         plan.echo("interrupted: the study keeps every trial; run the same command to continue")
         raise click.exceptions.Exit(130)
-    if runner.failures_in_a_row >= max(sweep.FAILURES_IN_A_ROW, plan.jobs):
+    if runner.failing():
         raise ZooError(
             f"stopped after {runner.failures_in_a_row} failed trials in a row; the last: "
             f"{runner.last_error} (logs in {plan.folder})"
@@ -251,8 +253,9 @@ def _run_sweep(sweep: Any, plan: Any, as_json: bool) -> None:
 
 # ------------------------------------------------------------------------------- show
 def study_document(sweep: Any, study: Any, importances: bool = True) -> dict[str, Any]:
-    """A study as plain data: what it searches, its trials, the best, the importances."""
-    trials = [_trial_doc(t) for t in study.get_trials(deepcopy=False)]
+    """A study as plain data: what it searches, its trials, the best, the importances.
+    Trials given back unrun (handed out past --trials) are no part of it."""
+    trials = [_trial_doc(t) for t in study.get_trials(deepcopy=False) if not sweep.given_back(t)]
     best = sweep.best_trial(study)
     counts: dict[str, int] = {}
     for t in trials:
@@ -279,6 +282,7 @@ def _trial_doc(trial: Any) -> dict[str, Any]:
         "number": trial.number,
         "state": state,
         "value": trial.value,
+        "valid": trial.user_attrs.get("valid") or {},  # the headline metrics
         "params": trial.params,
         "seconds": seconds,
         "steps_reported": len(trial.intermediate_values),
@@ -326,17 +330,20 @@ def _render_study(doc: dict[str, Any]) -> Iterable[str]:
     elif imp:
         yield f"importances: {imp}"
     params = list(search.get("space", {}))
+    recorded = dict.fromkeys(k for t in doc["trials"] for k in t["valid"])
+    shown = [k for k in recorded if k != search.get("metric")]  # the objective is VALUE
     rows = [
         [
             str(t["number"]),
             t["state"],
             "-" if t["value"] is None else fmt(t["value"]),
+            *[fmt(t["valid"][k]) if k in t["valid"] else "-" for k in shown],
             "-" if t["seconds"] is None else f"{t['seconds']:.0f}",
         ]
         + [fmt(t["params"][k]) if k in t["params"] else "-" for k in params]
         for t in doc["trials"]
     ]
-    yield table(rows, ["TRIAL", "STATE", "VALUE", "SECONDS", *params])
+    yield table(rows, ["TRIAL", "STATE", "VALUE", *shown, "SECONDS", *params])
 
 
 @sweep_group.command("show")

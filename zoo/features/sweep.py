@@ -7,6 +7,11 @@ each, so that a trial that crashes or runs out of memory takes nothing else down
 run log like any other run. `--jobs J` runs J trials at once: J threads, each running Optuna's
 own optimisation loop against the shared storage, exactly as J machines would.
 
+`--trials N` is exact, however many threads and machines share the study: a thread asks
+for a trial only while the storage holds fewer than N counted trials, one thread of a
+process at a time, and a trial handed out past N all the same (another machine asked at
+that moment) is given back unrun before its `zoo run` starts (see `Sweep.objective`).
+
 Pruning: the trial's `zoo run` reports its validation scores to the study itself (the
 `TrialReporter` plugin of zoo/features/sweep_report.py, switched on by an environment variable) and
 stops when the median pruner says so; `zoo run` then exits 3 and the trial is PRUNED.
@@ -48,6 +53,7 @@ from zoo.features.sweep_storage import open_storage, pruner
 
 FAILURES_IN_A_ROW = 3  # this many failed trials and nothing finished: stop, say why
 INTERRUPTED = "interrupted"  # user attribute of a trial stopped by Ctrl-C (not counted)
+GIVEN_BACK = "given_back"  # user attribute of a trial handed out past --trials (never run)
 
 
 class TrialFailed(Exception):
@@ -56,6 +62,11 @@ class TrialFailed(Exception):
 
 class TrialInterrupted(Exception):
     """A trial stopped by Ctrl-C; recorded FAIL, not counted, run again by a rerun."""
+
+
+class TrialGivenBack(Exception):
+    """A trial handed out when the study already had --trials counted ones (machines asking
+    at the same moment): recorded FAIL, never run, neither counted nor reported."""
 
 
 # --------------------------------------------------------------------------------- plan
@@ -81,6 +92,7 @@ class Plan:
     prune_after: int = 0  # steps of a trial before it may be pruned
     no_log: bool = False
     sampler_seed: int | None = None
+    headline: tuple[str, ...] = ()  # the architecture's headline metrics, shown per trial
     echo: Callable[[str], None] = print
 
     def identity(self) -> dict[str, Any]:
@@ -129,12 +141,20 @@ def _mismatch(name: str, made_for: dict[str, Any], wanted: dict[str, Any]) -> st
     )
 
 
-def counted(study: optuna.Study) -> int:
+def counted(study: optuna.Study, before: int | None = None) -> int:
     """Trials that count toward --trials: finished, pruned, failed or running, but not
-    those stopped by Ctrl-C (a rerun makes up for them)."""
+    those stopped by Ctrl-C (a rerun makes up for them) nor those given back unrun. With
+    `before`, only the trials numbered below it."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     trials = study.get_trials(deepcopy=False, states=states)
-    return sum(1 for t in trials if not t.user_attrs.get(INTERRUPTED))
+    if before is not None:
+        trials = [t for t in trials if t.number < before]
+    return sum(1 for t in trials if not t.user_attrs.get(INTERRUPTED) and not given_back(t))
+
+
+def given_back(trial: optuna.trial.FrozenTrial) -> bool:
+    """Handed out past --trials and given back without running: no part of the search."""
+    return bool(trial.user_attrs.get(GIVEN_BACK))
 
 
 # -------------------------------------------------------------------------------- sweep
@@ -146,6 +166,8 @@ class Sweep:
     study: optuna.Study
     children: Children = field(default_factory=Children)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    asking: threading.Lock = field(default_factory=threading.Lock)  # see `work`
+    held: threading.local = field(default_factory=threading.local)  # this thread holds asking
     interrupted: int = 0  # the signal that stopped the sweep
     failures_in_a_row: int = 0
     last_error: str | None = None
@@ -161,21 +183,61 @@ class Sweep:
             wait_for(threads)
 
     def work(self) -> None:
-        """One thread: Optuna's optimisation loop, as a worker on another machine runs it."""
-        self.study.optimize(
-            self.objective,
-            callbacks=[self.trial_ended],
-            catch=(TrialFailed, TrialInterrupted),
-        )
+        """One thread: Optuna's optimisation loop one trial at a time, as a worker on another
+        machine runs it, while another trial is wanted. Counting the study's trials and
+        asking for a new one is one step: the thread holds `asking` from the count until its
+        new trial is in the storage (`objective` lets go), so two threads ending trials
+        together cannot both see room for one more and both start one."""
+        while True:
+            self.asking.acquire()
+            self.held.asking = True
+            try:
+                if not self.another_wanted():
+                    return
+                self.study.optimize(
+                    self.objective,
+                    n_trials=1,
+                    callbacks=[self.trial_ended],
+                    catch=(TrialFailed, TrialInterrupted, TrialGivenBack),
+                )
+            finally:
+                self.let_go()  # when Optuna failed before the trial began
+
+    def let_go(self) -> None:
+        """This thread's new trial is in the storage (or none will be): others may ask."""
+        if getattr(self.held, "asking", False):
+            self.held.asking = False
+            self.asking.release()
+
+    def another_wanted(self) -> bool:
+        """Not stopped (Ctrl-C, failures in a row) and the study, every machine's trials
+        read from the storage, still short of --trials."""
+        if self.interrupted or self.failing():
+            return False
+        return counted(self.study) < self.plan.trials
+
+    def failing(self) -> bool:
+        """Failed trials in a row, and no trial between: the next would most likely fail
+        too (a missing data file, a bad setting), so the sweep stops and says why."""
+        return self.failures_in_a_row >= max(FAILURES_IN_A_ROW, self.plan.jobs)
 
     def stop(self, signum: int) -> None:
         """Ctrl-C (or SIGTERM): no new trials; the running ones were told and end as failed."""
         if not self.interrupted:
             self.plan.echo("stopping: the running trials end now and are marked failed")
-        self.interrupted = signum  # each thread's loop stops after its trial (trial_ended)
+        self.interrupted = signum  # each thread's loop stops after its trial (another_wanted)
 
     # ---------------------------------------------------------------------- a trial
     def objective(self, trial: optuna.Trial) -> float:
+        """The trial's value: the mean validation score of its seeds' `zoo run`s. First, now
+        that the trial is in the storage, it must be among the first --trials counted ones
+        by number: trials are numbered in the order the storage made them (Optuna makes them
+        one at a time), so every lower-numbered trial is visible here and, of trials asked
+        at once by many machines, exactly those past the limit are given back unrun."""
+        self.let_go()
+        if counted(self.study, before=trial.number) >= self.plan.trials:
+            trial.set_user_attr(GIVEN_BACK, True)
+            raise TrialGivenBack(f"trial {trial.number}: the study has --trials already")
         values = {key: dim.suggest(trial) for key, dim in self.plan.space.items()}
         scores = [
             self.train(trial, values, seed, report=i == 0) for i, seed in enumerate(self.plan.seeds)
@@ -237,22 +299,34 @@ class Sweep:
             )
             trial.set_user_attr("error", error)
             raise TrialFailed(error)
+        self.record_headline(trial, doc["metrics"]["valid"])
         return float(value)
+
+    def record_headline(self, trial: optuna.Trial, valid: dict[str, Any]) -> None:
+        """The trial's headline validation metrics (the architecture's headline, else its
+        objective), the mean over the seeds so far, kept for `zoo sweep show` and its line."""
+        names = self.plan.headline or (self.plan.metric,)
+        seeds = [
+            *trial.user_attrs.get("valid_seeds", []),
+            {k: valid[k] for k in names if isinstance(valid.get(k), (int, float))},
+        ]
+        trial.set_user_attr("valid_seeds", seeds)
+        shown = {k: [s[k] for s in seeds if k in s] for k in names}
+        trial.set_user_attr("valid", {k: statistics.fmean(v) for k, v in shown.items() if v})
 
     # ------------------------------------------------------------- after each trial
     def trial_ended(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        """Say how it went, keep the best model files only, and stop at --trials."""
+        """Say how it went, keep the best model files only, and count failures in a row
+        (`another_wanted` stops at too many); a trial given back unrun is none of these."""
+        if given_back(trial):
+            return
         self.plan.echo(trial_line(trial, study, self.plan.metric))
+        failed = trial.state == TrialState.FAIL and not trial.user_attrs.get(INTERRUPTED)
         with self.lock:
             remove_unneeded_models(study, self.plan.folder)
-        failed = trial.state == TrialState.FAIL and not trial.user_attrs.get(INTERRUPTED)
-        self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
-        if failed:
-            self.last_error = trial.user_attrs.get("error")
-        if self.failures_in_a_row >= max(FAILURES_IN_A_ROW, self.plan.jobs):
-            study.stop()
-        if self.interrupted or counted(study) >= self.plan.trials:
-            study.stop()
+            self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
+            if failed:
+                self.last_error = trial.user_attrs.get("error")
 
 
 def trial_paths(plan: Plan, number: int, seed: int) -> dict[str, Path]:
@@ -307,12 +381,18 @@ def remove_unneeded_models(study: optuna.Study, folder: Path) -> None:
 
 
 def trial_line(trial: optuna.trial.FrozenTrial, study: optuna.Study, metric: str) -> str:
-    """`trial 4 finished: valid mse 0.0523 (best) lr=0.003 hidden_size=128`."""
+    """`trial 4 finished: valid mse 0.0523 (best) lr=0.003 hidden_size=128`, with the
+    architecture's other headline metrics after the objective's."""
     settings = " ".join(f"{k}={fmt(v)}" for k, v in trial.params.items())
     if trial.state == TrialState.COMPLETE:
         best = best_trial(study)
         mark = " (best so far)" if best is not None and best.number == trial.number else ""
-        return f"trial {trial.number} finished: valid {metric} {fmt(trial.value)}{mark} {settings}"
+        others = trial.user_attrs.get("valid") or {}
+        more = "".join(f", {k} {fmt(v)}" for k, v in others.items() if k != metric)
+        return (
+            f"trial {trial.number} finished: valid {metric} {fmt(trial.value)}{more}{mark} "
+            f"{settings}"
+        )
     if trial.state == TrialState.PRUNED:
         return f"trial {trial.number} pruned: {trial.user_attrs.get('error', '')} {settings}"
     if trial.user_attrs.get(INTERRUPTED):
