@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from zoo.cli import cli
 from zoo.core.registry import Registry, get_registry, reset_registry
 from zoo.toolkit.data import Data
 from zoo.toolkit.network import Network
+from zoo.training.progress import Progress
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -319,3 +321,16 @@ def predicts_or_zoo_error(model: Path, name: str, content: bytes) -> None:
             assert "\n" not in str(e) and str(path) in str(e), str(e)
             return
     assert isinstance(text, str) and isinstance(predictions, list)
+
+
+class InterruptAt(Progress):
+    """A progress display that sends this process a real SIGINT when training reaches a
+    given step: Ctrl-C, at a step of the test's choosing."""
+
+    def __init__(self, step: int):
+        super().__init__(enabled=False)
+        self.at = step
+
+    def step(self, step: int, epoch: int, loss: float) -> None:
+        if step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)

@@ -18,10 +18,8 @@ training data after training), checks each promise that docs/plugins.md makes:
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
 import re
-import signal
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +31,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 import zoo
-from tests.conftest import REPO, plugin_of
+from tests.conftest import REPO, InterruptAt, plugin_of
 from zoo.core.formatting import scores_line
 from zoo.core.registry import Registry
 from zoo.toolkit.data import Data
@@ -41,7 +39,6 @@ from zoo.toolkit.metrics import Confusion
 from zoo.toolkit.network import Network
 from zoo.toolkit.splits import Fractions, split
 from zoo.training.checkpoint import default_path
-from zoo.training.progress import Progress
 from zoo.training.trainer import TrainingInterrupted
 
 EVENTS: list[tuple[str, Any]] = []  # what the network saw, in order
@@ -179,16 +176,6 @@ def test_calibrate_runs_once_after_training_before_the_final_evaluation(registry
     saved = load_file(tmp_path / "d.safetensors")
     assert float(saved["threshold"]) == pytest.approx(final[0])
     assert zoo.load(tmp_path / "d.safetensors").module.threshold == saved["threshold"]
-
-
-class InterruptAt(Progress):
-    def __init__(self, step: int):
-        super().__init__(enabled=False)
-        self.at = step
-
-    def step(self, step, epoch, loss):
-        if step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.mark.parametrize("ema", [0.0, 0.9])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,27 +13,15 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
+from tests.conftest import InterruptAt
 from zoo.core.errors import DataError, ModelFileError, UsageError
 from zoo.training.checkpoint import default_path
-from zoo.training.progress import Progress
 from zoo.training.trainer import TrainingInterrupted
 
 # The toy tagger exercises all the state that must survive: dropout and word dropout (torch's
 # RNG), length-bucketed shuffling (the epoch's shuffle RNG), Adam's moments, validation with
 # best-weight selection, and a learning-rate schedule.
 TAGGER = {"epochs": 6, "lr_schedule": "cosine", "warmup_steps": 3}
-
-
-class InterruptAt(Progress):
-    """Sends this process a real SIGINT when training reaches a given step."""
-
-    def __init__(self, step: int):
-        super().__init__(enabled=False)
-        self.at = step
-
-    def step(self, step, epoch, loss):
-        if step == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
 
 
 def weights(path):
