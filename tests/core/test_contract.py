@@ -77,7 +77,7 @@ def generated(config: WindowsConfig, state: dict[str, Any] | None) -> Data:
 
 class Detector(Network):
     """An autoencoder: a window is anomalous when its reconstruction error passes a threshold
-    computed from the training windows once training is over."""
+    computed from the training windows (`calibrate`)."""
 
     def __init__(self, config: DetectorConfig, state: dict[str, Any]):
         super().__init__(config, state)
@@ -97,12 +97,12 @@ class Detector(Network):
         self.threshold.fill_(float(errors.quantile(0.75)))
 
     def evaluate(self, batches: Any) -> dict[str, Any]:
-        confusion, total = Confusion(self.state["labels"]), 0.0
+        confusion, total, count = Confusion(self.state["labels"]), 0.0, 0
         for batch in batches:
             errors = self.errors(batch["x"])
-            total += float(errors.sum())
+            total, count = total + float(errors.sum()), count + len(errors)
             confusion.add((errors > self.threshold).long(), batch["label"])
-        return {"loss": total / max(1, confusion.total), **confusion.metrics()}
+        return {"loss": total / max(1, count), **confusion.metrics()}
 
     def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
         x = torch.tensor([[float(v) for v in text.split()] for text in inputs])
@@ -117,13 +117,15 @@ class Observed(Detector):
         EVENTS.append(("initialise", data.size("train")))
 
     def calibrate(self, data: Data) -> None:
-        batches = list(data.batches("train", 16, device=self.device))
-        EVENTS.append(("calibrate", self.training, torch.is_grad_enabled(), batches))
+        batches, before = list(data.batches("train", 16, device=self.device)), float(self.threshold)
         super().calibrate(data)
+        seen = (self.training, torch.is_grad_enabled(), batches, before, float(self.threshold))
+        EVENTS.append(("calibrate", *seen))
 
     def evaluate(self, batches: Any) -> dict[str, Any]:
-        EVENTS.append(("evaluate", float(self.threshold)))
-        return super().evaluate(batches)
+        scores = super().evaluate(batches)
+        EVENTS.append(("evaluate", float(self.threshold), scores["loss"]))
+        return scores
 
 
 HEADLINE = ("f1/anomaly", "precision/anomaly", "recall/anomaly")  # ARCHITECTURE's
@@ -160,21 +162,20 @@ def names(kind: str) -> list[tuple[str, Any]]:
     return [e for e in EVENTS if e[0] == kind]
 
 
-def test_calibrate_runs_once_after_training_before_the_final_evaluation(registry, tmp_path):
+def test_calibrate_runs_before_each_validation_and_once_more_at_the_end(registry, tmp_path):
+    """Validation (four epochs, four validations), best-weight selection and the final
+    evaluation all score a calibrated network; the final calibration sees the final weights."""
     result = zoo.run("window-detector", out=tmp_path / "d.safetensors", registry=registry)
     kinds = [e[0] for e in EVENTS]
-    assert kinds.count("initialise") == 1 and kinds.count("calibrate") == 1
-    calibrated = kinds.index("calibrate")
-    # validations during training saw the threshold 0; the final evaluation, the calibrated one
-    assert all(e[1] == 0.0 for e in EVENTS[:calibrated] if e[0] == "evaluate")
-    final = [e[1] for e in EVENTS[calibrated:] if e[0] == "evaluate"]
-    assert len(final) == 2 and final[0] > 0  # valid and test, both after calibrate
-    _, training, grad, batches = names("calibrate")[0]
-    assert training is False and grad is False
-    assert sum(len(b["x"]) for b in batches) == result.model.data.size("train")
-    # the saved model holds the threshold, and its file's metrics were scored with it
+    assert kinds == ["initialise", *["calibrate", "evaluate"] * 4, "calibrate", *["evaluate"] * 2]
+    assert all(e[1] > 0 for e in names("evaluate"))  # every score with a threshold
+    for _, training, grad, batches, _, _ in names("calibrate"):
+        assert training is False and grad is False
+        assert sum(len(b["x"]) for b in batches) == result.model.data.size("train")
+    # the saved model holds the final threshold, and its file's metrics were scored with it
     saved = load_file(tmp_path / "d.safetensors")
-    assert float(saved["threshold"]) == pytest.approx(final[0])
+    final = names("calibrate")[-1][-1]
+    assert float(saved["threshold"]) == final == names("evaluate")[-1][1]
     assert zoo.load(tmp_path / "d.safetensors").module.threshold == saved["threshold"]
 
 
@@ -190,25 +191,27 @@ def test_a_resumed_run_ends_with_the_uninterrupted_runs_weights_and_threshold(
         zoo.run(
             "window-detector", out=out, ema_decay=ema, progress=InterruptAt(9), registry=registry
         )
-    assert [e[0] for e in EVENTS].count("calibrate") == 0  # interrupted: not calibrated
     EVENTS.clear()
     zoo.resume(default_path(out), registry=registry)
-    assert names("initialise") == [] and len(names("calibrate")) == 1
+    assert names("initialise") == [] and names("calibrate")  # calibrated, not initialised
     a, b = load_file(whole), load_file(out)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert float(b["threshold"]) > 0
 
 
-def test_best_weights_and_the_average_keep_buffers(registry):
-    """The weights kept for the best validation (and the weight average) are whole state
-    dicts: a buffer set during training comes back with them."""
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_best_weights_and_the_average_keep_buffers(registry, ema):
+    """The weights kept for the best validation (of the weight average, with `ema_decay`)
+    are whole state dicts: the final weights come back with the threshold calibrated for
+    them at that validation, buffers included."""
     model = zoo.create("window-detector", registry=registry)
-    model.module.threshold.fill_(7.0)  # a buffer the network set itself before training
-    model.fit(epochs=2, ema_decay=0.5)
-    # calibrate overwrote it at the end, after the kept weights were put back
-    assert float(model.module.threshold) not in (0.0, 7.0)
-    kept = [e for e in EVENTS if e[0] == "evaluate"]
-    assert kept[0][1] == 7.0  # validation scored the averaged copy, buffer included
+    model.fit(epochs=6, ema_decay=ema, lr=0.1)  # a rate whose validation loss turns up
+    validations = names("evaluate")[:6]
+    best = min(range(6), key=lambda i: validations[i][2])
+    assert best < 5  # the last epoch is not the best: the kept weights are put back
+    calibrations = names("calibrate")
+    restored = calibrations[-1][4]  # the threshold the final weights came back with
+    assert restored == calibrations[best][5] == validations[best][1]
 
 
 def test_what_the_loader_says_it_read_is_in_the_result(tmp_path):

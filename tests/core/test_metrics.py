@@ -25,8 +25,10 @@ def brute_force(labels: list[str], predicted: list[int], gold: list[int]) -> dic
     for g, p in items:
         if 0 <= g < size:
             matrix[g][p] += 1
+    if not items:  # nothing to score
+        return {"confusion": {"labels": labels, "counts": matrix}}
     out: dict[str, Any] = {
-        "accuracy": sum(g == p for g, p in items) / max(1, len(items)),
+        "accuracy": sum(g == p for g, p in items) / len(items),
         "confusion": {"labels": labels, "counts": matrix},
     }
     f1s = []
@@ -154,10 +156,14 @@ def test_per_class_false_keeps_the_summary_only() -> None:
     )
 
 
-def test_nothing_counted_is_zero_not_an_error() -> None:
-    metrics = Confusion(["a"]).metrics()
-    assert metrics["accuracy"] == 0.0 and metrics["macro_f1"] == 0.0
-    assert metrics["confusion"]["counts"] == [[0]]
+def test_nothing_counted_scores_nothing() -> None:
+    """Unlabelled data (every gold -100): no accuracy or F1 that would read as a useless
+    model, only the (empty) matrix."""
+    confusion = Confusion(["normal", "anomaly"])
+    confusion.add(torch.tensor([0, 1, 1]), torch.tensor([-100, -100, -100]))
+    assert confusion.metrics() == {
+        "confusion": {"labels": ["normal", "anomaly"], "counts": [[0, 0], [0, 0]]}
+    }
 
 
 def test_int32_predictions_are_counted() -> None:

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
 import zoo
-from tests.conftest import write
+from tests.conftest import REPO, write
 from zoo.core.errors import DataError, SettingError
 from zoo.toolkit import series as ts
 from zoo.toolkit.series import (
@@ -313,45 +313,58 @@ def test_a_part_without_a_window_names_its_rows():
 
 
 # ------------------------------------------------------------------------------ together
-def load_windows(config: Any, state: dict[str, Any] | None) -> tuple[dict[str, Any], Any, Any]:
-    """An anomaly detector's loader as the plugin authors' guide shows it (numpy in place of
-    the `torch.from_numpy` of its collate, no `zoo.Data`): (state, splits, collate)."""
-    training = state is None
-    columns = None if training else state["columns"]
-    series = read_series(config.path, columns, min_rows=config.input_length)
-    ends = part_ends(
-        config.split, len(series), series.path, state=state, fingerprint=series.fingerprint
-    )
-    if training:
-        zscore = fit_zscore(series.values[: ends[0]], series.columns, path=series.path)
-        state = {"columns": series.columns, "fingerprint": series.fingerprint, **zscore.state()}
-    scaled = ZScore.from_state(state).apply(series.values, path=series.path)
-    splits = window_starts(ends, config.input_length, stride=config.stride)
-    parts = ("train", "valid", "test") if training else ("test",)
-    check_windows(splits, ends, config.input_length, path=series.path, parts=parts)
-
-    def collate(batch: list[int]) -> dict[str, np.ndarray]:
-        return {"x": cut_windows(scaled, batch, config.input_length)[0]}
-
-    return state, splits, collate
+def guide_loader() -> dict[str, Any]:
+    """The anomaly detector's CSV loader that docs/plugins.md ("Numeric series") shows, run
+    exactly as printed there."""
+    guide = (REPO / "docs" / "plugins.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    [block] = [b for b in blocks if "def load_windows(" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/plugins.md", "exec"), namespace)
+    return namespace
 
 
-def test_an_anomaly_detector_loader_trains_and_scores_another_file(tmp_path):
-    path = write(tmp_path, "s.csv", hourly(40))
-    config = SimpleNamespace(path=path, split=(20, 10, 10), input_length=5, stride=5)
-    state, splits, collate = load_windows(config, None)
-    assert {p: list(r) for p, r in splits.items()} == {
+def sensors(rows: int, anomalous: set[int]) -> str:
+    """date,v,w,label: v and w rise with the row; label 1 on the rows given."""
+    lines = ["date,v,w,label"] + [
+        f"2020-01-01 00:{i:02d}:00,{i},{100 + 2 * i},{int(i in anomalous)}" for i in range(rows)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_guides_anomaly_loader_trains_labels_windows_and_scores_another_file(tmp_path):
+    guide = guide_loader()
+    config = guide["SensorsConfig"](
+        path=str(write(tmp_path, "s.csv", sensors(40, {33}))), input_length=5, stride=5,
+        split=(20, 10, 10),
+    )  # fmt: skip
+    data = guide["load_windows"](config, None)
+    assert {p: list(r) for p, r in data.splits.items()} == {
         "train": [0, 5, 10, 15],
         "valid": [20, 25],
         "test": [30, 35],
     }
-    assert state["mean"] == [9.5, 119.0]  # rows 0-19 alone
-    batch = collate(list(splits["test"]))["x"]
-    assert batch.shape == (2, 5, 2) and batch.dtype == np.float32
-    assert np.allclose(ZScore.from_state(state).undo(batch[1])[:, 0], [35, 36, 37, 38, 39])
-    other = SimpleNamespace(**{**vars(config), "path": write(tmp_path, "o.csv", hourly(12))})
-    _, scored, _ = load_windows(other, state)
-    assert [list(scored[p]) for p in ("train", "valid", "test")] == [[], [], [0, 5]]
+    assert data.state["columns"] == ["v", "w"] and data.state["mean"] == [9.5, 119.0]
+    batch = next(data.batches("test", 8))
+    assert batch["x"].shape == (2, 5, 2) and batch["label"].tolist() == [1, 0]
+    unlabelled = write(
+        tmp_path, "o.csv", sensors(12, set()).replace(",label", "").replace(",0\n", "\n")
+    )
+    other = guide["SensorsConfig"](path=str(unlabelled), input_length=5, stride=5)
+    scored = guide["load_windows"](other, data.state)  # another file: all of it is the test
+    assert [list(scored.splits[p]) for p in ("train", "valid", "test")] == [[], [], [0, 5]]
+    assert next(scored.batches("test", 8))["label"].tolist() == [-100, -100]
+
+
+def test_select_gives_a_models_columns_in_its_order_or_names_the_missing_one(tmp_path):
+    series = read_series(write(tmp_path, "s.csv", hourly(3)))
+    assert series.select(["temp", "load"]).tolist() == [[100, 0], [102, 1], [104, 2]]
+    with pytest.raises(DataError) as e:
+        series.select(["load", "OT"])
+    assert str(e.value) == (
+        f"{tmp_path / 's.csv'}:1: columns: no column 'OT'; the file's numeric columns are: "
+        "load, temp"
+    )
 
 
 def test_the_facade_exports_the_series_names():

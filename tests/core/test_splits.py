@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.conftest import FUZZ
@@ -170,6 +170,7 @@ def test_a_file_without_a_reader_is_a_usage_error() -> None:
 # ---------------------------------------------------------------------------- contiguous
 @FUZZ
 @given(n=st.integers(0, 300), fractions=shares())
+@example(n=3, fractions=(0.5, 0.5))  # both shares round up: one example too many
 def test_contiguous_lays_out_train_then_test_then_valid(
     n: int, fractions: tuple[float, float]
 ) -> None:

@@ -57,12 +57,17 @@ class Confusion:
     def metrics(self, per_class: bool = True) -> dict[str, Any]:
         """accuracy, macro_f1 (over the classes present in gold or predictions), and per class
         `precision/NAME`, `recall/NAME`, `f1/NAME` for the classes present; `confusion` holds
-        the matrix (`labels`, and `counts[gold][predicted]`)."""
+        the matrix (`labels`, and `counts[gold][predicted]`). With nothing counted (no item
+        had a gold label: unlabelled data) there is nothing to score, and only `confusion`
+        is given: a 0 would read as a useless model."""
+        matrix = {"labels": self.labels, "counts": self.counts.tolist()}
+        if self.total == 0:
+            return {"confusion": matrix}
         hits = self.counts.diagonal().double()
         gold = self.counts.sum(1).double()
         predicted = (self.counts.sum(0) + self.predicted_unlabelled).double()
         present = [i for i in range(len(self.labels)) if gold[i] or predicted[i]]
-        out: dict[str, Any] = {"accuracy": self.correct / max(1, self.total)}
+        out: dict[str, Any] = {"accuracy": self.correct / self.total}
         f1s = []
         for i in present:
             precision = float(hits[i] / predicted[i]) if predicted[i] else 0.0
@@ -74,5 +79,5 @@ class Confusion:
                 out.update({f"precision/{name}": precision, f"recall/{name}": recall})
                 out[f"f1/{name}"] = f1
         out["macro_f1"] = sum(f1s) / len(f1s) if f1s else 0.0
-        out["confusion"] = {"labels": self.labels, "counts": self.counts.tolist()}
+        out["confusion"] = matrix
         return out

@@ -80,13 +80,13 @@ class Network(nn.Module):
         start weights from outside resources (pretrained vectors named in the config)."""
 
     def calibrate(self, data: Data) -> None:
-        """Called once when training ends, with the final weights in place (the best
-        validation's, or the moving average), in eval mode under `torch.no_grad()`, before
-        the final evaluation and the save; also at the end of a resumed run. Compute state
-        from the training data here (an anomaly threshold, a temperature) and keep it in a
-        buffer (`self.register_buffer` in `__init__`), which the model file and checkpoints
-        save with the weights; a plain attribute would be lost. Read the data with
-        `data.batches("train", n, device=self.device)`."""
+        """Called with the weights as they are before each validation, and once more when
+        training ends with the final weights in place (the best validation's, or the moving
+        average), before the final evaluation and the save; in eval mode under
+        `torch.no_grad()`. Compute state from the training data here (an anomaly threshold, a
+        temperature) and keep it in a buffer (`self.register_buffer` in `__init__`), which
+        the model file and checkpoints save with the weights; a plain attribute would be
+        lost. Read the data with `data.batches("train", n, device=self.device)`."""
 
     def export_spec(self) -> ExportSpec | None:
         """What `zoo export` writes to ONNX: the graphs (modules with example inputs and the

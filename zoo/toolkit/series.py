@@ -226,6 +226,20 @@ class Series:
     def __len__(self) -> int:
         return len(self.lines)
 
+    def select(self, names: Sequence[str], *, option: str = "columns") -> np.ndarray:
+        """Columns `names` of `values`, [rows, len(names)] in that order: the columns a
+        trained model reads, looked for in whatever file it is given; one missing is a
+        DataError naming the file and the numeric columns it has."""
+        missing = [name for name in names if name not in self.columns]
+        if missing:
+            raise DataError(
+                f"{option}: no column {missing[0]!r}; the file's numeric columns are: "
+                + ", ".join(self.columns),
+                path=self.path,
+                line=1,
+            )
+        return self.values[:, [self.columns.index(name) for name in names]]
+
 
 def read_series(
     source: str | os.PathLike[str] | TextFile,

@@ -80,8 +80,11 @@ def split_by_fraction(
 
 
 def cut_in_order(examples: Sequence[T], valid: float, test: float) -> tuple[Any, Any, Any]:
-    """(train, valid, test) as contiguous slices laid out train | test | valid."""
-    n_valid, n_test = round(len(examples) * valid), round(len(examples) * test)
+    """(train, valid, test) as contiguous slices laid out train | test | valid. Rounding
+    both shares up could ask for one example more than there are (3 examples at 0.5 and
+    0.5): the test part then gives one back, so no example is in two parts."""
+    n_valid = round(len(examples) * valid)
+    n_test = min(round(len(examples) * test), len(examples) - n_valid)
     n_train = len(examples) - n_valid - n_test
     return examples[:n_train], examples[n_train + n_test :], examples[n_train : n_train + n_test]
 

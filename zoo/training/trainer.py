@@ -421,16 +421,18 @@ class Trainer:
         if ckpt.cuda_rng is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(ckpt.cuda_rng)
 
-    def calibrate(self) -> None:
-        """The network's optional step after training (`Network.calibrate`): the final
-        weights are in place, so state it derives from the training data (a threshold, a
-        temperature) is computed from the model that is saved. In eval mode, without
-        gradients, on every process (each holds the data), after a resume as after a start."""
-        was_training = self.network.training
-        self.network.eval()
+    def calibrate(self, network: Network | None = None) -> None:
+        """The network's optional `calibrate(data)`: state it derives from the training data
+        with its weights as they are (a threshold, a temperature), before each validation
+        scores them (so validation, best-weight selection and early stopping see a calibrated
+        model) and once more when the final weights are in place (the model that is saved).
+        In eval mode, without gradients, on every process (each holds the data)."""
+        network = network if network is not None else self.network
+        was_training = network.training
+        network.eval()
         with torch.no_grad():
-            self.checked.calibrate(self.data)
-        self.network.train(was_training)
+            Checked(network, self.checked.what).calibrate(self.data)
+        network.train(was_training)
 
     def start_averaging(self) -> None:
         """Weight averaging: `averaged` holds the average (loop.ema its tensors); it is what
@@ -585,6 +587,7 @@ class Trainer:
         loop = self.loop
         loop.last_validated = loop.step
         scored = self.averaged if self.averaged is not None else self.network
+        self.calibrate(scored)
         scores = self.evaluate_split(scored, "valid")
         if self.metric not in scores:
             raise ZooError(f"monitor metric {self.metric!r} missing from {sorted(scores)}")

@@ -46,7 +46,7 @@ def load(config: Any, state: dict[str, Any] | None) -> Data:
             "fingerprint": file.fingerprint,
         }
     tokenize, words, labels = Tokenizer.from_state(state), Vocab(state["words"]), state["labels"]
-    # A label the model never saw gets the id len(labels): zoo.metrics.Confusion counts it wrong.
+    # A label the model never saw gets the id len(labels): Confusion counts it wrong.
     ids = {label: i for i, label in enumerate(labels)}
     encoded = {
         name: [(words.encode(tokenize(text)), ids.get(label, len(labels))) for text, label in part]
