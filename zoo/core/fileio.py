@@ -40,6 +40,39 @@ def check_writable(path: str | os.PathLike[str], *, option: str = "--out") -> Pa
     return target
 
 
+def refuse_input_as_output(
+    output: str | os.PathLike[str], option: str, inputs: dict[str, str | os.PathLike[str] | None]
+) -> None:
+    """No command writes over one of its own inputs: `zoo card M --out M` would replace the
+    model with its card. `inputs` maps how each input was given (`FILE`, `--input`) to its path;
+    the same file is found by `os.path.samefile` where both exist (links, `./M`, `dir/../M`),
+    else by the resolved path. The runtime's `zoo_runtime.files` holds the twin of this rule;
+    tests/runtime/test_files.py keeps the two saying the same."""
+    message = same_file_message(output, option, inputs)
+    if message:
+        raise UsageError(message)
+
+
+def same_file_message(
+    output: str | os.PathLike[str], option: str, inputs: dict[str, str | os.PathLike[str] | None]
+) -> str | None:
+    """The error line for `refuse_input_as_output`, or None when `output` is no input."""
+    for label, given in inputs.items():
+        if given is not None and _same_file(Path(output), Path(given)):
+            return (
+                f"{option} {str(output)!r}: is the same file as {label} {str(given)!r}; "
+                "writing there would destroy it: give another path"
+            )
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one.
     A system error (no space left, say) is a WriteError naming the file."""
