@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from zoo.core import limits
 from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import parse_numbers
@@ -39,6 +40,9 @@ State = Any  # h, or (h, c) for the LSTM
 class ElmanRNN(Network):
     """The shared body: [embedding or one-hot] -> recurrent layers -> a linear readout per
     step. Created in this order (embedding, rnn, readout), so a seed gives the same weights."""
+
+    input_unit = "characters"  # symbols and prompts; the step regressor reads steps
+    max_input_length = 20_000
 
     def __init__(
         self,
@@ -109,6 +113,8 @@ def symbol_input_size(config: Any, vocab_size: int) -> int:
 class StepRegressor(ElmanRNN):
     """A vector of numbers out per vector in (sine-cosine: sin t -> cos t), scored by MSE."""
 
+    input_unit = "steps"
+
     def __init__(self, config: Any, state: dict[str, Any]):
         super().__init__(config, state, int(state["input_size"]), int(state["output_size"]))
 
@@ -129,10 +135,10 @@ class StepRegressor(ElmanRNN):
     def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
         """Numbers typed one per argument (or one per line) form one sequence; otherwise each
         input is a sequence of whitespace-separated steps, commas separating features."""
+        sequences = [parse_numbers(s, where=f"input {i + 1}") for i, s in enumerate(inputs)]
         if all(len(s.split()) == 1 for s in inputs):
-            sequences = [parse_numbers(" ".join(inputs))]
-        else:
-            sequences = [parse_numbers(s) for s in inputs]
+            limits.check_input(sequences, "the inputs, read as one sequence")
+            sequences = [[step for one in sequences for step in one]]
         size = self.state["input_size"]
         results = []
         for seq in sequences:

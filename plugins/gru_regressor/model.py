@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
+from zoo.core import limits
 from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import parse_numbers
@@ -51,6 +52,9 @@ Batch = dict[str, torch.Tensor]
 class Forecaster(zoo.Network):
     """What zoo asks of a forecaster, written once for one network and for an ensemble:
     `forward(x)` gives the forecast, `forecasters()` the networks that each learn alone."""
+
+    input_unit = "steps"  # only the last input_length steps are read
+    max_input_length = 100_000
 
     def forecasters(self) -> list[nn.Module]:
         raise NotImplementedError
@@ -98,10 +102,10 @@ class Forecaster(zoo.Network):
         """Numbers typed one per argument form one window; otherwise each input is a window.
         Values are raw (the model file holds the z-score statistics); the last input_length
         steps are used."""
+        windows = [parse_numbers(s, where=f"input {i + 1}") for i, s in enumerate(inputs)]
         if all(len(s.split()) == 1 for s in inputs):
-            windows = [parse_numbers(" ".join(inputs))]
-        else:
-            windows = [parse_numbers(s) for s in inputs]
+            limits.check_input(windows, "the inputs, read as one window")
+            windows = [[step for one in windows for step in one]]
         length, features = int(self.state["input_length"]), int(self.state["input_size"])
         results = []
         for window in windows:

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import zoo
+from zoo.core import limits
 from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit import padded
 from zoo.toolkit.cells import recurrent_layer
@@ -56,6 +57,9 @@ def _embedding(num: int, dim: int) -> nn.Embedding:
 class LSTMTagger(zoo.Network):
     """Word embeddings and character features, a (Bi)LSTM, a linear tag layer per word. The
     state gives the vocabularies: `words`, `tags` and, for character features, `chars`."""
+
+    input_unit = "words"  # a sentence; long words are cut to their ends (data.clip_form)
+    max_input_length = 2_000
 
     def __init__(self, config: Any, state: dict[str, Any]):
         super().__init__(config, state)
@@ -290,6 +294,11 @@ class LSTMTagger(zoo.Network):
             return super().predict_file(file, options)
         column = self.state.get("column", "upos")
         sentences = conllu.parse(file.text, file.path, column, require_tags=False)
+        limits.check_inputs(
+            [s.words for s in sentences],
+            lambda i: f"{file.path}:{sentences[i].lines[0] + 1}",
+            file.path,
+        )
         tags = self.tag([s.words for s in sentences], _batch_size(options))
         text = conllu.with_tags(file, sentences, tags, column)
         return text, [_result(s.words, t) for s, t in zip(sentences, tags)]

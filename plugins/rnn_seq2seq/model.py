@@ -94,6 +94,13 @@ class Seq2Seq(zoo.Network):
     The state gives the vocabularies (`source`, `target`), the tokeniser and
     `max_target_length` (the decoding limit follows it)."""
 
+    max_input_length = 2_000  # tokens of one source: attention and beams grow with it
+
+    @property
+    def input_unit(self) -> str:  # type: ignore[override]
+        """Source tokens: characters or words, as the data was tokenised."""
+        return "characters" if self.state.get("tokens") == "char" else "words"
+
     def __init__(self, config: Any, state: dict[str, Any]):
         super().__init__(config, state)
         if config.tie_embeddings == "all" and state["source"] != state["target"]:

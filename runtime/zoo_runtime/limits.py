@@ -32,3 +32,10 @@ def over_limit_message(where: str, length: int, unit: str, limit: int) -> str:
 
 def clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """`repr(text)`, cut to `limit` characters with the full length said: for error lines."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"

@@ -43,7 +43,7 @@ def test_export_errors_are_zoo_predicts(zoo, tagger_file, tmp_path):
         want = zoo("predict", path, "a b").error_line()
         assert zoo("export", path).error_line() == want
     r = zoo("export", tagger_file, "--out", str(tagger_file))
-    assert r.code == 2 and "the model file itself" in r.error_line()
+    assert r.code == 2 and "is the same file as FILE" in r.error_line()
     r = zoo("export", tagger_file, "--out", str(tmp_path / "no" / "x.onnx"))
     assert r.code == 2 and "does not exist" in r.error_line()
 

@@ -64,3 +64,6 @@ def test_zoo_and_the_runtime_count_and_word_input_limits_alike():
     )
     assert limits.clip("x" * 1000) == runtime_limits.clip("x" * 1000)
     assert len(limits.clip("x" * 1_000_000)) < 100
+    for text in ("", "short", "é" * 61, "x" * 1_000_000):
+        assert limits.quoted(text) == runtime_limits.quoted(text)
+    assert len(limits.quoted("x" * 1_000_000)) < 100

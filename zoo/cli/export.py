@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from zoo.cli.base import json_option, load_model, option, show, threads_option
-from zoo.core.errors import UsageError
+from zoo.core.fileio import refuse_input_as_output
 
 
 def _render_export(doc: dict[str, Any]) -> Iterable[str]:
@@ -60,8 +60,7 @@ def export_command(
     from zoo.features.export import default_out, needs_onnx
 
     target = out if out is not None else str(default_out(model_file))
-    if target == model_file:
-        raise UsageError(f"--out {target!r}: is the model file itself; give another name")
+    refuse_input_as_output(target, "--out", {"FILE": model_file})
     needs_onnx()
     from zoo.features.export import export_onnx
 
@@ -85,7 +84,7 @@ def card_command(model_file: str, out: str | None) -> None:
     from zoo.features.card import card
 
     if out is not None:
-        check_writable(out)
+        check_writable(out, inputs={"FILE": model_file})
     text = card(model_file)
     if out is None:
         click.echo(text, nl=False)

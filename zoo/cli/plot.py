@@ -12,6 +12,7 @@ figures are zoo/features/plots.py's; docs/plots.md shows each.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -60,10 +61,11 @@ def out_option(default: str) -> Any:
     )
 
 
-def _prepare(out: str) -> None:
+def _prepare(out: str, sources: Iterable[str]) -> None:
     """Usage errors first, then the missing extra: before any file is read or model run."""
     plots.output_format(out)
-    check_writable(out)
+    files = [s for s in sources if os.path.exists(s)]  # run-log IDs are no files
+    check_writable(out, inputs={f"input {i}": s for i, s in enumerate(files, 1)})
     plots.figure_class()
 
 
@@ -134,7 +136,7 @@ def _metric(runs: list[dict[str, Any]], asked: str | None) -> str:
 def curves_command(sources: tuple[str, ...], metric: str | None, out: str, as_json: bool) -> None:
     """Training curves of model FILEs or run-log IDs, overlaid: training loss and a
     validation metric against the optimizer step."""
-    _prepare(out)
+    _prepare(out, sources)
     runs = _sources(sources)
     for run in runs:
         if not run["history"]:
@@ -162,7 +164,7 @@ def curves_command(sources: tuple[str, ...], metric: str | None, out: str, as_js
 def confusion_command(source: str, split: str | None, out: str, as_json: bool) -> None:
     """The confusion matrix of a tagger or classifier, from the metrics its model FILE (or
     run-log ID) stored: gold labels down, predicted across."""
-    _prepare(out)
+    _prepare(out, [source])
     run = _sources([source])[0]
     having = [s for s, m in run["metrics"].items() if isinstance(m, dict) and "confusion" in m]
     chosen = split or next((s for s in ("test", "valid", *having) if s in having), None)
@@ -215,7 +217,7 @@ def forecast_command(
 ) -> None:
     """A forecaster's windows: the end of its input, the truth, its forecast and the
     repeat-last baseline, on the raw scale of the data."""
-    _prepare(out)
+    _prepare(out, [model_file, *([data_path] if data_path else [])])
     from zoo.core.modelfile import read_info
 
     info = read_info(model_file)

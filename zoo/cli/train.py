@@ -84,6 +84,17 @@ def _launch_if_asked(ctx: click.Context) -> None:
     raise click.exceptions.Exit(code)
 
 
+def _run_files(ctx: click.Context, name: str | None, dataset: str | None) -> dict[str, Any]:
+    """The files `zoo run` reads or writes besides --metrics-out, which must not be one."""
+    p = ctx.params
+    out = p["out"]
+    if out is None and name is not None and p["resume_file"] is None:
+        out = default_out(name, dataset or get_registry().architecture(name).spec.default_dataset)
+    named = ("data_path", "dev_path", "test_path", "resume_file", "config_file")
+    files = {f"--{k.split('_')[0]}": p.get(k) for k in named}
+    return {**files, "--out": out}
+
+
 def _check_before_starting(
     ctx: click.Context,
     name: str | None,
@@ -93,7 +104,7 @@ def _check_before_starting(
 ) -> None:
     """The mistakes `zoo run` finds before any data is read or any process is started."""
     if metrics_out is not None:
-        check_writable(metrics_out, option="--metrics-out")
+        check_writable(metrics_out, option="--metrics-out", inputs=_run_files(ctx, name, dataset))
     if name is not None and resume_file is None:
         get_registry().architecture(name)  # an unknown name
         runconfig.check_settings(ctx, name, dataset)

@@ -78,7 +78,9 @@ def predict_command(
         raise UsageError("give INPUT arguments or --input FILE" + (", not both" if inputs else ""))
     settings = _predict_settings(assignments, batch_size)
     if output_file is not None:
-        check_writable(output_file, option="--output")
+        check_writable(
+            output_file, option="--output", inputs={"FILE": model_file, "--input": input_file}
+        )
     from zoo.api import predict, predict_file
     from zoo.toolkit.textfile import read_text
 
@@ -151,7 +153,9 @@ def eval_command(
 ) -> None:
     """Metrics of a saved model FILE on a dataset (default: its own held-out test split)."""
     if metrics_out is not None:
-        check_writable(metrics_out, option="--metrics-out")
+        check_writable(
+            metrics_out, option="--metrics-out", inputs={"FILE": model_file, "--data": data_path}
+        )
     settings = cfg.parse_assignments(assignments)
     from zoo.api import evaluate
     from zoo.cli.runlog import log_eval
@@ -224,7 +228,7 @@ def gates_command(
     from zoo.features.plots import output_format
 
     output_format(out)
-    check_writable(out)
+    check_writable(out, inputs={"FILE": model_file})
     options = cfg.parse_assignments(assignments)
     from zoo.features.gates import draw
 

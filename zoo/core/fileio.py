@@ -20,8 +20,15 @@ class WriteError(ZooError):
     and nothing was written: the previous file, if any, is untouched."""
 
 
-def check_writable(path: str | os.PathLike[str], *, option: str = "--out") -> Path:
-    """Fail early (before hours of training) if `path` cannot be written."""
+def check_writable(
+    path: str | os.PathLike[str],
+    *,
+    option: str = "--out",
+    inputs: dict[str, str | os.PathLike[str] | None] | None = None,
+) -> Path:
+    """Fail early (before hours of training) if `path` cannot be written, or is one of the
+    command's `inputs` (see refuse_input_as_output)."""
+    refuse_input_as_output(path, option, inputs or {})
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if target.is_dir():

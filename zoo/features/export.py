@@ -82,6 +82,7 @@ def export_onnx(
     runtime = {
         "kind": spec.kind,
         "settings": spec.settings,
+        "input_limit": {"unit": model.module.input_unit, "max": model.module.max_input_length},
         "graphs": {
             g.role: {
                 "inputs": [_name(g, n, len(spec.graphs) > 1) for n in g.inputs],

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from zoo.core.errors import UsageError
+from zoo.core.limits import quoted
 from zoo.toolkit.splits import SPLITS
 from zoo.toolkit.vocab import Vocab
 
@@ -243,8 +244,8 @@ def parse_numbers(text: str, *, where: str = "input") -> list[list[float]]:
         try:
             row = [float(v) for v in token.split(",") if v != ""]
         except ValueError:
-            raise UsageError(f"{where}: {token!r} is not a number") from None
+            raise UsageError(f"{where}: {quoted(token)} is not a number") from None
         if not row or not all(math.isfinite(v) for v in row):
-            raise UsageError(f"{where}: {token!r} is not a finite number")
+            raise UsageError(f"{where}: {quoted(token)} is not a finite number")
         rows.append(row)
     return rows

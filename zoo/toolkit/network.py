@@ -27,11 +27,14 @@ and shapes with the file's before allocating anything: keep `__init__` to creati
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from zoo.core.errors import UsageError
 
 if TYPE_CHECKING:
     from zoo.toolkit.data import Data
@@ -39,11 +42,30 @@ if TYPE_CHECKING:
     from zoo.toolkit.textfile import TextFile
 
 Batch = dict[str, Any]
+_INPUT_K = re.compile(r"^input (\d+)\b:?")
+
+
+def _at_line(message: str, path: str, lines: list[int]) -> str:
+    """An error about `input K` of a file's inputs, said of the file's line instead."""
+    found = _INPUT_K.match(message)
+    if not found or not 1 <= int(found.group(1)) <= len(lines):
+        return message
+    line = lines[int(found.group(1)) - 1] + 1
+    rest = message[found.end() :].lstrip()
+    return f"{path}:{line}: {rest}"
 Prediction = dict[str, Any]
 
 
 class Network(nn.Module):
     """Base class of every architecture's network (see the module docstring)."""
+
+    # How one input to `predict` is measured ("characters", "words" or "steps") and the most
+    # it may hold: zoo checks every input before `predict` runs, so that one megabyte line is
+    # refused instead of asking for gigabytes; `--set max_input_length=N` changes the maximum
+    # for one command. Set them as class attributes, or as properties where they depend on
+    # the state (docs/plugins.md, "Input limits").
+    input_unit: str = "characters"
+    max_input_length: int = 100_000
 
     def __init__(self, config: Any, state: dict[str, Any]):
         super().__init__()
@@ -103,7 +125,10 @@ class Network(nn.Module):
         (CoNLL-U, CSV) instead."""
         lines = file.lines()
         filled = [i for i, line in enumerate(lines) if line.strip()]
-        predictions = self.predict([lines[i] for i in filled], options) if filled else []
+        try:
+            predictions = self.predict([lines[i] for i in filled], options) if filled else []
+        except UsageError as e:  # "input K: ..." is line filled[K - 1] of the file
+            raise UsageError(_at_line(str(e), file.path, filled)) from None
         if len(predictions) != len(filled):  # the lines made one input (numbers, one a line)
             return "".join(f"{p.get('text', p.get('output'))}\n" for p in predictions), predictions
         rendered = [""] * len(lines)

@@ -99,7 +99,7 @@ def run(
         )
     spec = reg.architecture(name).spec
     path = Path(out if out is not None else default_out(name, dataset or spec.default_dataset))
-    check_writable(path)
+    check_writable(path, inputs={"--data": data, "--dev": dev, "--test": test})
     restarted = _checkpoint_of_this_job(path, checkpoint_every)
     if restarted is not None:
         return _continue_restarted(restarted, path, checkpoint_every, progress, reg)
@@ -192,7 +192,7 @@ def resume(
         overrides = {k.removeprefix("train."): v for k, v in train_settings.items()}
         model.train_config = cfg.replace(model.train_config, overrides)
     path = Path(out) if out is not None else Path(info["out"])
-    check_writable(path)
+    check_writable(path, inputs={"--resume": checkpoint})
     model.data = load_data(reg, model.dataset, model.data_config, None)
     if model.data.state != model.state:
         raise DataError(

@@ -24,7 +24,7 @@ import safetensors.torch
 import torch
 
 from zoo.core import config as cfg
-from zoo.core import modelfile
+from zoo.core import limits, modelfile
 from zoo.core.errors import DataError, ModelFileError, UsageError
 from zoo.core.fileio import atomic_write, atomic_write_text, check_writable
 from zoo.core.registry import Plugin, Registry, get_registry
@@ -160,6 +160,7 @@ class Model:
         same task. `settings` are data settings, or model settings that keep the tensors
         (`impl="cells"`)."""
         reg = registry or get_registry()
+        limit, settings = self.input_limit(settings)
         name = dataset or self.dataset
         names = cfg.field_names(reg.dataset(name).spec.config) if name in reg.datasets else []
         own = cfg.field_names(self.architecture.config)
@@ -171,6 +172,7 @@ class Model:
             raise UsageError(
                 f"split {split!r}: the data has no such examples; it has: {', '.join(available)}"
             )
+        _check_lengths(loaded, split, limit, str(data or self.dataset))
         dev = trainer.resolve_device(device)
         model.module.to(dev)
         size = batch_size or model.train_config.batch_size
@@ -200,11 +202,13 @@ class Model:
         with at least `input`, `output` and `text` (a one-line rendering). `settings` are the
         architecture's predict options (`beam_size=5`), or model settings that keep the
         tensors (`impl="cells"`)."""
+        items = [inputs] if isinstance(inputs, str) else list(inputs)
+        limit, settings = self.input_limit(settings)
+        limit.check_count(len(items), "the inputs")
+        limit.check_all(items, lambda i: f"input {i + 1}")
         model, options = self.predicting(settings, registry)
-        with torch.no_grad():
-            return model.checked.predict(
-                [inputs] if isinstance(inputs, str) else list(inputs), options
-            )
+        with torch.no_grad(), limits.active(limit):
+            return model.checked.predict(items, options)
 
     def predict_file(
         self,
@@ -219,14 +223,33 @@ class Model:
         structured format (CoNLL-U, CSV) fill it in instead. Returns (output text,
         predictions) and, with `output`, writes the text there atomically."""
         if output is not None:
-            check_writable(output, option="output")
+            check_writable(
+                output,
+                option="output",
+                inputs={"input": path.path if isinstance(path, TextFile) else path},
+            )
+        limit, settings = self.input_limit(settings)
         model, options = self.predicting(settings, registry)
         file = path if isinstance(path, TextFile) else read_text(path)
-        with torch.no_grad():
+        lines = file.lines()  # in any format a line is at most one input
+        if type(model.module).predict_file is Network.predict_file:  # and one a line is
+            limit.check_count(sum(1 for line in lines if line.strip()), file.path)
+        limit.check_all(lines, lambda i: f"{file.path}:{i + 1}")
+        with torch.no_grad(), limits.active(limit):
             text, predictions = model.checked.predict_file(file, options)
         if output is not None:
             atomic_write_text(output, text)
         return text, predictions
+
+    def input_limit(self, settings: dict[str, Any]) -> tuple[limits.InputLimit, dict[str, Any]]:
+        """The limit on one input (the network's, or `max_input_length` in `settings`) and
+        the other settings."""
+        rest = dict(settings)
+        given = rest.pop(limits.OPTION, None)
+        maximum = self.module.max_input_length if given is None else limits.parse_override(given)
+        count = rest.pop(limits.REQUEST_OPTION, None)
+        inputs = limits.MAX_INPUTS if count is None else limits.parse_override(count, "max_inputs")
+        return limits.InputLimit(self.module.input_unit, maximum, inputs), rest
 
     def predicting(
         self, settings: dict[str, Any], registry: Registry | None = None
@@ -243,6 +266,18 @@ class Model:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         save(self, path)
+
+
+def _check_lengths(data: Data, split: str, limit: limits.InputLimit, source: str) -> None:
+    """An example over the input limit is refused before any batch is made (where the data
+    says how long its examples are): one megabyte pair would otherwise ask for gigabytes."""
+    if data.length is None or limit.maximum is None:
+        return
+    for i, example in enumerate(data.splits.get(split, ())):
+        n = data.length(example)
+        if n > limit.maximum:
+            where = f"{source}: split {split!r}, example {i + 1}"
+            raise UsageError(limits.over_limit_message(where, n, limit.unit, limit.maximum))
 
 
 def create(
