@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -334,3 +336,36 @@ class InterruptAt(Progress):
     def step(self, step: int, epoch: int, loss: float) -> None:
         if step == self.at:
             os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 1 MiB tmpfs (root only; skipped where it cannot be mounted)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    if mount is None:
+        pytest.skip("no mount command")
+    p = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {p.stderr.strip() or p.returncode}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def fill(folder: Path) -> None:
+    """Fill the disk of `folder` to the last byte (a file `filler`)."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+    finally:
+        os.close(fd)

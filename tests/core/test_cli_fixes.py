@@ -5,7 +5,6 @@ variables, and blank lines kept aligned by `zoo predict --input`."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 import zoo as zoo_api
-from tests.conftest import Result, run_zoo, write
+from tests.conftest import Result, fill, run_zoo, write
 from zoo.core.registry import get_registry
 
 ZOO = Path(sys.executable).parent / "zoo"
@@ -198,38 +197,6 @@ def test_a_failing_eval_process_prints_one_stderr_line(
 
 
 # --------------------------------------------------------------------------- (f) disk full
-@pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 200 KiB tmpfs (root only; skipped where it cannot be mounted)."""
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mount = shutil.which("mount")
-    if mount is None:
-        pytest.skip("no mount command")
-    p = subprocess.run(
-        [mount, "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs: {p.stderr.strip() or p.returncode}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
-
-
-def fill(folder: Path) -> None:
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as e:
-        assert e.errno == errno.ENOSPC, e
-    finally:
-        os.close(fd)
-
-
 def test_a_full_disk_keeps_the_previous_model_file(
     models: dict[str, Path], tiny_disk: Path, zoo
 ) -> None:

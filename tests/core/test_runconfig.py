@@ -104,6 +104,8 @@ def test_workers_get_the_config_option(tmp_path):
         ("[settings]\nhiden_size = 4\n", "[settings]: unknown setting 'hiden_size' (did you"),
         ('[settings]\nhidden_size = "big"\n', "[settings]: hidden_size='big' is not valid"),
         ("[settings]\nmodel.size = 4\n", "[settings]: model has no setting 'size'"),
+        ("x = " + "[" * 5_000 + "]" * 5_000 + "\n", "not valid TOML for zoo: arrays or tables"),
+        ("x = " + "{a = " * 3_000 + "1" + "}" * 3_000 + "\n", "nested too deeply"),
     ],
 )
 def test_bad_run_files_are_one_error_line(zoo, tmp_path, content, expected):

@@ -80,9 +80,12 @@ def _sweep_fields() -> dict[str, Any]:
     return {"study": trial.get("study"), "trial": trial["trial"]} if trial else {}
 
 
-def log_run_result(record: Any, doc: dict[str, Any]) -> None:
+def log_run_result(
+    record: Any, doc: dict[str, Any], status: str = "finished", error: str | None = None
+) -> None:
     """Complete a `zoo run`'s row from its result document (`RunResult.as_dict`). The model
-    is saved by now: a mistake here costs a warning, never the command's output."""
+    is saved by now: a mistake here costs a warning, never the command's output. `status`
+    "failed" with its `error`: what came after the save failed (--metrics-out)."""
     from zoo.features import runlog
 
     try:
@@ -90,7 +93,7 @@ def log_run_result(record: Any, doc: dict[str, Any]) -> None:
     except Exception as e:
         runlog.warn(f"run log: cannot record the result ({type(e).__name__}: {e})")
         fields = {}
-    record.end("finished", **fields)
+    record.end(status, **fields, **({"error": error} if error else {}))
 
 
 def _result_fields(record: Any, doc: dict[str, Any]) -> dict[str, Any]:
@@ -165,10 +168,19 @@ def log_eval(ctx: click.Context, no_log: bool) -> contextlib.AbstractContextMana
 def read_log() -> Any:
     """The run log for reading, or None when nothing was logged yet; other problems are an
     `Error:` line (a reader has nothing to go on without it)."""
-    from zoo.features.runlog import RunLog, default_path
+    from zoo.features.runlog import RunLog, RunLogError, default_path
 
-    if not default_path().is_file():
-        return None
+    path = default_path()
+    try:
+        if not path.exists():
+            return None
+        if not path.is_file():
+            raise RunLogError(
+                f"run log {path}: is a folder, not zoo's SQLite run log; move it away or set "
+                "ZOO_HOME to another folder"
+            )
+    except OSError as e:  # the folder cannot be searched (permissions)
+        raise RunLogError(f"run log {path}: cannot read it: {e.strerror or e}") from None
     return RunLog.open(create=False)
 
 

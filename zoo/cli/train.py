@@ -23,7 +23,7 @@ from zoo.cli.base import (
     threads_option,
     write_json,
 )
-from zoo.core.errors import UsageError
+from zoo.core.errors import UsageError, ZooError
 from zoo.core.fileio import check_writable
 from zoo.core.formatting import scores_line
 from zoo.core.registry import get_registry
@@ -339,7 +339,11 @@ def _train_one(ctx: click.Context, settings: dict[str, Any]) -> None:
         if not distributed.from_environment().writer:
             return  # several processes: rank 0 alone prints, writes and logs
         doc = result.as_dict()
+        try:
+            if p["metrics_out"] is not None:
+                write_json(p["metrics_out"], doc)
+        except ZooError as e:  # the command fails: so does its row, which keeps the result
+            log_run_result(record, doc, "failed", str(e))
+            raise
         log_run_result(record, doc)
-    if p["metrics_out"] is not None:
-        write_json(p["metrics_out"], doc)
     show(doc, p["as_json"], _render_run)

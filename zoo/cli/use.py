@@ -173,19 +173,19 @@ def eval_command(
             **settings,
         )
         seconds = time.perf_counter() - t0
+        doc = {
+            "model": model_file,
+            "architecture": model.name,
+            "dataset": dataset or model.dataset,
+            "data": data_path,
+            "split": split,
+            "metrics": metrics,
+            "seconds": round(seconds, 3),
+            "threads": used_threads,
+        }
+        if metrics_out is not None:  # before the row ends: a failure here fails the row too
+            write_json(metrics_out, doc)
         record.end("finished", metrics={split: metrics}, threads=used_threads)
-    doc = {
-        "model": model_file,
-        "architecture": model.name,
-        "dataset": dataset or model.dataset,
-        "data": data_path,
-        "split": split,
-        "metrics": metrics,
-        "seconds": round(seconds, 3),
-        "threads": used_threads,
-    }
-    if metrics_out is not None:
-        write_json(metrics_out, doc)
     click.echo(f"({seconds:.2f} s, {used_threads} thread(s))", err=True)
     show(doc, as_json, _render_eval)
 

@@ -92,6 +92,10 @@ def read(path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         # the parser's message ends with "(at line L, column C)"
         raise UsageError(f"--config {path}: not valid TOML: {e}") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise UsageError(
+            f"--config {path}: not valid TOML for zoo: arrays or tables nested too deeply"
+        ) from None
 
 
 def _flat_settings(path: str, table: Any) -> dict[str, Any]:

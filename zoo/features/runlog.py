@@ -39,6 +39,9 @@ FILE_NAME = "runs.sqlite"
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another one's transaction
 STATUSES = ("running", "finished", "interrupted", "diverged", "failed", "pruned")
 KILLED = "killed"  # shown, never stored: a `running` row whose process is gone
+# Bytes each recording command sets aside beside the log when it starts, and frees to write
+# its end when the disk has filled meanwhile: a finished run is not left `running` (killed).
+RESERVE_BYTES = 128 * 1024
 
 # Each entry upgrades the schema by one version; never edit one that was released, append.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -155,6 +158,8 @@ class RunLog:
             _prepared(connection, target)
         except BaseException as e:
             connection.close()
+            if not create and isinstance(e, sqlite3.OperationalError):
+                return cls(_read_only(target, e), target)
             if isinstance(e, (sqlite3.Error, OSError)):
                 raise RunLogError(f"run log {target}: {_reason(e)}") from None
             raise
@@ -250,6 +255,22 @@ class RunLog:
         if shown_differs:
             rows = [r for r in rows if r["status"] == status]
         return rows if limit is None else rows[:limit]
+
+
+def _read_only(path: Path, first: sqlite3.Error) -> sqlite3.Connection:
+    """The log opened for reading where it cannot be opened as usual, which writes (WAL's
+    shared-memory file): on a full disk or a read-only mount, `zoo runs` still lists the runs.
+    Immutable: it reads the database file as it is, without locks (a last connection closes
+    by folding the WAL into it)."""
+    try:
+        connection = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error:
+        raise RunLogError(f"run log {path}: {_reason(first)}") from None
+    if version != SCHEMA_VERSION:
+        connection.close()
+        raise RunLogError(f"run log {path}: {_reason(first)}")
+    return connection
 
 
 def _prepared(connection: sqlite3.Connection, path: Path) -> None:
@@ -361,6 +382,7 @@ class Recording:
 
     def __init__(self, log: RunLog | None = None, fields: dict[str, Any] | None = None):
         self.log = log
+        self.reserve: Path | None = None  # space set aside for the end (see RESERVE_BYTES)
         self.run_id: int | None = None
         self.fields = fields or {}  # what the row started with
         self.ended = False
@@ -378,6 +400,8 @@ class Recording:
             return cls()
         recording = cls(log, fields)
         recording._write(lambda: setattr(recording, "run_id", log.start(command, **fields)))
+        if recording.run_id is not None:
+            recording.reserve = _set_aside(log.path)
         return recording
 
     def update(self, **fields: Any) -> None:
@@ -390,7 +414,10 @@ class Recording:
             return
         self.ended = True
         seconds = round(time.perf_counter() - self.t0, 3)
-        self.update(status=status, ended=now(), seconds=seconds, **fields)
+        try:
+            self.update(status=status, ended=now(), seconds=seconds, **fields)
+        finally:
+            _release(self.reserve)
         if self.log is not None:
             self.log.close()
 
@@ -398,12 +425,54 @@ class Recording:
         assert self.log is not None
         try:
             write()
-        except (sqlite3.Error, OSError) as e:
-            where = f"run {self.run_id}" if self.run_id is not None else "this run"
-            warn(f"run log {self.log.path}: {_reason(e)}; {where} is not logged")
-            with contextlib.suppress(sqlite3.Error):
-                self.log.close()
-            self.log, self.run_id = None, None
+        except (sqlite3.Error, OSError) as first:
+            if not _release(self.reserve):  # a full disk: free the space set aside, retry
+                self._failed(first)
+                return
+            self.reserve = None
+            try:
+                write()
+            except (sqlite3.Error, OSError) as e:
+                self._failed(e)
+
+    def _failed(self, e: BaseException) -> None:
+        """One warning, and the recording ends: the command goes on unlogged."""
+        assert self.log is not None
+        where = f"run {self.run_id}" if self.run_id is not None else "this run"
+        warn(f"run log {self.log.path}: {_reason(e)}; {where} is not logged")
+        with contextlib.suppress(sqlite3.Error):
+            self.log.close()
+        self.log, self.run_id = None, None
+
+
+def _set_aside(log_path: Path) -> Path | None:
+    """A file of RESERVE_BYTES beside the log, named by host and process; those left by
+    processes of this host that are gone (killed) are removed. None where it cannot be made."""
+    host = socket.gethostname()
+    prefix = f".{log_path.name}.reserve-{host}-"
+    with contextlib.suppress(OSError, ValueError):
+        for stale in log_path.parent.glob(prefix + "*"):
+            if not _still_running(int(stale.name.rsplit("-", 1)[1]), host):
+                stale.unlink(missing_ok=True)
+    path = log_path.parent / f"{prefix}{os.getpid()}"
+    try:
+        with open(path, "wb") as f:
+            f.write(bytes(RESERVE_BYTES))
+        return path
+    except OSError:
+        _release(path)
+        return None
+
+
+def _release(path: Path | None) -> bool:
+    """Remove a reserve file; whether there was one to remove."""
+    if path is None:
+        return False
+    try:
+        path.unlink()
+        return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
