@@ -358,5 +358,7 @@ def test_an_endpoint_held_by_another_program_is_one_error_in_bounded_time(tmp_pa
             timeout=120,
         )
     assert r.code == 1
-    assert endpoint in r.error_line()
-    assert time.monotonic() - started < 60
+    line = r.error_line()  # within the timeout the docs give, and saying it
+    assert endpoint in line and "did not complete within 2 s" in line
+    assert f"waiting for the rendezvous at {endpoint} (gives up after 2 s)" in r.stderr
+    assert time.monotonic() - started < 20  # 2 s, and starting Python and torch twice

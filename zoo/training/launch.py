@@ -32,6 +32,7 @@ from zoo.core.errors import UsageError
 # own default is 600 s): an unreachable endpoint or a missing node is an error, not a hang.
 # ZOO_RDZV_TIMEOUT=SECONDS changes it.
 JOIN_TIMEOUT = 60
+WAITING_SAID_AFTER = 5  # seconds of waiting for the rendezvous before a line says so
 
 # Variables torchrun sets in every worker: a `zoo run` that sees one is a worker already.
 WORKER_VARIABLES = ("TORCHELASTIC_RUN_ID", "RANK")
@@ -325,11 +326,16 @@ def _bound_rendezvous(limit: float, endpoint: str) -> None:
         )
         os._exit(1)
 
-    def arm() -> threading.Timer:
-        timer = threading.Timer(limit, give_up)
-        timer.daemon = True
-        timer.start()
-        return timer
+    def say_waiting() -> None:  # so that a long wait is not silence
+        _warn(f"waiting for the rendezvous at {endpoint} (gives up after {limit:.0f} s)")
+
+    def arm() -> _Timers:
+        return _Timers(
+            (
+                _started(threading.Timer(limit, give_up)),
+                _started(threading.Timer(min(WAITING_SAID_AFTER, limit / 2), say_waiting)),
+            )
+        )
 
     timers = [arm()]  # from now: the store's connection, then the first rendezvous
     original = getattr(SimpleElasticAgent, "_rendezvous", None)
@@ -345,6 +351,20 @@ def _bound_rendezvous(limit: float, endpoint: str) -> None:
             timers.pop().cancel()
 
     SimpleElasticAgent._rendezvous = rendezvous  # type: ignore[method-assign]
+
+
+class _Timers(tuple):
+    """The give-up timer and the waiting line's, cancelled together."""
+
+    def cancel(self) -> None:
+        for timer in self:
+            timer.cancel()
+
+
+def _started(timer: threading.Timer) -> threading.Timer:
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -371,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     endpoint = _option_value(args, "--rdzv-endpoint")
     timeout = _timeout_in(args)
     if endpoint is not None:
-        _bound_rendezvous(3 * timeout + 10, endpoint)
+        _bound_rendezvous(timeout, endpoint)
     try:
         torchrun(args)
     except SignalException as e:
