@@ -124,6 +124,8 @@ def field_names(config_cls: type) -> list[str]:
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
     """' (did you mean x?)' for a close match, else ''; used by every 'unknown name' error."""
+    if len(name) > 100:  # nothing is that close, and difflib would take quadratic time
+        return ""
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
     if not close:
         return ""
@@ -132,6 +134,13 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)` for an error line, cut to `limit` characters with its full length said:
+    a setting given a megabyte must not make a megabyte of error."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def problem(where: str | None, message: str) -> UsageError:
@@ -221,7 +230,7 @@ def _convert_type(tp: Any, value: Any, info: FieldInfo, where: str | None) -> An
         return _convert(tp, value)
     except _Invalid:
         raise problem(
-            where, f"{info.name}={value!r} is not valid; expected {_expected(info)}"
+            where, f"{info.name}={shown(value)} is not valid; expected {_expected(info)}"
         ) from None
 
 
@@ -270,16 +279,16 @@ def _check_limits(info: FieldInfo, value: Any, where: str | None) -> None:
     if info.choices and value not in info.choices:
         raise problem(
             where,
-            f"{info.name}={value!r} is not one of " + ", ".join(repr(c) for c in info.choices),
+            f"{info.name}={shown(value)} is not one of " + ", ".join(repr(c) for c in info.choices),
         )
     values = value if isinstance(value, (list, tuple)) else [value]
     for v in values:
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             continue
         if info.min is not None and v < info.min:
-            raise problem(where, f"{info.name}={v!r} is below its minimum {info.min}")
+            raise problem(where, f"{info.name}={shown(v)} is below its minimum {info.min}")
         if info.max is not None and v > info.max:
-            raise problem(where, f"{info.name}={v!r} is above its maximum {info.max}")
+            raise problem(where, f"{info.name}={shown(v)} is above its maximum {info.max}")
 
 
 def build(
@@ -292,7 +301,7 @@ def build(
     for key, value in (values or {}).items():
         if key not in infos:
             raise problem(
-                where, f"unknown setting {key!r}{suggest(key, infos)}; valid: " + ", ".join(infos)
+                where, f"unknown setting {shown(key)}{suggest(key, infos)}; valid: " + ", ".join(infos)
             )
         kwargs[key] = convert(infos[key], value, where=where)
     try:
@@ -331,6 +340,6 @@ def parse_assignments(items: Iterable[str], *, option: str = "--set") -> dict[st
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+            raise UsageError(f"{option} {shown(item)}: expected KEY=VALUE")
         out[key] = value.strip()
     return out

@@ -113,7 +113,7 @@ def route(
         if rest not in tables[prefix]:
             raise problem(
                 where,
-                f"{prefix} has no setting {rest!r}{suggest(rest, tables[prefix])}; "
+                f"{prefix} has no setting {cfg.shown(rest)}{suggest(rest, tables[prefix])}; "
                 f"valid: {', '.join(tables[prefix])}",
             )
         return prefix, rest
@@ -123,7 +123,7 @@ def route(
     if len(owners) > 1:
         raise problem(
             where,
-            f"{key!r} is a setting of both "
+            f"{cfg.shown(key)} is a setting of both "
             + " and ".join(owners)
             + "; write "
             + " or ".join(f"{o}.{key}" for o in owners),
@@ -131,7 +131,7 @@ def route(
     every = [n for names in tables.values() for n in names]
     raise problem(
         where,
-        f"unknown setting {key!r}{suggest(key, every)}; "
+        f"unknown setting {cfg.shown(key)}{suggest(key, every)}; "
         + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in tables.items()),
     )
 

@@ -269,7 +269,8 @@ def _read_only(path: Path, first: sqlite3.Error) -> sqlite3.Connection:
         raise RunLogError(f"run log {path}: {_reason(first)}") from None
     if version != SCHEMA_VERSION:
         connection.close()
-        raise RunLogError(f"run log {path}: {_reason(first)}")
+        empty = " (it is empty: no run was logged yet)" if version == 0 else ""
+        raise RunLogError(f"run log {path}: {_reason(first)}{empty}")
     return connection
 
 
