@@ -22,11 +22,31 @@ from __future__ import annotations
 import importlib
 import os
 
+from .files import WriteError
 from .model import Model
-from .onnxfile import ModelError, RuntimeZooError, UsageError, read
+from .onnxfile import (
+    DataError,
+    ModelError,
+    OutOfMemory,
+    RuntimeZooError,
+    SettingError,
+    UsageError,
+    read,
+)
 
 __version__ = "0.1.0"
-__all__ = ["Model", "ModelError", "RuntimeZooError", "UsageError", "load", "register"]
+__all__ = [
+    "DataError",
+    "Model",
+    "ModelError",
+    "OutOfMemory",
+    "RuntimeZooError",
+    "SettingError",
+    "UsageError",
+    "WriteError",
+    "load",
+    "register",
+]
 
 _RECIPES: dict[str, str | type[Model]] = {
     "tagger": "zoo_runtime.tagger:Tagger",

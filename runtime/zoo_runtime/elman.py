@@ -14,11 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from .model import FLOAT, INT64, Model, ModelError, Option, UsageError, Vocab, windows_of
+from .model import (
+    FLOAT,
+    INT64,
+    Model,
+    ModelError,
+    Option,
+    UsageError,
+    Vocab,
+    float32,
+    windows_of,
+)
 
 
 class StepRegressor(Model):
     kind = "step-regression"
+    input_unit = "steps"
     options = {  # noqa: RUF012  (zoo's elman predict options; only char-lm uses them)
         "length": Option(200, 0, 1_000_000),
         "temperature": Option(0.8, 0.0, 100.0),
@@ -35,12 +46,12 @@ class StepRegressor(Model):
     def predict(self, inputs: list[str], **options: Any) -> list[dict[str, Any]]:
         self.resolve(options)
         results = []
-        for seq in windows_of(inputs):
+        for seq in windows_of(inputs, "sequence"):
             if not seq:
                 raise UsageError("empty input: give numbers, one per time step")
             if any(len(step) != self.size for step in seq):
                 raise UsageError(f"each step needs {self.size} comma-separated value(s)")
-            (out,) = self.run("model", {"x": np.array([seq], dtype=np.float32)})
+            (out,) = self.run("model", {"x": float32([seq])})
             values = [[round(v, 6) for v in row] for row in out[0].tolist()]
             flat = [v[0] if len(v) == 1 else v for v in values]
             results.append(

@@ -5,24 +5,21 @@ come out in the data's own units. Numbers typed one per argument form one window
 each input is a window (`1,2 3,4`: two steps of two features); the last `input_length` steps
 are used. A CSV file (`--input`) with the training file's columns gives the forecast of the
 rows after its last, as CSV, with timestamps one training time step apart when it has the
-date column.
+date column; the file is read and checked as zoo reads it (`series.py`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
-from .model import FLOAT, Model, UsageError, fmt, windows_of
+from . import series
+from .model import FLOAT, Model, UsageError, float32, fmt, windows_of
+from .onnxfile import DataError
 
 
 class Forecaster(Model):
     kind = "forecaster"
+    input_unit = "steps"
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -41,14 +38,14 @@ class Forecaster(Model):
 
     def forecast(self, window: list[list[float]]) -> list[Any]:
         """Raw values in (input_length rows), raw values out: [H] or [H][targets]."""
-        x = np.array([window], dtype=np.float32)
+        x = float32([window])
         (out,) = self.run("model", {self.graphs["model"]["inputs"][0]: x})
         return [row[0] if len(row) == 1 else row for row in out[0].tolist()]
 
     def predict(self, inputs: list[str], **options: Any) -> list[dict[str, Any]]:
         self.resolve(options)
         results = []
-        for window in windows_of(inputs):
+        for window in windows_of(inputs, "window"):
             if len(window) < self.length:
                 raise UsageError(
                     f"expected a window of {self.length} values (the model's input length), "
@@ -72,18 +69,18 @@ class Forecaster(Model):
         """A CSV file with the training columns: the forecast after its last row, as CSV."""
         if self.columns is None:
             return super().predict_file(text, name, **options)
-        header, rows = read_csv(text, name)
-        if len(rows) < self.length:
-            raise UsageError(
-                f"{name}: {len(rows)} row(s); the model reads the last {self.length} rows, so "
-                "give at least that"
+        self.resolve(options)
+        table = series.read_table(text, name)
+        if len(table) < self.length:
+            raise DataError(
+                f"{name}: {len(table)} row(s); the model reads the last {self.length} rows, "
+                "so give at least that"
             )
-        used = rows[-self.length :]
-        columns = [numbers(header, used, c, name) for c in self.columns]
+        columns = [table.numbers(c, option="columns")[-self.length :] for c in self.columns]
         values = self.forecast([list(step) for step in zip(*columns)])
         stamps = None
-        if self.date is not None and self.date in header:
-            stamps = next_times(header, rows, self.date, self.step, len(values), name)
+        if self.date is not None and self.date in table.header:
+            stamps = series.next_timestamps(table, self.date, len(values), self.step)
         first = self.date if stamps is not None else "step"
         keys = stamps if stamps is not None else [str(k) for k in range(1, len(values) + 1)]
         lines = [",".join([first, *self.targets])]
@@ -96,56 +93,3 @@ class Forecaster(Model):
             "text": " ".join(fmt(v) for v in values),
         }
         return "\n".join(lines) + "\n", [prediction]
-
-
-def read_csv(text: str, name: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV text; rows of the wrong width are a UsageError."""
-    try:
-        table = [row for row in csv.reader(io.StringIO(text)) if row]
-    except csv.Error as e:
-        raise UsageError(f"{name}: not CSV: {e}") from None
-    if not table:
-        raise UsageError(f"{name}: empty file; expected a header line and rows")
-    header = [h.strip() for h in table[0]]
-    for k, row in enumerate(table[1:], start=2):
-        if len(row) != len(header):
-            raise UsageError(f"{name}: row {k} has {len(row)} cells, the header {len(header)}")
-    return header, table[1:]
-
-
-def numbers(header: list[str], rows: list[list[str]], column: str, name: str) -> list[float]:
-    if column not in header:
-        raise UsageError(f"{name}: no column {column!r}; the header has: {', '.join(header)}")
-    col = header.index(column)
-    out = []
-    for row in rows:
-        try:
-            value = float(row[col].strip())
-        except ValueError:
-            raise UsageError(
-                f"{name}: column {column!r}: {row[col][:40]!r} is not a number"
-            ) from None
-        if not math.isfinite(value):
-            raise UsageError(f"{name}: column {column!r}: {row[col]!r} is not a finite number")
-        out.append(value)
-    return out
-
-
-def next_times(
-    header: list[str], rows: list[list[str]], date: str, step: float | None, count: int, name: str
-) -> list[str] | None:
-    """Timestamps of the `count` rows after the last, one time step apart (the training
-    data's step, else the file's last gap)."""
-    col = header.index(date)
-    try:
-        seen = [datetime.fromisoformat(r[col].strip()).replace(tzinfo=None) for r in rows[-2:]]
-    except ValueError:
-        raise UsageError(f"{name}: column {date!r} holds a value that is not an ISO date") from None
-    if not step and len(seen) == 2:
-        step = (seen[1] - seen[0]).total_seconds()
-    if not step:
-        return None
-    try:
-        return [str(seen[-1] + timedelta(seconds=step * k)) for k in range(1, count + 1)]
-    except OverflowError:
-        raise UsageError(f"{name}: the forecast times pass the latest date there is") from None

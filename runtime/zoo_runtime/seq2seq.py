@@ -39,6 +39,8 @@ class Seq2Seq(Model):
         self.mode = self.state.text("tokens")
         if self.mode not in ("char", "word"):
             raise ModelError(f"{self.path}: metadata data_state.tokens must be char or word")
+        if self.runtime.get("input_limit") is None:  # exported before limits: zoo's unit
+            self.input_unit = "characters" if self.mode == "char" else "words"
         self.lowercase = self.state.boolean("lowercase")
         self.punctuation = self.state.boolean("punctuation")
         top = len(self.target) - 1

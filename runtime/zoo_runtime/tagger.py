@@ -18,6 +18,7 @@ from .onnxfile import ModelError
 
 class Tagger(Model):
     kind = "tagger"
+    input_unit = "words"
     options = {"batch_size": Option(256, 1, 1_000_000)}  # noqa: RUF012
 
     def __init__(self, *args: Any, **kwargs: Any):

@@ -121,3 +121,10 @@ def test_the_command_line_says_the_limit_and_exits_2(zoo, tmp_path):
     assert zoo("predict", model, "a" * 2_001, "--set", "max_input_length=3000").code == 0
     r = zoo("predict", model, "hello", "--set", "max_input_length=none")
     assert r.code == 2 and "--set max_input_length=none: expected a whole number" in r.stderr
+
+
+def test_a_plain_text_file_to_the_tagger_counts_its_inputs_too(models, tmp_path):
+    path = tmp_path / "sentences.txt"
+    path.write_text("The dog .\n\nA cat .\nIt ran .\n")
+    with pytest.raises(UsageError, match=r"sentences.txt: 3 inputs, over the limit of 2"):
+        models["tagger"].predict_file(path, max_inputs=2)

@@ -23,6 +23,7 @@ from zoo.features import runconfig
 EXAMPLES = 300
 MAX_MESSAGE = 1_200  # characters: an error line quotes what the user gave, cut short
 
+
 def examples(n: int) -> settings:
     return settings(
         max_examples=n,

@@ -48,3 +48,43 @@ def exported(tmp_path, one_thread):
         return path, onnx_path, doc
 
     return make
+
+
+# Every built-in runtime kind (and the forecaster trained on a CSV, which reads CSV files), as
+# (architecture, dataset, settings): small, so that exporting all of them takes seconds.
+KINDS = {
+    "tagger": ("lstm-tagger", "toy-tags", {"hidden_size": 8}),
+    "forecaster": ("gru-regressor", "sine-windows", {"hidden_size": 8}),
+    "forecaster-csv": ("gru-regressor", "csv", {"hidden_size": 8}),
+    "step-regression": ("elman-rnn", "sine-cosine", {"hidden_size": 8}),
+    "step-classification": ("elman-rnn", "char-pairs", {"hidden_size": 8}),
+    "char-lm": ("elman-rnn", "text", {"hidden_size": 8}),
+    "seq2seq": ("rnn-seq2seq", "word-pairs", {"hidden_size": 8, "embedding_dim": 8}),
+}
+
+
+@pytest.fixture(scope="session")
+def kinds(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Every kind in KINDS saved and exported once per session: kind -> (model, onnx file)."""
+    import torch
+
+    import zoo
+    from tests.conftest import CSV_SMALL, SERIES, write
+    from zoo.features.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("kinds")
+    series = write(folder, "series.csv", SERIES)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for kind, (name, dataset, settings) in KINDS.items():
+            if dataset == "csv":
+                settings = {**settings, **CSV_SMALL, "data": str(series)}
+            path = folder / f"{kind}.safetensors"
+            scrambled(name, dataset, **settings).save(path)
+            export_onnx(zoo.load(path), path.with_suffix(".onnx"))
+            out[kind] = (path, path.with_suffix(".onnx"))
+    finally:
+        torch.set_num_threads(before)
+    return out

@@ -67,3 +67,35 @@ def test_zoo_and_the_runtime_count_and_word_input_limits_alike():
     for text in ("", "short", "é" * 61, "x" * 1_000_000):
         assert limits.quoted(text) == runtime_limits.quoted(text)
     assert len(limits.quoted("x" * 1_000_000)) < 100
+
+
+def test_zoo_and_the_runtime_refuse_numbers_beyond_float32_alike():
+    from zoo_runtime.model import parse_numbers as runtime_parse
+
+    from zoo.toolkit.data import parse_numbers
+
+    for text in ("1e300", "0.5,-4e38", "3.5e38"):
+        with pytest.raises(fileio.UsageError) as zoo_error:
+            parse_numbers(text, where="input 1")
+        with pytest.raises(runtime_files.UsageError) as runtime_error:
+            runtime_parse(text, where="input 1")
+        assert str(zoo_error.value) == str(runtime_error.value)
+        assert "beyond what a 32-bit float holds" in str(zoo_error.value)
+    assert parse_numbers("3.4e38 -1e-300") == runtime_parse("3.4e38 -1e-300")
+
+
+def test_zoo_writes_to_dev_stdout_in_place(tmp_path):
+    """Replacing /dev/stdout's name (as root: the system's link) instead of writing to it was
+    the atomic write's fault; a descriptor is written in place, after what is there."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out.txt"
+    out.write_text("head\n")
+    script = (
+        "from zoo.core.fileio import atomic_write_text; atomic_write_text('/dev/stdout', 'body\\n')"
+    )
+    with open(out, "a") as f:
+        subprocess.run([sys.executable, "-c", script], stdout=f, check=True, timeout=60)
+    assert out.read_text() == "head\nbody\n"
+    assert os.path.islink("/dev/stdout") or not os.path.exists("/dev/stdout")

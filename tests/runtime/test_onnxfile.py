@@ -111,11 +111,56 @@ def test_graph_inputs_must_match_the_metadata(tagger_file, tmp_path):
 
 
 def test_huge_metadata_is_refused_before_parsing(tagger_file, tmp_path, monkeypatch):
-    monkeypatch.setattr(onnxfile, "MAX_VALUE_BYTES", 1000)
+    monkeypatch.setattr(onnxfile, "MAX_VALUE_BYTES", 3000)  # the data state has 1,575
     big = rewrite(tagger_file, tmp_path / "big.onnx", metrics={"x": "y" * 5000})
-    refused(big, "over the 1,000-byte limit")
+    refused(big, "metadata 'metrics' is 5,009 bytes, over the 3,000-byte limit for one value")
     monkeypatch.setattr(onnxfile, "MAX_ENTRIES", 5)
     refused(tagger_file, "metadata entries")
+
+
+def read_without_parsing(path):
+    """onnxfile.read(path) -> its ModelError, with json parsing forbidden and the memory
+    Python allocated meanwhile measured: (message, peak bytes)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(zoo_runtime.ModelError) as e:
+            onnxfile.read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return str(e.value), peak
+
+
+def test_metadata_over_its_real_limits_is_refused_unparsed(tagger_file, tmp_path, monkeypatch):
+    """16 MiB a value, 32 MiB in all: far above what a real export writes (the data state of
+    a tagger trained on UD English EWT is 0.2 MB), low enough that parsing is bounded."""
+    assert onnxfile.MAX_VALUE_BYTES == 16 * 2**20 and onnxfile.MAX_METADATA_BYTES == 32 * 2**20
+    one = onnxfile.MAX_VALUE_BYTES
+    big = rewrite(tagger_file, tmp_path / "big.onnx", metrics="[" + "0," * (one // 2) + "0]")
+    many = {k: "[" + "0," * (one // 2 - 8) + "0]" for k in ("metrics", "config", "train_config")}
+    all_big = rewrite(tagger_file, tmp_path / "all.onnx", **many)
+    monkeypatch.setattr(onnxfile.json, "loads", lambda *a, **k: pytest.fail("json parsed"))
+    for path, fragment in (
+        (big, f"metadata 'metrics' is 16,777,219 bytes, over the {one:,}-byte limit for one value"),
+        (all_big, "bytes, over the 33,554,432-byte limit for all metadata together"),
+    ):
+        message, peak = read_without_parsing(path)
+        assert message.startswith(f"{path}: ") and fragment in message, message
+        assert "\n" not in message
+        assert peak < path.stat().st_size + 2**20  # the file's bytes, no copy of a value
+    assert refused(all_big).split(": ")[1].split(" brings the metadata to ")[0] in {
+        f"metadata {key!r}" for key in many
+    }
+
+
+def test_real_exports_are_far_below_the_metadata_limits(tagger_file):
+    import onnx
+
+    values = [len(p.value.encode()) for p in onnx.load(tagger_file).metadata_props]
+    assert max(values) < onnxfile.MAX_VALUE_BYTES // 100
+    assert sum(values) < onnxfile.MAX_METADATA_BYTES // 100
 
 
 def test_the_command_line_says_one_line(tagger_file, tmp_path, capsys, monkeypatch):

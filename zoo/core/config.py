@@ -301,7 +301,8 @@ def build(
     for key, value in (values or {}).items():
         if key not in infos:
             raise problem(
-                where, f"unknown setting {shown(key)}{suggest(key, infos)}; valid: " + ", ".join(infos)
+                where,
+                f"unknown setting {shown(key)}{suggest(key, infos)}; valid: " + ", ".join(infos),
             )
         kwargs[key] = convert(infos[key], value, where=where)
     try:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 
 from zoo.core.errors import UsageError, ZooError
+
+_DESCRIPTOR = re.compile(r"^(/dev/(stdout|stderr|fd/\d+)|/proc/[^/]+/fd/\d+)$")
 
 
 class WriteError(ZooError):
@@ -33,6 +37,10 @@ def check_writable(
     folder = target.parent if str(target.parent) else Path(".")
     if target.is_dir():
         raise UsageError(f"{option} {str(path)!r}: is a folder; give a file name")
+    if _in_place(target) and target.exists():  # /dev/stdout: written to, its folder unused
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"{option} {str(path)!r}: file exists and is not writable")
+        return target
     if not folder.is_dir():
         raise UsageError(f"{option} {str(path)!r}: folder {str(folder)!r} does not exist")
     try:  # really try: permission bits say nothing for root, read-only mounts, quotas
@@ -82,13 +90,46 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the whole new one.
-    A system error (no space left, say) is a WriteError naming the file."""
+    A system error (no space left, say) is a WriteError naming the file. A device, a pipe or
+    a descriptor (`/dev/stdout`, `/proc/self/fd/1`) is written in place: a rename would
+    replace the name itself (as root, the system's /dev/stdout link), not write to it."""
     target = Path(path)
+    if _in_place(target):
+        try:
+            _write_in_place(target, data)
+        except OSError as e:
+            raise WriteError(f"cannot write {target}: {e.strerror or e}") from None
+        return
     try:
         _write_and_replace(target, data)
     except OSError as e:
         kept = "the previous file is unchanged" if target.exists() else "no file was written"
         raise WriteError(f"cannot write {target}: {e.strerror or e}; {kept}") from None
+
+
+def _descriptor(target: Path) -> bool:
+    """/dev/stdout, /dev/fd/3, /proc/self/fd/1: an open file's name, whatever it is."""
+    return _DESCRIPTOR.match(os.path.abspath(target)) is not None
+
+
+def _in_place(target: Path) -> bool:
+    """Not a file of its own to replace: a descriptor (the file a shell redirected stdout
+    to), a device, a pipe."""
+    if _descriptor(target):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:  # not there (yet): a new file
+        return False
+
+
+def _write_in_place(target: Path, data: bytes) -> None:
+    """Appended to a descriptor (`{ echo head; zoo predict ... --output /dev/stdout; } > f`
+    keeps the head), written to a device or a pipe."""
+    with open(target, "ab" if _descriptor(target) else "wb", buffering=0) as f:
+        view = memoryview(data)
+        while view:
+            view = view[f.write(view) or 0 :]
 
 
 def _write_and_replace(target: Path, data: bytes) -> None:

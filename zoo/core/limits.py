@@ -59,7 +59,6 @@ def quoted(text: str, limit: int = 60) -> str:
     return f"{text[:limit]!r}... ({len(text):,} characters)"
 
 
-
 @dataclass(frozen=True)
 class InputLimit:
     """The most `unit`s one input may have (None: no limit), and the most inputs in one

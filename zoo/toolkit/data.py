@@ -234,6 +234,9 @@ def map_in_length_order(
     return results
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
+
+
 def parse_numbers(text: str, *, where: str = "input") -> list[list[float]]:
     """'0.1 0.2,0.3 ...' -> one row per whitespace-separated step, commas separating features.
 
@@ -247,5 +250,9 @@ def parse_numbers(text: str, *, where: str = "input") -> list[list[float]]:
             raise UsageError(f"{where}: {quoted(token)} is not a number") from None
         if not row or not all(math.isfinite(v) for v in row):
             raise UsageError(f"{where}: {quoted(token)} is not a finite number")
+        if any(abs(v) > FLOAT32_MAX for v in row):  # the network's float32 would make it inf
+            raise UsageError(
+                f"{where}: {quoted(token)} is beyond what a 32-bit float holds (about 3.4e38)"
+            )
         rows.append(row)
     return rows

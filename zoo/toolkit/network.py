@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from zoo.core import limits
 from zoo.core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ def _at_line(message: str, path: str, lines: list[int]) -> str:
     line = lines[int(found.group(1)) - 1] + 1
     rest = message[found.end() :].lstrip()
     return f"{path}:{line}: {rest}"
+
+
 Prediction = dict[str, Any]
 
 
@@ -125,6 +128,8 @@ class Network(nn.Module):
         (CoNLL-U, CSV) instead."""
         lines = file.lines()
         filled = [i for i, line in enumerate(lines) if line.strip()]
+        inputs = [lines[i] for i in filled]
+        limits.check_inputs(inputs, lambda k: f"{file.path}:{filled[k] + 1}", file.path)
         try:
             predictions = self.predict([lines[i] for i in filled], options) if filled else []
         except UsageError as e:  # "input K: ..." is line filled[K - 1] of the file

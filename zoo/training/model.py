@@ -232,8 +232,6 @@ class Model:
         model, options = self.predicting(settings, registry)
         file = path if isinstance(path, TextFile) else read_text(path)
         lines = file.lines()  # in any format a line is at most one input
-        if type(model.module).predict_file is Network.predict_file:  # and one a line is
-            limit.check_count(sum(1 for line in lines if line.strip()), file.path)
         limit.check_all(lines, lambda i: f"{file.path}:{i + 1}")
         with torch.no_grad(), limits.active(limit):
             text, predictions = model.checked.predict_file(file, options)
