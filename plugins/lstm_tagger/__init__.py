@@ -68,6 +68,19 @@ class TaggerConfig:
 @dataclass
 class TaggerPredictConfig:
     batch_size: int = param(256, "sentences tagged at once", min=1, max=1_000_000)
+    keep_gold: str = param(
+        "",
+        "CoNLL-U input: columns (comma-separated: upos, xpos, feats) whose values in the file "
+        "are kept instead of the model's (all other columns are always kept)",
+    )
+
+    def check(self) -> None:
+        from .conllu import column_names  # here: registering the plugin reads no CoNLL-U code
+
+        try:
+            column_names(self.keep_gold)
+        except ValueError as e:
+            raise ValueError(f"keep_gold: {e}") from None
 
 
 @dataclass
@@ -103,7 +116,7 @@ class ConlluConfig(HeldOut):
         "",
         "other CoNLL-U columns learnt beside the tags, comma-separated (upos, xpos, feats, "
         "deprel, head: the head's distance; the tag column itself is skipped): extra training "
-        "signal, never predicted",
+        "signal; zoo predict fills UPOS, XPOS and FEATS from them, zoo eval scores each",
     )
 
     def check(self) -> None:

@@ -22,6 +22,9 @@ from zoo.toolkit.textfile import TextFile, read_text
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TAG_COLUMNS = {"upos": 3, "xpos": 4}
+# The columns a tagger's predictions fill, in file order: DEPREL (an auxiliary target too) is
+# never written, since a relation label means nothing without the head a parser would give.
+PREDICTED_COLUMNS = ("upos", "xpos", "feats")
 _WORD_ID = re.compile(r"[1-9][0-9]*")
 _RANGE_ID = re.compile(r"([1-9][0-9]*)-([1-9][0-9]*)")
 _EMPTY_ID = re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*")
@@ -181,14 +184,54 @@ def looks_like_conllu(text: str) -> bool:
     return False
 
 
+def column_names(text: str) -> list[str]:
+    """Comma-separated column names (the predict option `keep_gold`), each one zoo predicts:
+    a ValueError names any other."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in PREDICTED_COLUMNS:
+            raise ValueError(
+                f"{name!r} is not a column zoo predict fills ({', '.join(PREDICTED_COLUMNS)}); "
+                "it keeps every other column as the file has it"
+            )
+    return names
+
+
 def with_tags(file: TextFile, sentences: list[Sentence], tags: list[list[str]], column: str) -> str:
     """The file's text with the tag column of every word line replaced by `tags`, every other
     character untouched ('\\r' line ends, and the byte-order mark the file started with)."""
+    return with_columns(file, sentences, {column: tags})
+
+
+def with_columns(
+    file: TextFile, sentences: list[Sentence], columns: dict[str, list[list[str]]]
+) -> str:
+    """The file's text with each named column (`{"upos": tags per sentence, "feats": ...}`)
+    of every word line replaced, every other character untouched, as `with_tags`."""
     lines = file.text.split("\n")
-    index = TAG_COLUMNS[column]
-    for sentence, predicted in zip(sentences, tags):
-        for lineno, tag in zip(sentence.lines, predicted):
+    indices = {name: COLUMNS.index(name) for name in columns}
+    for k, sentence in enumerate(sentences):
+        for position, lineno in enumerate(sentence.lines):
             cols = lines[lineno].split("\t")
-            cols[index] = tag
+            for name, index in indices.items():
+                cols[index] = columns[name][k][position]
             lines[lineno] = "\t".join(cols)
     return ("\ufeff" if file.bom else "") + "\n".join(lines)
+
+
+# The CoNLL 2018 shared task's universal features (its conll18_ud_eval.py): its UFeats and
+# AllTags compare FEATS on these alone, so EWT's Typo, ExtPos, NumForm and Style do not count.
+UNIVERSAL_FEATURES = frozenset(
+    {
+        "PronType", "NumType", "Poss", "Reflex", "Foreign", "Abbr", "Gender", "Animacy",
+        "Number", "Case", "Definite", "Degree", "VerbForm", "Mood", "Tense", "Aspect",
+        "Voice", "Evident", "Polarity", "Person", "Polite",
+    }
+)  # fmt: skip
+
+
+def universal_feats(feats: str) -> str:
+    """FEATS as the CoNLL 2018 script compares them: the universal features only, sorted and
+    joined by `|` ("" for `_` or none left), so zoo's figure is the script's."""
+    kept = (f for f in feats.split("|") if f.split("=", 1)[0] in UNIVERSAL_FEATURES)
+    return "|".join(sorted(kept))

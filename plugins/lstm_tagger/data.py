@@ -13,7 +13,10 @@ often each word occurs in the training data, and the character keys: `chars` [U,
 character ids of the U distinct word forms of the batch (between begin/end-of-word symbols,
 padded with 0), `char_lengths` [U], and `forms` [B,T], which row of `chars` each word is;
 for a treebank read with `aux_columns`, training batches carry `aux/NAME` [B,T] too, the ids
-of each auxiliary column's values (vocabularies in the state's "aux_tags").
+of each auxiliary column's values (vocabularies in the state's "aux_tags"), the targets of the
+extra output layers; evaluation batches carry `gold/NAME` [B,T] instead, the gold values as
+`evaluate` compares them (`match_key`: FEATS by its universal features, as the CoNLL 2018
+script does), so each learnt column gets its accuracy.
 Computing each distinct form once per batch saves a third of the character work on English
 text.
 """
@@ -39,8 +42,9 @@ from . import conllu
 # Words and their tags, and for a treebank read with `aux_columns`, those columns' values.
 Sentence = tuple[list[str], list[str]] | tuple[list[str], list[str], dict[str, list[str]]]
 # An encoded example: word ids, the original forms, tag ids, for training examples how often
-# each word occurs in the training data (for frequency-aware word dropout), else None, and
-# for training examples the auxiliary columns' ids, else None.
+# each word occurs in the training data (for frequency-aware word dropout), else None, and the
+# auxiliary columns' ids by batch key (`aux/NAME` in training, `gold/NAME` in evaluation), or
+# None without them.
 Example = tuple[
     list[int], tuple[str, ...], list[int], list[int] | None, dict[str, list[int]] | None
 ]
@@ -123,7 +127,7 @@ def encode(
     words, tags = Vocab(state["words"]), Vocab(state["tags"], unk=None)
     lowercase = state["lowercase"]
     counts = Counter(normalise(w, lowercase) for s in sentences for w in s[0]) if training else None
-    aux = {name: Vocab(v, unk=None) for name, v in state.get("aux_tags", {}).items()}
+    aux = aux_encoder(state, training=training)
     out: list[Example] = []
     for sentence in sentences:
         ws, ts = sentence[0], sentence[1]
@@ -139,12 +143,55 @@ def encode(
                 ) from None
         normal = [normalise(w, lowercase) for w in ws]
         seen = [counts[w] for w in normal] if counts is not None else None
-        values = aux_values(sentence) if training else {}
-        aux_ids = (
-            {name: v.encode(values[name]) for name, v in aux.items()} if values and aux else None
-        )
-        out.append((words.encode(normal), tuple(ws), tag_ids, seen, aux_ids))
+        out.append((words.encode(normal), tuple(ws), tag_ids, seen, aux(sentence)))
     return out
+
+
+def match_key(column: str) -> Callable[[str], str]:
+    """What evaluation compares of a column's values: FEATS by its universal features alone,
+    as the CoNLL 2018 script's UFeats and AllTags do (zoo's figures must be the script's);
+    any other column as written."""
+    return conllu.universal_feats if column == "feats" else str
+
+
+def match_keys(column: str, values: Sequence[str]) -> tuple[dict[str, int], list[int]]:
+    """The distinct match keys of a column's vocabulary (key -> id) and the key id of each
+    value: a predicted value id is right when its key id is the gold word's."""
+    key = match_key(column)
+    keys: dict[str, int] = {}
+    return keys, [keys.setdefault(key(v), len(keys)) for v in values]
+
+
+def aux_encoder(
+    state: dict[str, Any], *, training: bool
+) -> Callable[[Sentence], dict[str, list[int]] | None]:
+    """What encodes a sentence's auxiliary columns: in training the targets, `aux/NAME`, each
+    value's id; in evaluation `gold/NAME`, each value's match key id (UNSEEN_TAG where no value
+    the model knows matches it: a word it cannot get right), which `evaluate` scores. None for
+    a sentence without those columns, or a state without their vocabularies."""
+    vocabs = state.get("aux_tags", {})
+    if training:
+        targets = {name: Vocab(values, unk=None) for name, values in vocabs.items()}
+
+        def encode_targets(sentence: Sentence) -> dict[str, list[int]] | None:
+            values = aux_values(sentence)
+            if not values or not targets:
+                return None
+            return {f"aux/{name}": v.encode(values[name]) for name, v in targets.items()}
+
+        return encode_targets
+    keys = {name: match_keys(name, values)[0] for name, values in vocabs.items()}
+
+    def encode_gold(sentence: Sentence) -> dict[str, list[int]] | None:
+        values = aux_values(sentence)
+        gold = {
+            f"gold/{name}": [k.get(match_key(name)(v), UNSEEN_TAG) for v in values[name]]
+            for name, k in keys.items()
+            if name in values
+        }
+        return gold or None
+
+    return encode_gold
 
 
 class CharEncoder:
@@ -192,8 +239,8 @@ def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[st
             batch["counts"] = pad([ex[3] for ex in examples], 0)  # type: ignore[misc]
         aux = [ex[4] for ex in examples]
         if all(a is not None for a in aux):
-            for name in aux[0] or {}:
-                batch[f"aux/{name}"] = pad([a[name] for a in aux if a is not None], -100)
+            for key in aux[0] or {}:
+                batch[key] = pad([a[key] for a in aux if a is not None], -100)
         return batch
 
     return collate

@@ -8,10 +8,12 @@ With `char_encoder=none bidirectional=false num_layers=1` it is the seed's word-
 left-to-right tagger. Training replaces words by the unknown word at random (`word_dropout`),
 so the unknown word's embedding is learnt and unseen words are tagged from their characters
 and context. With the dataset's `aux_columns` (XPOS, FEATS, DEPREL, ...), one more linear
-layer per column reads the same h_i in training (`aux_out.xpos`, ...): the extra targets
-shape the BiLSTM; prediction reads `out` alone. Tensor names are torch's own
-(`embedding.weight`, `char_embedding.weight`, `char_cnn.weight`, `char_lstm.weight_ih_l0`,
-`lstm.weight_ih_l0`, `out.weight`).
+layer per column reads the same h_i (`aux_out.xpos`, ...): the extra targets shape the BiLSTM
+in training, and prediction fills the columns a CoNLL-U file can take from them (UPOS, XPOS,
+FEATS; not DEPREL, which needs heads) beside the tags; evaluation scores each column learnt
+(`xpos_accuracy`, ..., `alltags_accuracy`) as the CoNLL 2018 script would. Tensor names are
+torch's own (`embedding.weight`, `char_embedding.weight`, `char_cnn.weight`,
+`char_lstm.weight_ih_l0`, `lstm.weight_ih_l0`, `out.weight`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from zoo.toolkit.textfile import TextFile
 from zoo.toolkit.vocab import Vocab
 
 from . import conllu
-from .data import UNK_ID, input_encoder
+from .data import UNK_ID, input_encoder, match_keys
 
 EMBEDDING_STD = 0.1
 
@@ -106,7 +108,7 @@ class LSTMTagger(zoo.Network):
         directions = 2 if config.bidirectional else 1
         self.out = nn.Linear(config.hidden_size * directions, len(state["tags"]))
         aux_tags = state.get("aux_tags", {}) if config.aux_weight > 0 else {}
-        if aux_tags:  # auxiliary tasks: heads used in training only
+        if aux_tags:  # auxiliary tasks: trained beside the tags, and predicted (but DEPREL)
             self.aux_out = nn.ModuleDict(
                 {
                     name: nn.Linear(config.hidden_size * directions, len(tags))
@@ -234,18 +236,22 @@ class LSTMTagger(zoo.Network):
         return loss
 
     def evaluate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, Any]:
-        """Accuracy over all words, on words seen in training (known) and not (unknown), and
-        per tag (`recall/NOUN`: the share of the words tagged NOUN in the data that the model
-        tagged NOUN; precision, F1 and the confusion matrix beside it)."""
+        """Accuracy over all words, on words seen in training (known) and not (unknown), of
+        each auxiliary column learnt (`xpos_accuracy`, `feats_accuracy`, ...: ColumnScores),
+        and per tag (`recall/NOUN`: the share of the words tagged NOUN in the data that the
+        model tagged NOUN; precision, F1 and the confusion matrix beside it)."""
         confusion = Confusion(self.state["tags"])
+        columns = ColumnScores(self)
         total = loss_sum = unknown = unknown_correct = 0.0
         for batch in batches:
-            scores, tags = self.scores(batch), batch["tags"]
+            hidden = self.batch_contexts(batch)
+            scores, tags = self.out(hidden), batch["tags"]
             valid = tags != -100
             scored = tags >= 0  # not padding, and a tag the model knows (see data.UNSEEN_TAG)
             loss_sum += float(F.cross_entropy(scores[scored], tags[scored], reduction="sum"))
             predicted = scores.argmax(-1)
             confusion.add(predicted, tags)
+            columns.add(hidden, batch, predicted == tags)
             is_unknown = (batch["words"] == UNK_ID) & valid
             total += float(valid.sum())
             unknown += float(is_unknown.sum())
@@ -257,29 +263,59 @@ class LSTMTagger(zoo.Network):
             metrics["known_accuracy"] = (correct - unknown_correct) / known
         if unknown:
             metrics["unknown_accuracy"] = unknown_correct / unknown
+        metrics.update(columns.metrics())
         metrics["words"] = int(total)
         metrics["unknown_words"] = int(unknown)
         return {**metrics, **by_tag}
 
-    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
-        """Tags for lists of words, batched by similar length (results in input order)."""
-        encode = input_encoder(self.state, chars=self.char_encoder != "none")
-        tags = Vocab(self.state["tags"], unk=None)
+    @property
+    def column(self) -> str:
+        """The CoNLL-U column of the tags (`out`): UPOS unless the data said otherwise."""
+        return str(self.state.get("column", "upos"))
 
-        def run(group: list[list[str]]) -> list[list[str]]:
-            best = self.scores(move(encode(group), self.device)).argmax(-1).tolist()
-            return [tags.decode(ids[: len(words)]) for words, ids in zip(group, best)]
+    def predicted_columns(self) -> list[str]:
+        """The columns this tagger predicts, in file order: its tag column and each auxiliary
+        head's among UPOS, XPOS and FEATS (never DEPREL: conllu.PREDICTED_COLUMNS)."""
+        heads = getattr(self, "aux_out", {})
+        return [c for c in conllu.PREDICTED_COLUMNS if c == self.column or c in heads]
+
+    def tag_columns(
+        self, sentences: list[list[str]], batch_size: int = 256
+    ) -> list[dict[str, list[str]]]:
+        """Each sentence's values of every predicted column, by name in file order (one BiLSTM
+        pass feeds all the output layers), batched by similar length, in input order."""
+        encode = input_encoder(self.state, chars=self.char_encoder != "none")
+        layers: dict[str, nn.Module] = {}
+        vocabs: dict[str, Vocab] = {}
+        for name in self.predicted_columns():
+            main = name == self.column
+            layers[name] = self.out if main else self.aux_out[name]
+            values = self.state["tags"] if main else self.state["aux_tags"][name]
+            vocabs[name] = Vocab(values, unk=None)
+
+        def run(group: list[list[str]]) -> list[dict[str, list[str]]]:
+            hidden = self.batch_contexts(move(encode(group), self.device))
+            best = {name: layer(hidden).argmax(-1).tolist() for name, layer in layers.items()}
+            return [
+                {name: vocabs[name].decode(best[name][k][: len(words)]) for name in layers}
+                for k, words in enumerate(group)
+            ]
 
         return map_in_length_order(run, sentences, batch_size)
 
+    def tag(self, sentences: list[list[str]], batch_size: int = 256) -> list[list[str]]:
+        """Tags (the tag column alone) for lists of words, in input order."""
+        return [values[self.column] for values in self.tag_columns(sentences, batch_size)]
+
     def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
-        """Each input is a sentence, split on whitespace; returns word/TAG pairs."""
+        """Each input is a sentence, split on whitespace; returns word/TAG pairs (and, from
+        the auxiliary heads, the other columns: `_result`)."""
         sentences = [s.split() for s in inputs]
         for i, words in enumerate(sentences):
             if not words:
                 raise UsageError(f"input {i + 1} is empty: give a sentence of words")
-        predicted = self.tag(sentences, _batch_size(options))
-        return [_result(words, tags) for words, tags in zip(sentences, predicted)]
+        predicted = self.tag_columns(sentences, _batch_size(options))
+        return [_result(words, values, self.column) for words, values in zip(sentences, predicted)]
 
     def export_spec(self) -> Any:
         """The ONNX graph and the runtime's `tagger` recipe (export.py)."""
@@ -288,30 +324,87 @@ class LSTMTagger(zoo.Network):
         return export_spec(self)
 
     def predict_file(self, file: TextFile, options: Any) -> tuple[str, list[dict[str, Any]]]:
-        """A CoNLL-U file comes back with the column the model was trained on filled in, every
-        other byte kept; any other text is one sentence a line (zoo's default)."""
+        """A CoNLL-U file comes back with every column the model predicts filled in (but those
+        the `keep_gold` option names), every other byte kept; any other text is one sentence a
+        line (zoo's default)."""
         if not conllu.looks_like_conllu(file.text):
             return super().predict_file(file, options)
-        column = self.state.get("column", "upos")
-        sentences = conllu.parse(file.text, file.path, column, require_tags=False)
+        sentences = conllu.parse(file.text, file.path, self.column, require_tags=False)
         limits.check_inputs(
             [s.words for s in sentences],
             lambda i: f"{file.path}:{sentences[i].lines[0] + 1}",
             file.path,
         )
-        tags = self.tag([s.words for s in sentences], _batch_size(options))
-        text = conllu.with_tags(file, sentences, tags, column)
-        return text, [_result(s.words, t) for s, t in zip(sentences, tags)]
+        predicted = self.tag_columns([s.words for s in sentences], _batch_size(options))
+        kept = conllu.column_names(options.keep_gold if options is not None else "")
+        written = {
+            name: [values[name] for values in predicted]
+            for name in self.predicted_columns()
+            if name not in kept
+        }
+        text = conllu.with_columns(file, sentences, written)
+        return text, [_result(s.words, v, self.column) for s, v in zip(sentences, predicted)]
+
+
+class ColumnScores:
+    """Accuracy of each auxiliary output layer against evaluation batches' `gold/NAME` (data.py:
+    FEATS compared by universal features, as the CoNLL 2018 script's UFeats), and AllTags, the
+    share of words with UPOS, XPOS and FEATS all right, when the tagger learnt all three."""
+
+    ALL_TAGS = ("upos", "xpos", "feats")
+
+    def __init__(self, tagger: LSTMTagger):
+        self.main = tagger.column
+        heads = getattr(tagger, "aux_out", {})
+        self.heads = {n: heads[n] for n in sorted(heads, key=conllu.COLUMNS.index)}  # file order
+        vocabs = tagger.state.get("aux_tags", {})
+        self.keys = {  # a head's value id -> the id of its match key, as gold/NAME holds them
+            name: torch.tensor(match_keys(name, vocabs[name])[1], device=tagger.device)
+            for name in self.heads
+        }
+        self.right: dict[str, float] = {}
+        self.words: dict[str, float] = {}
+
+    def add(
+        self, hidden: torch.Tensor, batch: dict[str, torch.Tensor], tags_right: torch.Tensor
+    ) -> None:
+        """Count one batch: `hidden` the BiLSTM's output, `tags_right` where the tags are."""
+        right = {self.main: tags_right}
+        valid = batch["tags"] != -100
+        for name, head in self.heads.items():
+            gold = batch.get(f"gold/{name}")
+            if gold is not None:
+                right[name] = self.keys[name][head(hidden).argmax(-1)] == gold
+                self._count(name, right[name] & valid, valid)
+        if all(name in right for name in self.ALL_TAGS):
+            every = valid & right["upos"] & right["xpos"] & right["feats"]
+            self._count("alltags", every, valid)
+
+    def _count(self, name: str, right: torch.Tensor, valid: torch.Tensor) -> None:
+        self.right[name] = self.right.get(name, 0.0) + float(right.sum())
+        self.words[name] = self.words.get(name, 0.0) + float(valid.sum())
+
+    def metrics(self) -> dict[str, float]:
+        """`NAME_accuracy` for each column scored, `alltags_accuracy` last."""
+        return {f"{k}_accuracy": self.right[k] / n for k, n in self.words.items() if n}
 
 
 def _batch_size(options: Any) -> int:
     return options.batch_size if options is not None else 256
 
 
-def _result(words: list[str], tags: list[str]) -> dict[str, Any]:
-    pairs = list(zip(words, tags))
-    return {
+def _result(words: list[str], values: dict[str, list[str]], column: str) -> dict[str, Any]:
+    """One sentence's prediction: `output` the word/tag pairs of the tag column; for a
+    tagger that predicts more columns, `columns` (each column's values by name, in file order)
+    and a `text` of word/UPOS/XPOS/FEATS fields (those predicted, in that order)."""
+    pairs = list(zip(words, values[column]))
+    result: dict[str, Any] = {
         "input": " ".join(words),
         "output": [list(p) for p in pairs],
         "text": " ".join(f"{w}/{t}" for w, t in pairs),
     }
+    if len(values) > 1:
+        result["columns"] = values
+        fields = zip(words, *values.values())
+        result["text"] = " ".join("/".join(f) for f in fields)
+    return result

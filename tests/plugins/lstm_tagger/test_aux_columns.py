@@ -86,17 +86,20 @@ def test_the_loss_adds_each_column_weighted(tmp_path):
     assert float(expected) > float(tags_only) + 1.0
     sentences = conllu.parse(SAMPLE, "dev.conllu", other_columns=("xpos", "deprel"))
     held_out = encode([(s.words, s.tags, s.other) for s in sentences], model.state, training=False)
-    assert "aux/xpos" not in model.data.collate(held_out)  # evaluation scores the tags alone
+    gold = model.data.collate(held_out)  # what evaluation scores each column against
+    assert "aux/xpos" not in gold and gold["gold/xpos"].shape == gold["tags"].shape
 
 
-def test_a_trained_file_evaluates_and_predicts_as_a_plain_tagger(tmp_path):
+def test_a_trained_file_evaluates_and_predicts_its_columns(tmp_path):
     train = write(tmp_path, SAMPLE, "train.conllu")
     out = tmp_path / "m.safetensors"
     zoo.run("lstm-tagger", "conllu", train, out=out, epochs=2, aux_columns="feats,head")
     with safe_open(str(out), "pt") as f:
         assert {"aux_out.feats.weight", "aux_out.head.weight"} <= set(f.keys())
-    assert zoo.evaluate(out, train)["words"] == 6
-    assert len(zoo.predict(out, ["Dogs bark"])[0]["output"]) == 2
+    metrics = zoo.evaluate(out, train)
+    assert metrics["words"] == 6 and {"feats_accuracy", "head_accuracy"} <= set(metrics)
+    prediction = zoo.predict(out, ["Dogs bark"])[0]
+    assert len(prediction["output"]) == 2 and list(prediction["columns"]) == ["upos", "feats"]
 
 
 @pytest.mark.parametrize(
