@@ -50,10 +50,36 @@ def exported(tmp_path, one_thread):
     return make
 
 
-# Every built-in runtime kind (and the forecaster trained on a CSV, which reads CSV files), as
-# (architecture, dataset, settings): small, so that exporting all of them takes seconds.
+# A tiny treebank whose words have varied UPOS, XPOS, FEATS and DEPREL values: a tagger
+# created on it with the conllu recipe (aux_columns="xpos,feats,deprel") predicts three columns.
+TREEBANK = (
+    "# text = Dogs bark.\n"
+    "1\tDogs\tdog\tNOUN\tNNS\tNumber=Plur\t2\tnsubj\t_\t_\n"
+    "2\tbark\tbark\tVERB\tVBP\tMood=Ind|Tense=Pres|VerbForm=Fin\t0\troot\t_\t_\n"
+    "3\t.\t.\tPUNCT\t.\t_\t2\tpunct\t_\t_\n"
+    "\n"
+    "# text = I can go to the park\n"
+    "1\tI\tI\tPRON\tPRP\tCase=Nom|Number=Sing|Person=1|PronType=Prs\t3\tnsubj\t_\t_\n"
+    "2\tcan\tcan\tAUX\tMD\tVerbForm=Fin\t3\taux\t_\t_\n"
+    "3\tgo\tgo\tVERB\tVB\tVerbForm=Inf\t0\troot\t_\t_\n"
+    "4\tto\tto\tADP\tIN\t_\t6\tcase\t_\t_\n"
+    "5\tthe\tthe\tDET\tDT\tDefinite=Def|PronType=Art\t6\tdet\t_\t_\n"
+    "6\tpark\tpark\tNOUN\tNN\tNumber=Sing\t3\tobl\t_\t_\n"
+    "\n"
+    "1\tShe\tshe\tPRON\tPRP\tCase=Nom|Gender=Fem|Number=Sing|Person=3\t2\tnsubj\t_\t_\n"
+    "2\tread\tread\tVERB\tVBD\tMood=Ind|Tense=Past|VerbForm=Fin\t0\troot\t_\t_\n"
+    "3\tquickly\tquickly\tADV\tRB\t_\t2\tadvmod\t_\t_\n"
+    "\n"
+)
+# The sizes of a small tagger (the conllu recipe's are for real treebanks).
+SMALL_TAGGER = {"hidden_size": 8, "embedding_dim": 8, "char_dim": 4, "char_hidden": 6}
+
+# Every built-in runtime kind (and the forecaster trained on a CSV, which reads CSV files, and
+# the tagger of a treebank, which predicts UPOS, XPOS and FEATS), as (architecture, dataset,
+# settings): small, so that exporting all of them takes seconds.
 KINDS = {
     "tagger": ("lstm-tagger", "toy-tags", {"hidden_size": 8}),
+    "tagger-columns": ("lstm-tagger", "conllu", {**SMALL_TAGGER, "num_layers": 1}),
     "forecaster": ("gru-regressor", "sine-windows", {"hidden_size": 8}),
     "forecaster-csv": ("gru-regressor", "csv", {"hidden_size": 8}),
     "step-regression": ("elman-rnn", "sine-cosine", {"hidden_size": 8}),
@@ -81,6 +107,8 @@ def kinds(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
         for kind, (name, dataset, settings) in KINDS.items():
             if dataset == "csv":
                 settings = {**settings, **CSV_SMALL, "data": str(series)}
+            if dataset == "conllu":
+                settings = {**settings, "data": str(write(folder, "train.conllu", TREEBANK))}
             path = folder / f"{kind}.safetensors"
             scrambled(name, dataset, **settings).save(path)
             export_onnx(zoo.load(path), path.with_suffix(".onnx"))

@@ -71,6 +71,102 @@ def test_onnx_without_zoo_metadata(tagger_file, tmp_path):
     refused(rewrite(tagger_file, tmp_path / "d.onnx", data_state=None), "lacks 'data_state'")
 
 
+def columns_changed(source, target, settings=None, state=None):
+    """A copy of the tagger of several columns with its runtime.settings and data_state
+    changed by the functions given (each edits the parsed JSON in place)."""
+    import onnx
+
+    values = {p.key: p.value for p in onnx.load(source).metadata_props}
+    runtime, data_state = json.loads(values["runtime"]), json.loads(values["data_state"])
+    for change, value in ((settings, runtime["settings"]), (state, data_state)):
+        if change is not None:
+            change(value)
+    return rewrite(source, target, runtime=runtime, data_state=data_state)
+
+
+def _set(key, value):
+    return lambda values: values.__setitem__(key, value)
+
+
+def _pop(key):
+    return lambda values: values.pop(key)
+
+
+ENTRIES = [
+    {"column": "upos", "output": "scores"},
+    {"column": "xpos", "output": "xpos_scores"},
+    {"column": "feats", "output": "feats_scores"},
+]
+
+
+@pytest.mark.parametrize(
+    "settings, state, fragment",
+    [
+        (_set("columns", "upos,xpos"), None, "runtime.settings.columns must be [{"),
+        (_set("columns", []), None, "runtime.settings.columns must be [{"),
+        (_set("columns", [ENTRIES[0], ENTRIES[0]]), None, "of distinct columns"),
+        (_set("columns", [ENTRIES[0], {"column": "xpos"}]), None, "settings.columns must be"),
+        (_set("columns", [ENTRIES[0], [1]]), None, "settings.columns must be"),
+        (_pop("column"), None, "runtime.settings.column must be a string"),
+        (_set("column", "deprel"), None, "columns lacks the tag column 'deprel'"),
+        (
+            _set("columns", [ENTRIES[0], {"column": "xpos", "output": "deprel_scores"}]),
+            None,
+            "output 'deprel_scores' for column 'xpos', not among the graph's outputs",
+        ),
+        (  # XPOS read from FEATS' scores: the graph scores another number of values
+            _set("columns", [ENTRIES[0], {"column": "xpos", "output": "feats_scores"}]),
+            None,
+            "tags of column 'xpos' (output 'feats_scores'), the metadata names",
+        ),
+        (None, _pop("aux_tags"), "data_state.aux_tags must be a JSON object"),
+        (None, lambda s: s["aux_tags"].pop("feats"), "data_state.aux_tags.feats must be a list"),
+        (
+            None,
+            lambda s: s["aux_tags"]["xpos"].pop(),
+            "tags of column 'xpos' (output 'xpos_scores')",
+        ),
+        (None, lambda s: s["aux_tags"].__setitem__("xpos", ["A", "A"]), "distinct strings"),
+        (
+            None,
+            _set("tags", ["NOUN"]),
+            "tags of column 'upos' (output 'scores'), the metadata names 1",
+        ),
+    ],
+    ids=[
+        "columns-a-string",
+        "columns-empty",
+        "a-column-twice",
+        "an-entry-without-output",
+        "an-entry-not-an-object",
+        "no-tag-column",
+        "tag-column-not-among-columns",
+        "an-output-the-graph-lacks",
+        "an-output-of-another-size",
+        "no-aux-tags",
+        "no-feats-tags",
+        "xpos-tags-one-short",
+        "xpos-tags-not-distinct",
+        "upos-tags-too-few",
+    ],
+)
+def test_a_tagger_with_bad_columns_is_refused(kinds, tmp_path, settings, state, fragment):
+    _, onnx_file = kinds["tagger-columns"]
+    zoo_runtime.load(onnx_file)  # the file as exported loads
+    refused(columns_changed(onnx_file, tmp_path / "bad.onnx", settings, state), fragment)
+
+
+def test_a_tagger_without_columns_reads_its_first_output(kinds, tmp_path):
+    """A file without the `columns` setting (a plain tagger's, an older export's) is tagged
+    by its first output with data_state.tags: the tag column alone, as before."""
+    _, onnx_file = kinds["tagger-columns"]
+    plain = columns_changed(onnx_file, tmp_path / "plain.onnx", _pop("columns"))
+    got = zoo_runtime.load(plain).predict(["Dogs bark in the park ."])
+    want = zoo_runtime.load(onnx_file).predict(["Dogs bark in the park ."])
+    assert "columns" not in got[0] and got[0]["output"] == want[0]["output"]
+    assert got[0]["text"] == " ".join(f"{w}/{t}" for w, t in want[0]["output"])
+
+
 @pytest.mark.parametrize(
     "change, fragment",
     [

@@ -13,6 +13,8 @@ import zoo_runtime
 import zoo
 import zoo.core.modelfile
 from tests.conftest import CSV_SMALL, SERIES, write
+from tests.runtime.conftest import SMALL_TAGGER, TREEBANK
+from tests.runtime.test_side_by_side import run_runtime
 
 SENTENCES = [
     "The dog ate the apple .",
@@ -43,6 +45,54 @@ def test_tagger_tags_as_zoo_does(exported, settings):
     assert runtime.predict(SENTENCES) == zoo.predict(path, SENTENCES)
     assert len({t for p in want for _, t in p["output"]}) > 1  # the answers vary
     assert doc["max_difference"] <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    "settings, outputs",
+    [
+        ({"char_encoder": "cnn"}, ["scores", "xpos_scores", "feats_scores"]),
+        (  # the tag column XPOS, scored by the first output but second in file order
+            {"column": "xpos", "aux_columns": "upos,feats", "char_encoder": "lstm"},
+            ["scores", "upos_scores", "feats_scores"],
+        ),
+    ],
+    ids=["upos-with-xpos-feats", "xpos-with-upos-feats"],
+)
+def test_tagger_fills_every_column_as_zoo_does(exported, tmp_path, settings, outputs):
+    data = write(tmp_path, "train.conllu", TREEBANK)
+    path, onnx_path, doc = exported(
+        "lstm-tagger", "conllu", data=str(data), **SMALL_TAGGER, **settings
+    )
+    assert doc["graphs"]["model"]["outputs"] == outputs  # DEPREL, learnt too, is not predicted
+    runtime = zoo_runtime.load(onnx_path)
+    for options in ({"batch_size": 2}, {}):
+        want = zoo.predict(path, SENTENCES, **options)
+        got = runtime.predict(SENTENCES, **options)
+        for g, w in zip(got, want, strict=True):
+            assert list(w["columns"]) == ["upos", "xpos", "feats"]
+            assert (g["output"], g["columns"], g["text"]) == (w["output"], w["columns"], w["text"])
+        assert got == want
+    main = settings.get("column", "upos")
+    assert all(
+        p["output"] == [[w, t] for w, t in zip(p["input"].split(), p["columns"][main])]
+        for p in want
+    )
+    assert len({v for p in want for v in p["columns"]["feats"]}) > 1  # the answers vary
+    assert runtime.tag([s.split() for s in SENTENCES], 3) == [p["columns"][main] for p in want]
+
+
+def test_the_command_line_fills_every_column_as_zoo_does(kinds, zoo, tmp_path, monkeypatch, capsys):
+    model, onnx_file = kinds["tagger-columns"]
+    (tmp_path / "in.txt").write_text("\n".join(SENTENCES[:3]) + "\n\n  \n" + SENTENCES[4] + "\n")
+    for args in (SENTENCES, ["--input", "in.txt"], [*SENTENCES[:2], "--set", "batch_size=1"]):
+        want = zoo("predict", model, *args)
+        got = run_runtime(monkeypatch, capsys, str(onnx_file), *args)
+        assert want.code == got.code == 0, (want.stderr, got.stderr)
+        assert got.stdout == want.stdout
+        assert got.stdout.split("\n")[0].split(" ")[0].count("/") == 3  # word/UPOS/XPOS/FEATS
+    want = zoo("predict", model, *SENTENCES, "--json")
+    got = run_runtime(monkeypatch, capsys, str(onnx_file), *SENTENCES, "--json")
+    assert json.loads(got.stdout)["predictions"] == json.loads(want.stdout)["predictions"]
 
 
 def test_tagger_scores_match_torch_on_new_shapes(exported):

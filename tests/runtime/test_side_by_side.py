@@ -133,6 +133,7 @@ def zoo_closed_pipe(kinds, tmp_path_factory) -> tuple[int, str]:
 
 INPUTS = {  # an input each kind answers, many times over: more than a pipe holds
     "tagger": "The dog ate the apple .",
+    "tagger-columns": "Dogs bark in the park .",
     "forecaster": "0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0",
     "forecaster-csv": "0.1 0.2 0.3 0.4",
     "step-regression": "0.1 0.2 0.3",
