@@ -94,12 +94,78 @@ def test_fixed_and_searched_settings_are_told_apart():
         (("--set", "lr=loguniform(0,1)"), "0 < LOW"),
         (("--set", "epochs=3"), "nothing to search"),
         (("--set", "lr=uniform(0.1,0.2)", "--seeds", "3-1"), "--seeds 3-1"),
+        # a searched setting that a fixed option also sets: was the search dropped silently
+        (("--epochs", "1", "--set", "epochs=int(1,2)"), "--set epochs=int(1,2)"),
+        (("--epochs", "1", "--set", "train.epochs=int(1,2)"), "--epochs 1"),
+        # a search space that is not closed: was "nothing to search"
+        (("--set", "lr=loguniform(1e-3"), "--set lr=loguniform(1e-3: missing ')'"),
+        (("--set", "lr=uniform(0,1", "--set", "dropout=uniform(0,0.5)"), "lr=uniform(0,1"),
     ],
 )
 def test_bad_sweeps_are_one_usage_line(zoo, args, says):
     result = zoo("sweep", "gru-regressor", *args, "--storage", "sqlite:///s.sqlite")
     assert result.code == 2 and says in result.error_line()
     assert not Path("s.sqlite").exists()  # nothing started
+
+
+def test_a_search_that_a_fixed_option_overrides_names_both(zoo, tmp_path):
+    """`--epochs 1` and `--set epochs=int(1,2)` (or the run file's search): one of them
+    would be dropped, so neither is guessed."""
+    result = zoo("sweep", "gru-regressor", "--epochs", "1", "--set", "epochs=int(1,2)",
+                 "--set", "lr=uniform(0.1,0.2)", "--storage", "sqlite:///s.sqlite")  # fmt: skip
+    line = result.error_line()
+    assert result.code == 2 and "--set epochs=int(1,2)" in line and "--epochs 1" in line
+    write(tmp_path, "sweep.toml", 'architecture = "gru-regressor"\nepochs = 1\n\n'
+          '[settings]\nepochs = "int(1,2)"\n')  # fmt: skip
+    result = zoo("sweep", "--config", str(tmp_path / "sweep.toml"))
+    line = result.error_line()
+    assert result.code == 2 and "epochs=int(1,2)" in line and "epochs = 1 in " in line
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"]
+)
+def test_an_in_memory_storage_is_refused(zoo, url):
+    """A sweep's trials are processes of their own: a database in the sweep's memory is one
+    they cannot reach. Was: a traceback from each thread, then exit 0 with 0 trials."""
+    result = zoo("sweep", *TOY, *SPACE, "--trials", "1", "--storage", url)
+    line = result.error_line()
+    assert result.code == 2 and line.startswith(f"Error: --storage {url}: ")
+    assert "in memory" in line
+    shown = zoo("sweep", "show", "--storage", url)
+    assert shown.code == 2 and "in memory" in shown.error_line()
+
+
+def test_postgres_without_its_driver_names_the_extra(zoo, monkeypatch):
+    """Was: `internal error: ImportError` (Optuna's own message, no word of the extra)."""
+    for name in ("psycopg", "psycopg2"):
+        monkeypatch.setitem(sys.modules, name, None)
+    url = "postgresql://zoo:secret@127.0.0.1:1/zoo"
+    result = zoo("sweep", *TOY, *SPACE, "--storage", url)
+    line = result.error_line()
+    assert result.code == 2 and "pip install 'rnn-zoo[postgres]'" in line
+    assert line.startswith("Error: --storage postgresql://zoo:***@127.0.0.1:1/zoo: ")
+    assert "secret" not in result.stderr
+    shown = zoo("sweep", "show", "--storage", url)
+    assert shown.code == 2 and "pip install 'rnn-zoo[postgres]'" in shown.error_line()
+
+
+def test_show_of_a_storage_that_does_not_exist_creates_nothing(zoo, tmp_path, zoo_home):
+    """Was: an empty database made at the path, and `no studies` said of it."""
+    missing = tmp_path / "missing.sqlite"
+    for args in ((), ("toy",)):
+        result = zoo("sweep", "show", *args, "--storage", f"sqlite:///{missing}")
+        assert result.code == 1, result.stderr
+        assert result.error_line() == f"Error: --storage sqlite:///{missing}: no such file"
+        assert not missing.exists()
+    folder = zoo("sweep", "show", "--storage", f"sqlite:///{tmp_path}")
+    assert folder.code == 1 and "is a folder" in folder.error_line()
+    # the default storage before any sweep: no studies yet, and nothing made in zoo's folder
+    before = sorted(zoo_home.rglob("*"))
+    listed = zoo("sweep", "show")
+    assert listed.code == 0 and listed.stdout.startswith("no studies in ")
+    assert zoo("sweep", "show", "toy").code == 2
+    assert sorted(zoo_home.rglob("*")) == before
 
 
 def test_an_unreachable_storage_is_one_line(zoo):
@@ -187,7 +253,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     small = [f"--set={k}={v}" for k, v in CSV_SMALL.items()]
     result = run_zoo("sweep", "gru-regressor", "--dataset", "csv", *small, "--epochs", "2",
                      "--set", "path=choice(s.csv,missing.csv)", "--trials", "4", "--jobs", "2",
-                     "--sampler-seed", "9", "--storage", url, "--study", "f", cwd=tmp_path)  # fmt: skip
+                     "--sampler-seed", "1", "--storage", url, "--study", "f", cwd=tmp_path)  # fmt: skip
     assert result.code == 0, result.stderr
     trials = load(url, "f").get_trials()
     assert sorted(t.params["path"] for t in trials) == ["missing.csv"] * 2 + ["s.csv"] * 2
@@ -377,6 +443,44 @@ def test_a_trial_handed_out_past_the_limit_is_given_back_unrun(tmp_path):
     load(plan.storage, "last").tell(asked[2], state=optuna.trial.TrialState.FAIL)
     assert counted(sweep.study) == 2
     assert not sweep.another_wanted()
+
+
+def test_an_error_in_a_sweep_thread_ends_the_sweep_with_it(tmp_path):
+    """Was: each thread printed its traceback, and the sweep went on to exit 0, `0 trials`
+    (an in-memory storage did that). Now the first error stops the other threads and is
+    raised by `run`: the command line makes it one line, exit 1."""
+    from zoo.features.sweep import Sweep, open_study
+
+    class Broken(Sweep):
+        def another_wanted(self) -> bool:
+            if super().another_wanted():
+                raise RuntimeError("the storage went away")
+            return False
+
+    plan = quick_plan(tmp_path, "broken", trials=4, jobs=2)
+    with pytest.raises(RuntimeError, match="the storage went away"):
+        Broken(plan, open_study(plan)).run()
+
+
+def test_a_rerun_continues_the_seeded_sampler_instead_of_repeating_it(tmp_path):
+    """--sampler-seed: a sweep stopped after 3 trials and run again to 6 tries 6 settings,
+    the same ones in the same order as a sweep of 6 run in one go. Was: the sampler seeded
+    afresh on every run, so the rerun's trials repeated the first ones' settings exactly."""
+    plan = quick_plan(tmp_path, "seeded", trials=3, jobs=1)
+    plan.sampler_seed = 7
+    quick_sweep(plan).run()
+    plan.trials = 6
+    quick_sweep(plan).run()
+    continued = [t.params["lr"] for t in load(plan.storage, "seeded").get_trials()]
+    assert len(set(continued)) == 6, continued
+    fresh = quick_plan(tmp_path, "fresh", trials=6, jobs=1)
+    fresh.sampler_seed = 7
+    quick_sweep(fresh).run()
+    assert [t.params["lr"] for t in load(plan.storage, "fresh").get_trials()] == continued
+    other = quick_plan(tmp_path, "other", trials=3, jobs=1)
+    other.sampler_seed = 8
+    quick_sweep(other).run()
+    assert [t.params["lr"] for t in load(plan.storage, "other").get_trials()] != continued[:3]
 
 
 @pytest.mark.slow

@@ -194,6 +194,7 @@ def _plan(
     spec = reg.architecture(name).spec
     dataset = ctx.params["dataset"] or spec.default_dataset
     reg.check_compatible(name, dataset)
+    _check_searches_kept(ctx, assignments, explicit)
     fixed, space = sweep_space.split(runconfig.run_settings(ctx, assignments, explicit))
     if not space:
         raise UsageError(
@@ -225,6 +226,35 @@ def _plan(
         folder=Path("."),
         headline=headline,
     )
+
+
+def _check_searches_kept(ctx: click.Context, assignments: tuple[str, ...], explicit: dict) -> None:
+    """A searched setting that an option of its own also sets (`--epochs 1` and `--set
+    epochs=int(1,2)`) is refused naming both: the option would win and the search be
+    dropped without a word. The run file's searches and options count as the command
+    line's do."""
+    from zoo.core import config as cfg
+    from zoo.features import sweep_space
+
+    found = runconfig.run_file(ctx)
+    from_set = cfg.parse_assignments(assignments)
+    searched = {**(found.settings if found else {}), **from_set}
+    settings = runconfig.run_settings(ctx, assignments, explicit)
+    for key, value in explicit.items():
+        for name in (key, f"train.{key}"):
+            search = searched.get(name)
+            if value is None or not sweep_space.is_search(search):
+                continue
+            if sweep_space.is_search(settings.get(name)):
+                continue  # the search won (an option from the run file, a --set here)
+            where = "--set " if name in from_set or not found else f"{found.path} [settings] "
+            option = f"--{key.replace('_', '-')} {value}"
+            if found and ctx.get_parameter_source(key) == click.core.ParameterSource.DEFAULT_MAP:
+                option = f"{key} = {value} in {found.path}"
+            raise UsageError(
+                f"{where}{name}={sweep_space.shown(str(search))} searches a setting that "
+                f"{option} fixes; give one of them"
+            )
 
 
 def _run_sweep(sweep: Any, plan: Any, as_json: bool) -> None:
@@ -356,9 +386,12 @@ def show_command(study_name: str | None, storage: str | None, as_json: bool) -> 
     sweep, storage_of = _sweep_modules()
     import optuna
 
-    url = storage or storage_of.default_storage()
-    store = storage_of.open_storage(url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(store, include_best_trial=False)]
+    url = storage or storage_of.default_storage(create=False)
+    names: list[str] = []
+    if storage_of.storage_to_read(url, named=storage is not None):  # else: create nothing
+        store = storage_of.open_storage(url)
+        summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
+        names = [s.study_name for s in summaries]
     if study_name is None:
         show({"storage": storage_of.shown_url(url), "studies": names}, as_json, _render_studies)
         return

@@ -62,9 +62,11 @@ class SignalsPassedOn:
         self.previous: dict[int, object] = {}
 
     def handle(self, signum: int, frame: object) -> None:
-        self.children.stop(signum)
+        """`on_stop` first, then the children: a thread that sees a child refused or ended
+        by the signal finds its owner already stopped, and takes it for the interruption."""
         if callable(self.on_stop):
             self.on_stop(signum)
+        self.children.stop(signum)
 
     def __enter__(self) -> SignalsPassedOn:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -10,7 +10,14 @@ own optimisation loop against the shared storage, exactly as J machines would.
 `--trials N` is exact, however many threads and machines share the study: a thread asks
 for a trial only while the storage holds fewer than N counted trials, one thread of a
 process at a time, and a trial handed out past N all the same (another machine asked at
-that moment) is given back unrun before its `zoo run` starts (see `Sweep.objective`).
+that moment) is given back unrun before its `zoo run` starts (see `Sweep.objective`). A
+finished or pruned trial always counts; only a failed one stopped by a signal is made up for
+by a rerun. A trial whose `zoo run` saved its model is complete, whatever signal came after
+(the run may be ended by it on its way out): its score is read from what it saved.
+
+`--sampler-seed S` seeds the sampler for each trial from S and the trial's number
+(`TrialSeededSampler`), so a sweep stopped and run again goes on where it stopped instead
+of starting its sequence over, and trial N tries what it would have in one go.
 
 Pruning: the trial's `zoo run` reports its validation scores to the study itself (the
 `TrialReporter` plugin of zoo/features/sweep_report.py, switched on by an environment variable) and
@@ -29,6 +36,7 @@ import os
 import re
 import statistics
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +45,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from zoo.core.errors import UsageError
+from zoo.core.errors import UsageError, ZooError
 from zoo.core.formatting import fmt
 from zoo.features import runconfig
 from zoo.features.subprocesses import (
@@ -117,7 +125,7 @@ def open_study(plan: Plan) -> optuna.Study:
         study_name=plan.study,
         storage=storage,
         direction=plan.direction,
-        sampler=optuna.samplers.TPESampler(constant_liar=True, seed=plan.sampler_seed),
+        sampler=sampler(plan.sampler_seed),
         pruner=pruner(plan.pruner, plan.prune_after),
         load_if_exists=True,
     )
@@ -129,6 +137,61 @@ def open_study(plan: Plan) -> optuna.Study:
     elif made_for != plan.identity():
         raise UsageError(_mismatch(plan.study, made_for, plan.identity()))
     return study
+
+
+def sampler(seed: int | None) -> optuna.samplers.BaseSampler:
+    """Optuna's TPE sampler; with a seed, seeded for each trial (`TrialSeededSampler`)."""
+    return tpe(None) if seed is None else TrialSeededSampler(seed)
+
+
+def tpe(seed: int | None) -> optuna.samplers.TPESampler:
+    """TPE, with the running trials' settings taken as already tried (several at once)."""
+    with warnings.catch_warnings():  # constant_liar is "experimental" in Optuna's words
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(constant_liar=True, seed=seed)
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """TPE seeded afresh for each trial, from the sweep's seed and the trial's number. Seeded
+    once per `zoo sweep`, a rerun of a stopped sweep started the sequence over and its
+    trials repeated the first ones' settings exactly; seeded per trial, trial N's settings
+    depend on the seed, N and the trials finished before it, so a sweep stopped and run
+    again tries what one run in one go would, and machines sharing a study draw apart."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.samplers: dict[int, optuna.samplers.TPESampler] = {}
+        self.lock = threading.Lock()
+
+    def of(self, trial: optuna.trial.FrozenTrial) -> optuna.samplers.TPESampler:
+        """The trial's own sampler, seeded from (seed, trial number)."""
+        import numpy
+
+        with self.lock:
+            if trial.number not in self.samplers:
+                state = numpy.random.SeedSequence([self.seed, trial.number]).generate_state(1)
+                self.samplers[trial.number] = tpe(int(state[0]))
+            return self.samplers[trial.number]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+        return self.of(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: Any, space: dict[str, Any]) -> dict:
+        return self.of(trial).sample_relative(study, trial, space)
+
+    def sample_independent(self, study: optuna.Study, trial: Any, name: str, dist: Any) -> Any:
+        return self.of(trial).sample_independent(study, trial, name, dist)
+
+    def before_trial(self, study: optuna.Study, trial: Any) -> None:
+        self.of(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        self.of(trial).after_trial(study, trial, state, values)
+        with self.lock:
+            self.samplers.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        """Nothing: each trial's seed is fixed by the sweep's seed and its number."""
 
 
 def _mismatch(name: str, made_for: dict[str, Any], wanted: dict[str, Any]) -> str:
@@ -143,13 +206,21 @@ def _mismatch(name: str, made_for: dict[str, Any], wanted: dict[str, Any]) -> st
 
 def counted(study: optuna.Study, before: int | None = None) -> int:
     """Trials that count toward --trials: finished, pruned, failed or running, but not
-    those stopped by Ctrl-C (a rerun makes up for them) nor those given back unrun. With
-    `before`, only the trials numbered below it."""
+    failed ones stopped by Ctrl-C (a rerun makes up for them) nor those given back unrun;
+    a finished or pruned trial always counts. With `before`, only the trials numbered
+    below it."""
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
     trials = study.get_trials(deepcopy=False, states=states)
     if before is not None:
         trials = [t for t in trials if t.number < before]
-    return sum(1 for t in trials if not t.user_attrs.get(INTERRUPTED) and not given_back(t))
+    return sum(1 for t in trials if counts(t))
+
+
+def counts(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial is one of the --trials: a rerun makes up for the others."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return not trial.user_attrs.get(INTERRUPTED) and not given_back(trial)
 
 
 def given_back(trial: optuna.trial.FrozenTrial) -> bool:
@@ -171,9 +242,11 @@ class Sweep:
     interrupted: int = 0  # the signal that stopped the sweep
     failures_in_a_row: int = 0
     last_error: str | None = None
+    crash: BaseException | None = None  # what ended a thread other than a trial's outcome
 
     def run(self) -> None:
-        """Run trials on `jobs` threads until the study has --trials; Ctrl-C stops them."""
+        """Run trials on `jobs` threads until the study has --trials; Ctrl-C stops them. What
+        broke a thread (the storage, say) is raised here, once, after the others stopped."""
         left = self.plan.trials - counted(self.study)
         threads = [
             threading.Thread(target=self.work, name=f"zoo-sweep-{i}", daemon=True)
@@ -181,13 +254,24 @@ class Sweep:
         ]
         with SignalsPassedOn(self.children, on_stop=self.stop):
             wait_for(threads)
+        if self.crash is not None:
+            raise self.crash
 
     def work(self) -> None:
-        """One thread: Optuna's optimisation loop one trial at a time, as a worker on another
-        machine runs it, while another trial is wanted. Counting the study's trials and
-        asking for a new one is one step: the thread holds `asking` from the count until its
-        new trial is in the storage (`objective` lets go), so two threads ending trials
-        together cannot both see room for one more and both start one."""
+        """One thread's trials; an exception that ends it stops the others, and `run`
+        raises it (a thread's traceback would be printed, and the sweep exit 0)."""
+        try:
+            self.trials()
+        except BaseException as e:
+            with self.lock:
+                self.crash = self.crash or e
+
+    def trials(self) -> None:
+        """Optuna's optimisation loop one trial at a time, as a worker on another machine
+        runs it, while another trial is wanted. Counting the study's trials and asking for a
+        new one is one step: the thread holds `asking` from the count until its new trial
+        is in the storage (`objective` lets go), so two threads ending trials together
+        cannot both see room for one more and both start one."""
         while True:
             self.asking.acquire()
             self.held.asking = True
@@ -212,7 +296,7 @@ class Sweep:
     def another_wanted(self) -> bool:
         """Not stopped (Ctrl-C, failures in a row) and the study, every machine's trials
         read from the storage, still short of --trials."""
-        if self.interrupted or self.failing():
+        if self.stopping() or self.failing() or self.crash is not None:
             return False
         return counted(self.study) < self.plan.trials
 
@@ -222,10 +306,18 @@ class Sweep:
         return self.failures_in_a_row >= max(FAILURES_IN_A_ROW, self.plan.jobs)
 
     def stop(self, signum: int) -> None:
-        """Ctrl-C (or SIGTERM): no new trials; the running ones were told and end as failed."""
+        """Ctrl-C (or SIGTERM): no new trials; the running ones are told and end interrupted,
+        but for those past training, which save their model and finish."""
         if not self.interrupted:
-            self.plan.echo("stopping: the running trials end now and are marked failed")
+            self.plan.echo(
+                "stopping: the running trials end now, interrupted (those done training "
+                "save their model first)"
+            )
         self.interrupted = signum  # each thread's loop stops after its trial (another_wanted)
+
+    def stopping(self) -> bool:
+        """A signal came: to the sweep (`stop`), or to its children first, a moment before."""
+        return bool(self.interrupted or self.children.stopped)
 
     # ---------------------------------------------------------------------- a trial
     def objective(self, trial: optuna.Trial) -> float:
@@ -247,23 +339,28 @@ class Sweep:
         return statistics.fmean(scores)
 
     def train(self, trial: optuna.Trial, values: dict[str, Any], seed: int, report: bool) -> float:
-        """One `zoo run` of the trial, on one seed; its validation score."""
+        """One `zoo run` of the trial, on one seed; its validation score. A run that saved
+        its model is scored whatever its exit code: a signal passed on as it ended, after
+        it saved, ends the process all the same."""
         paths = trial_paths(self.plan, trial.number, seed)
         runconfig_text = trial_run_file(self.plan, values, seed, paths["model"])
         paths["config"].write_text(runconfig_text, encoding="utf-8")
         trial.set_user_attr("models", [*trial.user_attrs.get("models", []), str(paths["model"])])
-        if self.interrupted:
+        if self.stopping():
             raise self.interruption(trial)
+        paths["metrics"].unlink(missing_ok=True)  # the score is this run's, never an older file's
+        before = file_identity(paths["model"])
         code = self.start_and_wait(trial, paths, report)
-        if code == 0:
-            return self.score(trial, paths["metrics"])
+        saved = saved_result(paths, before)
+        if saved is not None:
+            return self.score_of(trial, saved, paths["metrics"])
         error = last_error_line(paths["log"])
-        if self.interrupted:
+        if self.stopping():
             raise self.interruption(trial)
-        trial.set_user_attr("error", error)
+        trial.set_user_attr("error", error if code else f"no result: {error}")
         if code == PRUNED_EXIT:
             raise optuna.TrialPruned(error)
-        raise TrialFailed(error)
+        raise TrialFailed(trial.user_attrs["error"])
 
     def start_and_wait(self, trial: optuna.Trial, paths: dict[str, Path], report: bool) -> int:
         # the trial's run file says everything: a user's ZOO_RUN_* variables must not change it
@@ -291,7 +388,12 @@ class Sweep:
         return TrialInterrupted(f"trial {trial.number} interrupted")
 
     def score(self, trial: optuna.Trial, metrics_file: Path) -> float:
+        """The validation score in a run's metrics file (`--metrics-out`)."""
         doc = json.loads(metrics_file.read_text(encoding="utf-8"))
+        return self.score_of(trial, doc, metrics_file)
+
+    def score_of(self, trial: optuna.Trial, doc: dict[str, Any], metrics_file: Path) -> float:
+        """The validation score in a run's result (`metrics.valid`), kept with its headline."""
         value = (doc.get("metrics", {}).get("valid") or {}).get(self.plan.metric)
         if not isinstance(value, (int, float)):
             error = (
@@ -327,6 +429,34 @@ class Sweep:
             self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
             if failed:
                 self.last_error = trial.user_attrs.get("error")
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells a file written now from the one there before (a model is saved by
+    renaming a new file over it): inode, modification time, size; None when absent."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def saved_result(paths: dict[str, Path], model_before: Any) -> dict[str, Any] | None:
+    """The result of a trial's `zoo run` that saved its model, however the process ended:
+    its metrics file (written after the model), else the metrics in the model file it
+    saved; None when it saved nothing (it failed, was pruned, or was stopped in time)."""
+    try:
+        return json.loads(paths["metrics"].read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    if file_identity(paths["model"]) in (None, model_before):
+        return None
+    from zoo.core.modelfile import read_info
+
+    try:
+        return {"metrics": read_info(paths["model"]).get("metrics") or {}}
+    except ZooError:
+        return None
 
 
 def trial_paths(plan: Plan, number: int, seed: int) -> dict[str, Path]:
@@ -368,13 +498,18 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def remove_unneeded_models(study: optuna.Study, folder: Path) -> None:
-    """Model files of finished trials other than the best one are removed; running trials'
-    and the best's stay. Only this machine's files: each machine keeps its own."""
-    best = best_trial(study)
-    keep = set(best.user_attrs.get("models", [])) if best is not None else set()
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == TrialState.RUNNING or trial.state == TrialState.WAITING:
-            continue
+    """Model files of finished trials other than the best (all tied for it) are removed, as
+    one reading of the study records them: a trial finishing meanwhile, better than the
+    best read a moment before, is not in that reading. Any other trial's file stays (a
+    failed or stopped trial normally has none: one it has, its record and its run disagree,
+    is kept). Only this machine's files: each machine keeps its own."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    values = [t.value for t in complete if t.value is not None]
+    if not values:
+        return
+    best = min(values) if study.direction == optuna.study.StudyDirection.MINIMIZE else max(values)
+    keep = {m for t in complete if t.value == best for m in t.user_attrs.get("models", [])}
+    for trial in complete:
         for model in trial.user_attrs.get("models", []):
             if model not in keep and Path(model).parent == folder:
                 Path(model).unlink(missing_ok=True)

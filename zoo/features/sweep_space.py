@@ -9,9 +9,12 @@ as in `zoo run`. The distributions are Optuna's, spelled as researchers write th
     logint(LOW,HIGH)        an integer, log scale (1 <= LOW)
     choice(A,B,...)         one of the values given
 
-Everything is checked before a trial starts: the syntax, the bounds, and that every value the
-sampler may pick (both bounds, each choice) is a valid value of the setting, through the same
-conversion `zoo run --set` uses. Nothing here imports torch or Optuna.
+A value that starts like a search (`loguniform(1e-3`, a `)` missing) is a search spelt wrong,
+never a fixed value: it is refused saying what is wrong. Everything is checked before a trial
+starts: the syntax, the bounds, and that every value the sampler may pick (both bounds, each
+choice) is a valid value of the setting, through the same conversion `zoo run --set` uses.
+Every mistake is one `UsageError` line starting `--set KEY`. Nothing here imports torch or
+Optuna.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from zoo.core.errors import UsageError
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 _CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\((.*)\)\s*$", re.DOTALL)
+_OPENED = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(", re.DOTALL)  # `loguniform(1e-3`: no `)`
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,21 @@ class Dimension:
 
 
 def is_search(value: Any) -> bool:
-    """Whether a `--set` value (or a run file's string) asks for a search: `name(...)`."""
-    return isinstance(value, str) and _CALL.match(value) is not None
+    """Whether a `--set` value (or a run file's string) asks for a search: `name(...)`, or
+    the start of one of the distributions, `loguniform(...`, whose `)` is missing (refused
+    by `parse`, never taken for a fixed value)."""
+    if not isinstance(value, str):
+        return False
+    if _CALL.match(value) is not None:
+        return True
+    opened = _OPENED.match(value)
+    return opened is not None and opened.group(1).lower() in DISTRIBUTIONS
 
 
 def choice_value(text: str) -> Any:
     """A choice as a number or bool where it reads as one (so importances and the sampler
-    see 64 < 128), else the text without surrounding quotes."""
+    see 64 < 128), else the text without surrounding quotes. `nan` and `inf` stay text: a
+    choice is compared by equality, which nan fails."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
         return text[1:-1]
@@ -76,10 +88,16 @@ def choice_value(text: str) -> Any:
         return text.lower() == "true"
     for number in (int, float):
         try:
-            return number(text)
+            value = number(text)
         except ValueError:
-            pass
+            continue
+        return value if math.isfinite(value) else text
     return text
+
+
+def shown(text: str) -> str:
+    """A value as a message shows it: on one line, control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text.strip())
 
 
 def _number(key: str, text: str, integer: bool) -> float | int:
@@ -87,23 +105,22 @@ def _number(key: str, text: str, integer: bool) -> float | int:
         value = int(text) if integer else float(text)
     except ValueError:
         kind = "an integer" if integer else "a number"
-        raise UsageError(f"--set {key}: {text.strip()!r} is not {kind}") from None
+        raise UsageError(f"--set {key}: '{shown(text)}' is not {kind}") from None
     if not math.isfinite(value):
-        raise UsageError(f"--set {key}: bounds must be finite, not {text.strip()}")
+        raise UsageError(f"--set {key}: bounds must be finite, not {shown(text)}")
     return value
 
 
 def parse(key: str, text: str) -> Dimension:
     """One search-space value, checked: `parse('lr', 'loguniform(1e-4,1e-2)')`."""
-    match = _CALL.match(text)
-    if match is None:
-        raise UsageError(f"--set {key}={text}: expected DISTRIBUTION(ARGS)")
-    kind, inner = match.group(1).lower(), match.group(2)
-    spelled = f"--set {key}={text.strip()}"
+    spelled = f"--set {key}={shown(text)}"
+    kind, inner = _call(spelled, text)
     if kind not in DISTRIBUTIONS:
         raise UsageError(
-            f"{spelled}: unknown distribution {kind!r}; valid: {', '.join(DISTRIBUTIONS)}"
+            f"{spelled}: unknown distribution '{shown(kind)}'; valid: {', '.join(DISTRIBUTIONS)}"
         )
+    if "(" in inner or ")" in inner:
+        raise UsageError(f"{spelled}: unbalanced parentheses; expected {kind}(A,B,...)")
     parts = [p for p in (p.strip() for p in inner.split(",")) if p] if inner.strip() else []
     if kind == "choice":
         if not parts:
@@ -113,6 +130,17 @@ def parse(key: str, text: str) -> Dimension:
             raise UsageError(f"{spelled}: a value is given twice")
         return Dimension(key, kind, values)
     return Dimension(key, kind, _bounds(spelled, key, kind, parts))
+
+
+def _call(spelled: str, text: str) -> tuple[str, str]:
+    """(distribution, the text between its parentheses) of `NAME(ARGS)`; what is missing
+    from it, said."""
+    match = _CALL.match(text)
+    if match is not None:
+        return match.group(1).lower(), match.group(2)
+    if _OPENED.match(text):
+        raise UsageError(f"{spelled}: missing ')' at the end; expected DISTRIBUTION(ARGS)")
+    raise UsageError(f"{spelled}: expected DISTRIBUTION(ARGS)")
 
 
 def _bounds(spelled: str, key: str, kind: str, parts: list[str]) -> tuple[Any, ...]:
@@ -129,9 +157,20 @@ def _bounds(spelled: str, key: str, kind: str, parts: list[str]) -> tuple[Any, .
         raise UsageError(f"{spelled}: a log scale needs 0 < LOW")
     if kind == "logint" and low < 1:
         raise UsageError(f"{spelled}: a log scale needs 1 <= LOW")
-    if len(numbers) == 3 and numbers[2] < 1:
-        raise UsageError(f"{spelled}: STEP must be at least 1")
+    if len(numbers) == 3:
+        _step(spelled, low, high, numbers[2])
     return numbers
+
+
+def _step(spelled: str, low: int, high: int, step: int) -> None:
+    """A STEP that reaches HIGH from LOW: Optuna would otherwise lower HIGH, with a warning."""
+    if step < 1:
+        raise UsageError(f"{spelled}: STEP must be at least 1")
+    if (high - low) % step:
+        below = low + (high - low) // step * step
+        raise UsageError(
+            f"{spelled}: HIGH - LOW must be a multiple of STEP (HIGH {below} or {below + step})"
+        )
 
 
 def split(
