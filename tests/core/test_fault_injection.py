@@ -180,3 +180,57 @@ def test_signals_at_random_moments_of_zoo_predict_output(tmp_path, trained, case
     out = (tmp_path / "out.txt").read_text()
     assert out == "old predictions\n" or len(out.splitlines()) == 30_000, out[:100]
     _check_files(tmp_path, before, {})
+
+
+SWEEP_CASES = 4
+
+
+def _sweep(folder: Path, home: Path) -> subprocess.Popen:
+    args = ["sweep", "gru-regressor", "--set", "num_windows=60", "--steps", "20",
+            "--set", "lr=loguniform(1e-3,3e-2)", "--trials", "3", "--jobs", "2",
+            "--storage", f"sqlite:///{folder / 'study.sqlite'}", "--study", "faults",
+            "--models", folder / "models"]  # fmt: skip
+    return _zoo(args, folder, home)
+
+
+def _check_sweep(folder: Path, home: Path) -> int:
+    """Study and run log agree trial by trial; the best model is whole; nothing half-written.
+    Returns the number of complete trials."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = f"sqlite:///{folder / 'study.sqlite'}"
+    trials = optuna.load_study(study_name="faults", storage=storage).get_trials()
+    complete = {t.number for t in trials if t.state.name == "COMPLETE"}
+    rows = [r for r in _rows(home) if r["command"] == "run"]
+    assert all(r["status"] in ("finished", "interrupted", "failed") for r in rows), rows
+    finished = {r["trial"]: r for r in rows if r["status"] == "finished"}
+    assert set(finished) == complete, (sorted(finished), sorted(complete))
+    for path in (folder / "models").rglob("*"):
+        assert ".tmp" not in path.name, path
+        if path.suffix == ".safetensors":
+            assert _whole_model(path), path
+    if complete:
+        best = min((t for t in trials if t.number in complete), key=lambda t: t.value)
+        assert _whole_model(Path(finished[best.number]["model_path"]))
+    return len(complete)
+
+
+@pytest.mark.parametrize("case", range(SWEEP_CASES))
+def test_signals_at_random_moments_of_zoo_sweep(tmp_path, case):
+    """A sweep signalled at a random moment, then run again to its end: at each point the
+    study, the run log and the model files agree, and the rerun ends with exactly --trials."""
+    rng = random.Random(300 + case)
+    p = _sweep(tmp_path, tmp_path)
+    try:
+        p.wait(timeout=rng.uniform(2.0, 14.0))
+    except subprocess.TimeoutExpired:
+        p.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
+    _, stderr = p.communicate(timeout=180)
+    assert "Traceback" not in stderr, stderr
+    if (tmp_path / "study.sqlite").exists():
+        _check_sweep(tmp_path, tmp_path)
+    p = _sweep(tmp_path, tmp_path)
+    _, stderr = p.communicate(timeout=300)
+    assert p.returncode == 0, stderr
+    assert _check_sweep(tmp_path, tmp_path) == 3
