@@ -41,6 +41,18 @@ def _zoo(args: list, cwd: Path, home: Path) -> subprocess.Popen:
     )
 
 
+def _signal_at_random(
+    p: subprocess.Popen, rng: random.Random, low: float, high: float, timeout: int
+) -> str:
+    """SIGINT or SIGTERM to `p` after a random `low`-`high` seconds, unless it ended first;
+    its stderr once it has ended."""
+    try:
+        p.wait(timeout=rng.uniform(low, high))
+    except subprocess.TimeoutExpired:
+        p.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
+    return p.communicate(timeout=timeout)[1]
+
+
 def _whole_model(path: Path) -> bool:
     try:
         info = read_info(path)
@@ -125,11 +137,7 @@ def test_signals_at_random_moments_of_zoo_run(tmp_path, trained, case):
     before = {"m.safetensors": trained.read_bytes()}
     args = [*TRAIN, "--out", "m.safetensors", "--metrics-out", "m.json", "--checkpoint-every", "5"]
     p = _zoo(args, work, home)
-    try:
-        p.wait(timeout=rng.uniform(0.5, 6.0))
-    except subprocess.TimeoutExpired:
-        p.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
-    _, stderr = p.communicate(timeout=120)
+    stderr = _signal_at_random(p, rng, 0.5, 6.0, 120)
     _check_files(work, before, {})
     _check_status(p.returncode, _rows(home), stderr)
 
@@ -171,11 +179,7 @@ def test_signals_at_random_moments_of_zoo_predict_output(tmp_path, trained, case
     before = {"out.txt": b"old predictions\n", "in.txt": lines.encode()}
     args = ["predict", trained, "--input", "in.txt", "--output", "out.txt"]
     p = _zoo(args, tmp_path, tmp_path)
-    try:
-        p.wait(timeout=rng.uniform(0.5, 5.0))
-    except subprocess.TimeoutExpired:
-        p.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
-    _, stderr = p.communicate(timeout=120)
+    stderr = _signal_at_random(p, rng, 0.5, 5.0, 120)
     assert "Traceback" not in stderr
     out = (tmp_path / "out.txt").read_text()
     assert out == "old predictions\n" or len(out.splitlines()) == 30_000, out[:100]
@@ -222,11 +226,7 @@ def test_signals_at_random_moments_of_zoo_sweep(tmp_path, case):
     study, the run log and the model files agree, and the rerun ends with exactly --trials."""
     rng = random.Random(300 + case)
     p = _sweep(tmp_path, tmp_path)
-    try:
-        p.wait(timeout=rng.uniform(2.0, 14.0))
-    except subprocess.TimeoutExpired:
-        p.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
-    _, stderr = p.communicate(timeout=180)
+    stderr = _signal_at_random(p, rng, 2.0, 14.0, 180)
     assert "Traceback" not in stderr, stderr
     if (tmp_path / "study.sqlite").exists():
         _check_sweep(tmp_path, tmp_path)
