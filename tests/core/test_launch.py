@@ -362,3 +362,36 @@ def test_an_endpoint_held_by_another_program_is_one_error_in_bounded_time(tmp_pa
     assert endpoint in line and "did not complete within 2 s" in line
     assert f"waiting for the rendezvous at {endpoint} (gives up after 2 s)" in r.stderr
     assert time.monotonic() - started < 20  # 2 s, and starting Python and torch twice
+
+
+def test_each_local_process_takes_its_share_of_the_cores_unless_threads_are_asked():
+    """A recipe's own thread count is for one process: two processes of the EWT tagger took
+    its two threads each, four on two cores, 17x slower than one process."""
+    recipe = {"lr": 0.01}
+    two = {"LOCAL_WORLD_SIZE": "2"}
+    assert launch.fair_threads(recipe, two, cpu_count=2) == {"lr": 0.01, "train.threads": 1}
+    assert launch.fair_threads(recipe, two, cpu_count=16)["train.threads"] == 8
+    assert launch.fair_threads(recipe, {"LOCAL_WORLD_SIZE": "3"}, cpu_count=2)["train.threads"] == 1
+    assert launch.fair_threads(recipe, {}, cpu_count=2) == recipe  # one process: the recipe's
+    for asked in ({"threads": "4"}, {"train.threads": 4}):  # asked for: kept, and warned of
+        assert launch.fair_threads(asked, two, cpu_count=2) == asked
+
+
+def test_threads_set_with_set_count_as_asked_for_the_warning():
+    import click
+
+    from zoo.cli.train import _threads_asked, run_command
+
+    def asked(**params):
+        ctx = click.Context(run_command)
+        ctx.params = {"threads": None, "assignments": (), **params}
+        return _threads_asked(ctx)
+
+    assert asked() is None
+    assert asked(assignments=("threads=2",)) == 2
+    assert asked(assignments=("train.threads=3", "lr=0.1")) == 3
+    assert asked(threads=1, assignments=("threads=2",)) == 1
+    warnings: list[str] = []
+    launch.check(2, threads=asked(assignments=("threads=2",)), cpu_count=2, warn=warnings.append)
+    launch.check(2, threads=asked(), cpu_count=2, warn=warnings.append)  # 1 each: fits
+    assert len(warnings) == 1 and "2 processes x 2 thread(s) on 2 CPU core(s)" in warnings[0]

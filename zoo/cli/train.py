@@ -23,6 +23,7 @@ from zoo.cli.base import (
     threads_option,
     write_json,
 )
+from zoo.core import config as cfg
 from zoo.core.errors import UsageError, ZooError
 from zoo.core.fileio import check_writable
 from zoo.core.formatting import scores_line
@@ -66,7 +67,7 @@ def _launch_if_asked(ctx: click.Context) -> None:
         return
     nproc = 1 if p["nproc_per_node"] is None else p["nproc_per_node"]
     where = {k: p[k] for k in ("nnodes", "node_rank", "rdzv_endpoint")}
-    launch.check(nproc, threads=p.get("threads"), **where)
+    launch.check(nproc, threads=_threads_asked(ctx), **where)
     if p["max_restarts"] and not p.get("checkpoint_every") and not p.get("resume_file"):
         click.echo(
             f"warning: --max-restarts {p['max_restarts']} without --checkpoint-every N: a "
@@ -82,6 +83,16 @@ def _launch_if_asked(ctx: click.Context) -> None:
         **where,
     )
     raise click.exceptions.Exit(code)
+
+
+def _threads_asked(ctx: click.Context) -> int | None:
+    """The threads each process was asked for: `--threads`, else `--set threads=`."""
+    p = ctx.params
+    if p.get("threads") is not None:
+        return p["threads"]
+    asked = cfg.parse_assignments(p.get("assignments") or ())
+    value = asked.get("threads", asked.get("train.threads"))
+    return int(value) if value is not None and str(value).strip().isdigit() else None
 
 
 def _run_files(ctx: click.Context, name: str | None, dataset: str | None) -> dict[str, Any]:
@@ -311,7 +322,9 @@ def run_command(
         _run_seeds(ctx, seeds, as_json)
         return
     _launch_if_asked(ctx)
-    _train_one(ctx, runconfig.run_settings(ctx, assignments, explicit))
+    from zoo.training.launch import fair_threads
+
+    _train_one(ctx, fair_threads(runconfig.run_settings(ctx, assignments, explicit)))
 
 
 def _train_one(ctx: click.Context, settings: dict[str, Any]) -> None:
