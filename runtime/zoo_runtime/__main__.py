@@ -1,5 +1,6 @@
 """`zoo-runtime FILE INPUT...` (or `python -m zoo_runtime`): `zoo predict` for an exported
-model, without torch or zoo. Output lines, `--json` and errors are zoo predict's: a mistake
+model, without torch or zoo; `zoo-runtime serve FILE...` serves exported models over HTTP
+(serve_command.py). Output lines, `--json` and errors are zoo predict's: a mistake
 is one `Error:` line (exit 2 for the command line's, 1 for the rest), never a traceback
 (`ZOO_DEBUG=1` shows one); a closed pipe (`zoo-runtime ... | head -1`) ends quietly with 141
 as Unix tools do; Ctrl-C is 130; output files are written atomically, never over an input.
@@ -92,6 +93,10 @@ def _numbers_marked(argv: list[str]) -> list[str]:
 
 def run(argv: list[str]) -> int:
     """The command itself: raises RuntimeZooError for a mistake, returns the exit code."""
+    if argv[:1] == ["serve"]:
+        from .serve_command import serve_command
+
+        return serve_command(argv[1:])
     args = _parser().parse_args(_numbers_marked(argv))
     args.inputs = [a.removeprefix(_MARK) for a in args.inputs]
     if bool(args.inputs) == bool(args.input_file):

@@ -10,6 +10,7 @@ verbs, each registered on the one click group defined here.
 | `plot.py` | `plot curves`, `plot confusion`, `plot forecast` |
 | `export.py` | `export`, `card` |
 | `sweep.py` | `sweep`, `sweep show` |
+| `serve.py` | `serve` |
 
 `base.py` holds what they share. Commands that only read the registry, a model file's header or
 the run log (`list`, `plugins`, `inspect`, `runs`, `compare`, `--help`) never import torch, so
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli import catalog, export, plot, runlog, sweep, train, use
+from zoo.cli import catalog, export, plot, runlog, serve, sweep, train, use
 from zoo.cli.base import ZooGroup
 from zoo.core.version import __version__
 
@@ -62,6 +63,7 @@ for command in (
     export.export_command,
     export.card_command,
     sweep.sweep_group,
+    serve.serve_command,
 ):
     cli.add_command(command)
 

@@ -1,0 +1,100 @@
+"""`zoo-runtime serve FILE.onnx [FILE.onnx ...]`: serve exported models over HTTP with the
+server of zoo_runtime.server (docs/serving.md), without torch or zoo. Its options are
+`zoo serve`'s; a mistake is one `Error:` line, as the rest of zoo-runtime."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from .onnxfile import UsageError
+
+INSTALL = "pip install 'rnn-zoo-runtime[serve]' (from a clone: pip install './runtime[serve]')"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"serve: {message}")
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text[:60]!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text[:60]!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    from . import server as s
+
+    p = _Parser(
+        prog="zoo-runtime serve",
+        description="Serve models exported by `zoo export` over HTTP (docs/serving.md).",
+        allow_abbrev=False,
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help=".onnx files; each is /v1/models/NAME")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    p.add_argument("--max-batch", type=_positive(int), default=s.MAX_BATCH,
+                   help=f"most inputs in one predict call ({s.MAX_BATCH})")  # fmt: skip
+    p.add_argument("--max-wait-ms", type=_positive(float), default=s.MAX_WAIT_MS,
+                   help=f"longest a request waits for others to join it ({s.MAX_WAIT_MS:g})")  # fmt: skip
+    p.add_argument("--group", type=_positive(int), default=s.GROUP,
+                   help=f"inputs run at once inside a batch, by length ({s.GROUP})")  # fmt: skip
+    p.add_argument("--workers", type=_positive(int), default=1, help="server processes (1)")
+    p.add_argument("--threads", type=_positive(int), default=1,
+                   help="onnxruntime threads per process (1)")  # fmt: skip
+    p.add_argument("--max-body", type=_positive(int), default=s.MAX_BODY,
+                   help=f"bytes of one request body ({s.MAX_BODY})")  # fmt: skip
+    p.add_argument("--graceful-timeout", type=_positive(float), default=s.GRACEFUL_TIMEOUT,
+                   help="seconds to finish requests in flight after SIGTERM (30)")  # fmt: skip
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    return p
+
+
+def serve_command(argv: list[str]) -> int:
+    """Parse, open every file (a bad one is one line before anything listens), serve."""
+    from . import server
+
+    args = parser().parse_args(argv)
+    server.needs("zoo-runtime serve", INSTALL)
+    spec = {
+        "loader": server.ONNX_LOADER,
+        "args": {"files": args.files, "threads": args.threads, "group": args.group},
+        "app": app_settings(args),
+    }
+    backends = server.build_backends(spec)
+    print(
+        f"serving {', '.join(b.name for b in backends)} on http://{args.host}:{args.port} "
+        f"({args.workers} process(es); API at /docs)",
+        file=sys.stderr,
+    )
+    if args.workers > 1:
+        backends = None  # each worker opens its own
+    server.serve(
+        spec,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        graceful_timeout=args.graceful_timeout,
+        access_log=args.access_log,
+        backends=backends,
+    )
+    return 0
+
+
+def app_settings(args: argparse.Namespace) -> dict[str, object]:
+    """create_app's settings from the options both serve commands share."""
+    return {
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+        "max_body": args.max_body,
+    }

@@ -1,0 +1,138 @@
+"""The HTTP server of `zoo-runtime serve` and `zoo serve` (docs/serving.md): FastAPI on
+uvicorn, one dynamic batcher per model, Prometheus metrics, a page to try each model.
+
+It imports neither zoo nor torch: it serves backends (`backend.Backend`). This package supplies
+the ONNX one; zoo supplies its torch backend (zoo/features/serve.py) and names it in the spec
+below, so that one server serves both kinds of file.
+
+A spec says how to build the backends, so that each worker process of `--workers N` can build
+its own: {"loader": "module:function", "args": {...}, "app": {create_app's settings}}; the
+loader is called as function(**args) and returns the backends.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import json
+import os
+import signal
+import socket
+from typing import Any
+
+from ..onnxfile import RuntimeZooError
+from .backend import Backend, InputError, ModelFailure, OnnxBackend, onnx_backends
+
+__all__ = [
+    "Backend",
+    "InputError",
+    "ModelFailure",
+    "OnnxBackend",
+    "ServeError",
+    "build_backends",
+    "needs",
+    "onnx_backends",
+    "serve",
+]
+ONNX_LOADER = "zoo_runtime.server.backend:onnx_backends"
+# Defaults of both commands (zoo serve, zoo-runtime serve), importable without FastAPI.
+MAX_BATCH = 64  # inputs in one predict call
+MAX_WAIT_MS = 5.0  # the longest a request waits for others to join it
+GROUP = 8  # inputs predicted at once inside a batch, in order of length
+MAX_BODY = 16 * 1024 * 1024  # bytes of one request body
+BODY_TIMEOUT = 30.0  # seconds to receive one request body
+GRACEFUL_TIMEOUT = 30.0  # seconds to finish the requests in flight after SIGTERM
+KEEP_ALIVE = 5.0  # seconds an idle connection is kept open
+REQUIRED = ("fastapi", "uvicorn", "prometheus_client")
+
+
+class ServeError(RuntimeZooError):
+    """The server cannot start (a port in use, a bad setting): one line, exit 1."""
+
+
+def needs(command: str, install: str) -> None:
+    """One ServeError line naming what to install when a package of the server is missing."""
+    for module in REQUIRED:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ServeError(f"{command} needs {module}: {install}") from None
+
+
+def build_backends(spec: dict[str, Any]) -> list[Backend]:
+    """The backends a spec describes (module docstring)."""
+    module, _, name = spec["loader"].partition(":")
+    return list(getattr(importlib.import_module(module), name)(**spec["args"]))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is one line before any worker
+    starts (uvicorn would log it and exit)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as e:
+        raise ServeError(f"--host {host}: cannot resolve it ({e.strerror})") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        raise ServeError(f"--port {port}: cannot listen on {host}:{port}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    spec: dict[str, Any],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    graceful_timeout: float = 30.0,
+    keep_alive: float = 5.0,
+    access_log: bool = False,
+    log_level: str = "info",
+    backends: list[Backend] | None = None,
+) -> None:
+    """Serve until SIGTERM or Ctrl-C, then stop accepting, finish the requests in flight
+    (at most `graceful_timeout` seconds) and return. `backends`, if given, are the spec's
+    already built (one process); otherwise each process builds its own."""
+    import uvicorn
+
+    from .app import create_app
+
+    sock = bind(host, port)
+    common: dict[str, Any] = {
+        "lifespan": "on",
+        "access_log": access_log,
+        "log_level": log_level,
+        "timeout_keep_alive": int(keep_alive),
+        "timeout_graceful_shutdown": int(graceful_timeout),
+        "server_header": False,
+    }
+    if workers > 1:
+        os.environ["ZOO_SERVE_SPEC"] = json.dumps(spec)
+        config = uvicorn.Config(
+            "zoo_runtime.server.app:from_environment", factory=True, workers=workers, **common
+        )
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[sock]).run()
+        return
+    app = create_app(backends if backends is not None else build_backends(spec), **spec["app"])
+    server = uvicorn.Server(uvicorn.Config(app, **common))
+    quiet = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:  # uvicorn raises the signal again once it has shut down: here it ends nothing
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
+        sock.close()
+    if not server.started:
+        raise ServeError("the server did not start (its log above says why)")
+
+
+def _ignore(signum: int, frame: Any) -> None:
+    """A signal uvicorn has already handled (a graceful shutdown): exit 0, as asked."""
