@@ -5,7 +5,6 @@ server of zoo_runtime.server (docs/serving.md), without torch or zoo. Its option
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import NoReturn
 
 from .onnxfile import UsageError
@@ -72,11 +71,7 @@ def serve_command(argv: list[str]) -> int:
         "app": app_settings(args),
     }
     backends = server.build_backends(spec)
-    print(
-        f"serving {', '.join(b.name for b in backends)} on http://{args.host}:{args.port} "
-        f"({args.workers} process(es); API at /docs)",
-        file=sys.stderr,
-    )
+    names = [b.name for b in backends]
     if args.workers > 1:
         backends = None  # each worker opens its own
     server.serve(
@@ -87,6 +82,7 @@ def serve_command(argv: list[str]) -> int:
         graceful_timeout=args.graceful_timeout,
         access_log=args.access_log,
         backends=backends,
+        names=names,
     )
     return 0
 

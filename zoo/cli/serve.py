@@ -97,11 +97,6 @@ def serve_command(
         },
     }
     loaded = backends(**spec["args"])  # a bad file is one line before anything listens
-    click.echo(
-        f"serving {', '.join(b.name for b in loaded)} on http://{host}:{port} "
-        f"({workers} process(es), {threads} thread(s) each; API at /docs)",
-        err=True,
-    )
     try:
         server.serve(
             spec,
@@ -111,6 +106,7 @@ def serve_command(
             graceful_timeout=graceful_timeout,
             access_log=access_log,
             backends=loaded if workers == 1 else None,
+            names=[b.name for b in loaded],
         )
     except server.ServeError as e:
         raise ZooError(str(e)) from None

@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import socket
+import sys
 from typing import Any
 
 from ..onnxfile import RuntimeZooError
@@ -95,15 +96,24 @@ def serve(
     access_log: bool = False,
     log_level: str = "info",
     backends: list[Backend] | None = None,
+    names: list[str] | None = None,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop accepting, finish the requests in flight
     (at most `graceful_timeout` seconds) and return. `backends`, if given, are the spec's
-    already built (one process); otherwise each process builds its own."""
+    already built (one process); otherwise each process builds its own. Once listening, one
+    line on stderr says what is served where (`names`; port 0 picks a free port)."""
     import uvicorn
 
     from .app import create_app
 
     sock = bind(host, port)
+    port = sock.getsockname()[1]
+    served = ", ".join(names or [b.name for b in backends or []]) or "models"
+    print(
+        f"serving {served} on http://{host}:{port} ({workers} process(es); API at /docs)",
+        file=sys.stderr,
+        flush=True,
+    )
     common: dict[str, Any] = {
         "lifespan": "on",
         "access_log": access_log,
