@@ -23,6 +23,7 @@ from zoo_runtime.server.batcher import Batcher
 from zoo_runtime.server.metrics import Metrics
 
 from tests.servers import (
+    CASES,
     FakeBackend,
     Server,
     assert_no_traceback,
@@ -30,20 +31,6 @@ from tests.servers import (
     spec_serve,
 )
 
-# Inputs of each kind in tests/runtime/conftest.py's KINDS, with options: (inputs, options).
-CASES = {
-    "tagger": [(["The dog ate the apple .", "a", "zyzzyva unknownword The"], {})],
-    "tagger-columns": [(["Dogs bark .", "She read quickly"], {})],
-    "forecaster": [
-        ([" ".join(str(0.1 * k) for k in range(10)), " ".join(str(-k) for k in range(12))], {}),
-        ([str(0.2 * k) for k in range(10)], {}),  # one number an input: one window
-    ],
-    "forecaster-csv": [(["0 1 2 3", "4 3 2 1 0"], {})],
-    "step-regression": [(["0 0.3 0.6 0.9", "1 2"], {})],
-    "step-classification": [(["hello", "hell"], {})],
-    "char-lm": [(["To be", "T"], {"temperature": 0, "length": 12}), (["To"], {"length": 8})],
-    "seq2seq": [(["jump twice", "walk left", "look"], {}), (["jump twice"], {"beam_size": 3})],
-}
 FLOATS = {"forecaster", "forecaster-csv", "step-regression"}  # answers in numbers
 
 
