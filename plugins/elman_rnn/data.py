@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo.core.errors import DataError
@@ -141,11 +142,24 @@ def text_of(file: TextFile, fmt: str = "auto") -> str:
     return text
 
 
-class Stream(Sequence):
-    """One split of a text as a 1-D tensor of symbol ids. Its length counts `bptt` windows of
-    (input, next character) pairs, which is what the trainer's steps-per-epoch arithmetic uses."""
+def id_dtype(symbols: int) -> np.dtype:
+    """The smallest unsigned integer type for ids below `symbols` (a byte a character for
+    most texts): what a stream holds in memory and on disk."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if symbols <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
 
-    def __init__(self, ids: torch.Tensor, bptt: int):
+
+class Stream(Sequence):
+    """One split of a text as a 1-D numpy array of symbol ids (a torch tensor is accepted and
+    converted). Its length counts `bptt` windows of (input, next character) pairs, which is
+    what the trainer's steps-per-epoch arithmetic uses. The array may be a memory map (zoo's
+    prepared-data cache): windows read only the characters they hold."""
+
+    def __init__(self, ids: Any, bptt: int):
+        if isinstance(ids, torch.Tensor):
+            ids = ids.numpy()
         self.ids, self.bptt = ids, bptt
 
     def __len__(self) -> int:
@@ -161,20 +175,21 @@ class Stream(Sequence):
     def windows(self, rows: int, offset: int = 0) -> Iterator[dict[str, Any]]:
         """Batches of `rows` contiguous streams, `bptt` characters at a time; `reset` marks
         the first window, where a model starts from a fresh state. Every pair is predicted
-        exactly once (the last row is padded: input 0, target -100)."""
-        ids = self.ids[offset:]
-        pairs = len(ids) - 1
+        exactly once (the last row is padded: input 0, target -100). Each window gathers its
+        own characters, so memory holds one window, not the split."""
+        pairs = len(self.ids) - offset - 1
         if pairs <= 0:
             return
         rows = min(rows, pairs)
         length = math.ceil(pairs / rows)
-        x = torch.zeros(rows * length, dtype=torch.long)
-        y = torch.full((rows * length,), -100, dtype=torch.long)
-        x[:pairs], y[:pairs] = ids[:-1], ids[1:]
-        x, y = x.view(rows, length), y.view(rows, length)
+        starts = offset + np.arange(rows, dtype=np.int64)[:, None] * length
         for k, start in enumerate(range(0, length, self.bptt)):
-            end = start + self.bptt
-            yield {"x": x[:, start:end], "y": y[:, start:end], "reset": k == 0}
+            steps = np.arange(start, min(start + self.bptt, length), dtype=np.int64)[None, :]
+            inside = (starts - offset + steps) < pairs
+            at = np.where(inside, starts + steps, 0)
+            x = np.where(inside, self.ids[at].astype(np.int64), 0)
+            y = np.where(inside, self.ids[at + 1].astype(np.int64), -100)
+            yield {"x": torch.from_numpy(x), "y": torch.from_numpy(y), "reset": k == 0}
 
 
 @dataclass
@@ -264,7 +279,7 @@ def load_text(config: Any, state: dict[str, Any] | None) -> Data:
         state = {"vocab": vocab.to_list(), "fingerprint": file.fingerprint}
     vocab = Vocab(state["vocab"])
     splits = {
-        name: Stream(torch.tensor(vocab.encode(part), dtype=torch.long), config.bptt)
+        name: Stream(np.array(vocab.encode(part), dtype=id_dtype(len(vocab))), config.bptt)
         for name, part in parts.items()
     }
     unknown = sum(1 for ch in valid if ch not in vocab) if valid else 0

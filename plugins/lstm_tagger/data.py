@@ -223,18 +223,22 @@ class CharEncoder:
         }
 
 
-def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[str, torch.Tensor]]:
-    """A collate function for `state`'s vocabularies (with character keys when it has chars)."""
-    chars = CharEncoder(state.get("chars"))
+class Collate:
+    """Batches of encoded sentences for `state`'s vocabularies (character keys when it has
+    chars). A class rather than a closure so that it pickles: zoo's prepared-data cache stores
+    it beside the mapped examples (docs/plugins.md, "Prepared data")."""
 
-    def collate(examples: Sequence[Example]) -> dict[str, torch.Tensor]:
+    def __init__(self, state: dict[str, Any]):
+        self.chars = CharEncoder(state.get("chars"))
+
+    def __call__(self, examples: Sequence[Example]) -> dict[str, torch.Tensor]:
         batch = {
             "words": pad([ex[0] for ex in examples], 0),
             "lengths": torch.tensor([len(ex[0]) for ex in examples]),
             "tags": pad([ex[2] for ex in examples], -100),
         }
-        if chars.vocab is not None:
-            batch.update(chars.batch([ex[1] for ex in examples]))
+        if self.chars.vocab is not None:
+            batch.update(self.chars.batch([ex[1] for ex in examples]))
         if all(ex[3] is not None for ex in examples):
             batch["counts"] = pad([ex[3] for ex in examples], 0)  # type: ignore[misc]
         aux = [ex[4] for ex in examples]
@@ -243,7 +247,10 @@ def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[st
                 batch[key] = pad([a[key] for a in aux if a is not None], -100)
         return batch
 
-    return collate
+
+def make_collate(state: dict[str, Any]) -> Callable[[Sequence[Example]], dict[str, torch.Tensor]]:
+    """A collate function for `state`'s vocabularies (with character keys when it has chars)."""
+    return Collate(state)
 
 
 def input_encoder(

@@ -6,6 +6,7 @@ The options that `zoo sweep` shares with it are `training_options` and `config_o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -162,6 +163,33 @@ def _run_seeds(ctx: click.Context, seeds_text: str, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+def _cache_setting(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """`--no-cache`/`--cache-dir` as the environment the data loader reads (docs/data.md), so
+    that torchrun's ranks and a sweep's trials, started from this process, see them too."""
+    if value and param.name == "no_cache":
+        os.environ["ZOO_NO_CACHE"] = "1"
+    elif value and param.name == "cache_dir":
+        os.environ["ZOO_CACHE_DIR"] = os.path.abspath(value)
+
+
+cache_options = [
+    option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_cache_setting,
+        help="Folder of prepared data (default: $ZOO_HOME/cache); see `zoo data`.",
+    ),
+    option(
+        "--no-cache",
+        is_flag=True,
+        expose_value=False,
+        callback=_cache_setting,
+        help="Read and parse the data files as they are, without the prepared-data cache.",
+    ),
+]
+
+
 def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """NAME and the data and training options that `zoo run` and `zoo sweep` share."""
     for decorator in reversed(
@@ -193,6 +221,7 @@ def training_options(command: Callable[..., Any]) -> Callable[..., Any]:
             ),
             option("--batch-size", type=click.IntRange(min=1), help="Examples per step."),
             option("--lr", type=click.FloatRange(min=0), help="Learning rate."),
+            *cache_options,
         ]
     ):
         command = decorator(command)

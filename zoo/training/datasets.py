@@ -16,12 +16,41 @@ from zoo.core.registry import Registry
 from zoo.core.settings import PATH_OPTIONS
 from zoo.toolkit.data import Data
 from zoo.toolkit.textfile import file_errors
+from zoo.training import datacache
 
 
 def load_data(
-    registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None
+    registry: Registry,
+    name: str,
+    data_config: Any,
+    state: dict[str, Any] | None,
+    *,
+    cache: bool | None = None,
 ) -> Data:
-    """Call dataset `name`'s loader with `data_config` and `state` (None: training)."""
+    """Call dataset `name`'s loader with `data_config` and `state` (None: training). For
+    training on files, through the prepared-data cache (zoo/training/datacache.py) unless
+    `cache` is False or `--no-cache` was given: a later run maps what the first one read."""
+    if state is None and (datacache.cache_enabled() if cache is None else cache):
+        return _prepared(registry, name, data_config)
+    return _read(registry, name, data_config, state)
+
+
+def _prepared(registry: Registry, name: str, data_config: Any) -> Data:
+    """The data through the cache; datasets that read no file, or whose Data does not pickle,
+    are read as before (generating is cheaper than mapping; see docs/data.md)."""
+    loader = registry.loader(name)
+    path = getattr(data_config, "path", None) or name
+    with file_errors(path):
+        key, facts = datacache.describe(name, registry.dataset(name).plugin, loader, data_config)
+    if not facts["files"]:
+        return _read(registry, name, data_config, None)
+    home = datacache.home_from_env()
+    data, _ = datacache.prepared(home, key, facts, lambda: _read(registry, name, data_config, None))
+    return data
+
+
+def _read(registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None) -> Data:
+    """The loader itself, its failures turned into one line."""
     loader = registry.loader(name)
     path = getattr(data_config, "path", None) or name
     try:

@@ -1,0 +1,392 @@
+"""Prepared data: a dataset's loaded splits stored once as memory-mapped files, mapped later.
+
+The first run on a dataset calls its loader as always, then stores what the loader gave (the
+examples of every split, the state, collate and length) under `<cache>/data/<key>/`; later
+runs, seeds, sweep trials and every local rank map those files instead of parsing the data.
+
+Storage is an indexed dataset in the manner of fairseq and Megatron: for a split that is a list
+of examples, one flat byte file of the examples (each pickled) plus an offsets index, mapped
+with `numpy.memmap` and unpickled only when a batch asks for an example; a split that is an
+object of its own (the char LM's `Stream`) is pickled with protocol 5, its numpy arrays written
+out of band as flat files (nanoGPT's `train.bin`) and mapped back without a copy. Everything
+else of the `Data` (state, collate, length, summary, info) is one small pickle.
+
+The key is a hash of everything that decides what the loader gives: every data file's bytes
+(each config value naming a file or folder, folders walked), the dataset's config, the plugin's
+name, version and source code, and `FORMAT`. Any change gives another key, so nothing stale is
+used. An entry is built in a temporary folder, each file fsynced, its manifest (sizes and
+SHA-256 of each file) written last, then renamed into place under a lock (`fcntl.flock`):
+concurrent runs build once, a killed build leaves no entry, and a damaged entry (a size or
+checksum that differs) is rebuilt with one warning line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import inspect
+import json
+import os
+import pickle
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.core import config as cfg
+from zoo.core.cachedir import data_cache_home
+from zoo.core.errors import ZooError
+from zoo.core.version import __version__
+from zoo.toolkit.data import Data
+
+FORMAT = 1  # bump when the stored layout changes: every older entry then misses
+MANIFEST = "manifest.json"
+SHELL = "data.pkl"
+CHUNK = 1 << 20
+
+
+class CacheError(ZooError):
+    """The cache folder cannot be written (a full disk, no permission): one line, nothing left
+    half-written."""
+
+
+class NotCacheable(Exception):
+    """This dataset's Data cannot be stored (a lambda for collate, say); it is read as today."""
+
+
+# ------------------------------------------------------------------------------ the key
+def hash_file(path: str | os.PathLike[str], digest: Any = None) -> str:
+    """SHA-256 of a file's bytes, read 1 MiB at a time (bounded memory whatever its size)."""
+    h = digest or hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def input_files(values: dict[str, Any]) -> list[Path]:
+    """The files a dataset's config names: each string value that is an existing file, and
+    every file under each value that is an existing folder, in a stable order."""
+    found: list[Path] = []
+    for value in values.values():
+        if not isinstance(value, str) or not value or "\n" in value or len(value) > 4096:
+            continue
+        path = Path(value)
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                found.append(path)
+            elif path.is_dir():
+                found.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+    return found
+
+
+def code_hash(loader: Callable[..., Any]) -> str:
+    """A hash of the source files beside the loader's module, so that editing a plugin's code
+    (without a new version) never reuses data its old code prepared."""
+    h = hashlib.sha256()
+    module = inspect.getmodule(loader)
+    where = getattr(module, "__file__", None)
+    if where:
+        for path in sorted(Path(where).parent.glob("*.py")):
+            h.update(path.name.encode() + b"\0")
+            hash_file(path, h)
+    else:
+        h.update(getattr(loader, "__qualname__", repr(loader)).encode())
+    return h.hexdigest()
+
+
+def describe(
+    name: str, plugin: Any, loader: Callable[..., Any], config: Any
+) -> tuple[str, dict[str, Any]]:
+    """(key, what the key covers): the files' content, the config, the plugin and the code."""
+    values = cfg.to_dict(config) if dataclasses.is_dataclass(config) else dict(vars(config))
+    files = input_files(values)
+    facts = {
+        "format": FORMAT,
+        "dataset": name,
+        "plugin": plugin.name,
+        "distribution": plugin.distribution,
+        "version": plugin.version,
+        "code": code_hash(loader),
+        "config": json.loads(json.dumps(values, default=str, sort_keys=True)),
+        "files": [{"path": os.fspath(p), "sha256": hash_file(p)} for p in files],
+    }
+    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return f"{name}-{digest[:20]}", facts
+
+
+# ------------------------------------------------------------------------------ writing
+def _write(folder: Path, name: str, chunks: Iterator[bytes | memoryview]) -> dict[str, Any]:
+    """One file of an entry, fsynced; its size and checksum for the manifest."""
+    h, size = hashlib.sha256(), 0
+    with open(folder / name, "wb") as f:
+        for chunk in chunks:
+            h.update(chunk)
+            size += f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    return {"size": size, "sha256": h.hexdigest()}
+
+
+def _store_records(folder: Path, split: str, examples: Sequence[Any]) -> dict[str, Any]:
+    """A list of examples: `<split>.rec` (the pickles end to end) and `<split>.idx` (n + 1
+    offsets)."""
+    offsets = np.zeros(len(examples) + 1, dtype=np.int64)
+
+    def pickles() -> Iterator[bytes]:
+        for i, example in enumerate(examples):
+            raw = pickle.dumps(example, protocol=5)
+            offsets[i + 1] = offsets[i] + len(raw)
+            yield raw
+
+    files = {f"{split}.rec": _write(folder, f"{split}.rec", pickles())}
+    files[f"{split}.idx"] = _write(folder, f"{split}.idx", iter([offsets.tobytes()]))
+    return files
+
+
+def _store_object(folder: Path, split: str, value: Any) -> tuple[dict[str, Any], int]:
+    """A split that is an object (a text stream): its pickle, numpy arrays out of band, each
+    array a flat file of its own."""
+    buffers: list[pickle.PickleBuffer] = []
+    raw = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    files = {f"{split}.pkl": _write(folder, f"{split}.pkl", iter([raw]))}
+    for i, buf in enumerate(buffers):
+        files[f"{split}.{i}.bin"] = _write(folder, f"{split}.{i}.bin", iter([buf.raw()]))
+    return files, len(buffers)
+
+
+def shell_of(data: Data) -> bytes:
+    """Data without its splits, pickled; NotCacheable when it does not pickle."""
+    try:
+        return pickle.dumps(dataclasses.replace(data, splits={}), protocol=5)
+    except Exception as e:  # pickling raises whatever the object's reducer raises
+        raise NotCacheable(f"its Data does not pickle ({type(e).__name__}: {e})") from None
+
+
+def store(folder: Path, data: Data, facts: dict[str, Any]) -> None:
+    """Write `data` into the (new, empty) `folder`: the files, then the manifest last."""
+    shell = shell_of(data)
+    files = {SHELL: _write(folder, SHELL, iter([shell]))}
+    layout: dict[str, Any] = {}
+    for split, value in data.splits.items():
+        if isinstance(value, (list, tuple)):
+            files.update(_store_records(folder, split, value))
+            layout[split] = {"kind": "records", "count": len(value)}
+        else:
+            written, buffers = _store_object(folder, split, value)
+            files.update(written)
+            layout[split] = {"kind": "object", "buffers": buffers}
+    manifest = {
+        **facts,
+        "zoo": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "summary": data.summary,
+        "splits": layout,
+        "entries": files,
+        "bytes": sum(f["size"] for f in files.values()),
+    }
+    _write(folder, MANIFEST, iter([json.dumps(manifest, indent=1).encode()]))
+
+
+# ------------------------------------------------------------------------------ reading
+class Records(Sequence):
+    """A split of examples mapped from disk: an example is unpickled when asked for, so memory
+    holds only what a batch uses, and the page cache is shared by every process."""
+
+    def __init__(self, rec: Path, idx: Path):
+        self.offsets = np.fromfile(idx, dtype=np.int64)
+        size = int(self.offsets[-1])
+        self.data = np.memmap(rec, dtype=np.uint8, mode="r") if size else np.empty(0, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
+        return pickle.loads(self.data[start:end])
+
+
+def _map(path: Path) -> Any:
+    if path.stat().st_size == 0:
+        return np.empty(0, np.uint8)
+    return np.memmap(path, dtype=np.uint8, mode="r")
+
+
+def verify(folder: Path) -> dict[str, Any]:
+    """The entry's manifest, after checking each file's size and SHA-256 against it; raises
+    ValueError saying what differs (a truncated or damaged entry)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+        entries = manifest["entries"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"its manifest is unreadable ({e})") from None
+    for name, want in entries.items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise ValueError(f"{name} is missing") from None
+        if size != want["size"]:
+            raise ValueError(f"{name} has {size} bytes, expected {want['size']}")
+        if hash_file(path) != want["sha256"]:
+            raise ValueError(f"{name} does not match its checksum")
+    return manifest
+
+
+def load(folder: Path, manifest: dict[str, Any]) -> Data:
+    """The Data stored in a verified entry, its splits mapped."""
+    data = pickle.loads((folder / SHELL).read_bytes())
+    splits: dict[str, Any] = {}
+    for split, layout in manifest["splits"].items():
+        if layout["kind"] == "records":
+            splits[split] = Records(folder / f"{split}.rec", folder / f"{split}.idx")
+        else:
+            buffers = [_map(folder / f"{split}.{i}.bin") for i in range(layout["buffers"])]
+            splits[split] = pickle.loads((folder / f"{split}.pkl").read_bytes(), buffers=buffers)
+    data.splits = splits
+    return data
+
+
+# ------------------------------------------------------------------------------ building
+@contextlib.contextmanager
+def locked(home: Path, key: str) -> Iterator[None]:
+    """An exclusive lock for building `key`: other processes (runs, sweep trials, local ranks)
+    wait here, then find the entry built."""
+    import fcntl
+
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / f".{key}.lock", "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def build(home: Path, key: str, data: Data, facts: dict[str, Any]) -> Path:
+    """Store `data` as entry `key`: written in a temporary folder, then renamed into place.
+    Call under `locked`. A full disk raises CacheError with nothing left behind."""
+    final = home / key
+    for stale in home.glob(f".build.{key}.*"):  # builds killed before their rename
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = home / f".build.{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir(parents=True)
+        store(tmp, data, {**facts, "key": key})
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(home)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CacheError(_os_message(e, home)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _os_message(e: OSError, home: Path) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on the device"
+    else:
+        what = e.strerror or str(e)
+    return (
+        f"cannot prepare data in the cache {home}: {what}; free space there, choose another "
+        "folder with --cache-dir DIR, or read the data without the cache with --no-cache"
+    )
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _usable(folder: Path) -> Data | None:
+    """The entry's Data when it is complete and whole; None when there is none; a damaged
+    entry costs one warning line and is removed (then rebuilt by the caller)."""
+    if not (folder / MANIFEST).exists():
+        return None
+    try:
+        manifest = verify(folder)
+        return load(folder, manifest)
+    except (ValueError, OSError, pickle.UnpicklingError, EOFError, AttributeError) as e:
+        warn(f"prepared data {folder.name} is damaged ({e}); preparing it again")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def prepared(
+    home: Path,
+    key: str,
+    facts: dict[str, Any],
+    read: Callable[[], Data],
+) -> tuple[Data, bool]:
+    """(the data, whether it was built now): mapped from entry `key` when it is whole, else
+    read by `read()`, stored, and mapped back (so a first run trains on exactly what later
+    runs map). Data that does not pickle is returned as read, not stored."""
+    folder = home / key
+    data = _usable(folder)
+    if data is not None:
+        return data, False
+    with locked(home, key):
+        data = _usable(folder)  # another process may have built it while this one waited
+        if data is not None:
+            return data, False
+        fresh = read()
+        try:
+            shell_of(fresh)  # before any file is written
+        except NotCacheable:
+            return fresh, False
+        build(home, key, fresh, facts)
+    data = _usable(folder)
+    return (data if data is not None else fresh), True
+
+
+def entries(home: Path) -> list[dict[str, Any]]:
+    """Each complete entry's manifest (with `key` and `path`), newest first; damaged ones are
+    listed with `damaged` set."""
+    found = []
+    if not home.is_dir():
+        return found
+    for folder in sorted(p for p in home.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text("utf-8"))
+        except (OSError, ValueError):
+            manifest = {"damaged": True}
+        manifest.update(key=folder.name, path=os.fspath(folder))
+        found.append(manifest)
+    return sorted(found, key=lambda m: m.get("created", ""), reverse=True)
+
+
+def cache_enabled() -> bool:
+    """False when `--no-cache` (or ZOO_NO_CACHE=1) asked to read the data as before."""
+    return os.environ.get("ZOO_NO_CACHE", "") not in ("1", "true", "yes")
+
+
+def home_from_env() -> Path:
+    """The prepared-data folder: `--cache-dir` (passed on as ZOO_CACHE_DIR, so sweep trials
+    and local ranks see it too), else `data_cache_home`'s default."""
+    return data_cache_home(os.environ.get("ZOO_CACHE_DIR") or None)
