@@ -30,7 +30,7 @@ from zoo.core import limits
 from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import parse_numbers
-from zoo.toolkit.metrics import Confusion
+from zoo.toolkit.metrics import Tally
 from zoo.toolkit.network import Batch, Network, Prediction
 from zoo.toolkit.vocab import Vocab
 
@@ -122,15 +122,20 @@ class StepRegressor(ElmanRNN):
         mask = batch["mask"]
         return F.mse_loss(self(batch["x"], batch["lengths"])[mask], batch["y"][mask])
 
-    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
-        se = ae = n = 0.0
+    def tally(self, batches: Iterable[Batch]) -> Tally:
+        """Squared and absolute errors summed over every scored value, and their count."""
+        tally = Tally()
         for batch in batches:
             mask = batch["mask"]
             diff = self(batch["x"], batch["lengths"])[mask] - batch["y"][mask]
-            se += float((diff**2).sum())
-            ae += float(diff.abs().sum())
-            n += diff.numel()
-        return {"loss": se / n, "mse": se / n, "mae": ae / n}
+            tally.add("se", diff**2)
+            tally.add("ae", diff.abs())
+            tally.add("values", diff.numel())
+        return tally
+
+    def score(self, tally: Tally) -> dict[str, float]:
+        n = tally["values"]
+        return {"loss": tally["se"] / n, "mse": tally["se"] / n, "mae": tally["ae"] / n}
 
     def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
         """Numbers typed one per argument (or one per line) form one sequence; otherwise each
@@ -176,23 +181,27 @@ class StepClassifier(ElmanRNN):
             out.reshape(-1, out.shape[-1]), batch["y"].reshape(-1), ignore_index=-100
         )
 
-    def evaluate(self, batches: Iterable[Batch]) -> dict[str, Any]:
-        """Per-symbol loss and Confusion metrics; `sequence_accuracy`: sequences all right."""
-        confusion = Confusion(self.state["output_vocab"])
-        total_loss = tokens = exact = sequences = 0.0
+    def tally(self, batches: Iterable[Batch]) -> Tally:
+        """The loss summed over symbols, the symbols' confusion table, sequences all right."""
+        tally = Tally()
+        confusion = tally.confusion("symbols", self.state["output_vocab"])
         for batch in batches:
             out, y = self(batch["x"], batch["lengths"]), batch["y"]
             valid = y != -100
-            total_loss += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
+            tally.add("loss_sum", F.cross_entropy(out[valid], y[valid], reduction="sum"))
             predicted = out.argmax(-1)
             confusion.add(predicted, y)
-            tokens += float(valid.sum())
-            exact += float(((predicted == y) | ~valid).all(dim=1).sum())
-            sequences += y.shape[0]
+            tally.add("tokens", valid.sum())
+            tally.add("exact", ((predicted == y) | ~valid).all(dim=1).sum())
+            tally.add("sequences", y.shape[0])
+        return tally
+
+    def score(self, tally: Tally) -> dict[str, Any]:
+        """Per-symbol loss and Confusion metrics; `sequence_accuracy`: sequences all right."""
         return {
-            "loss": total_loss / tokens,
-            **confusion.metrics(),
-            "sequence_accuracy": exact / sequences,
+            "loss": tally["loss_sum"] / tally["tokens"],
+            **tally.confusion("symbols", self.state["output_vocab"]).metrics(),
+            "sequence_accuracy": tally["exact"] / tally["sequences"],
         }
 
     def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
@@ -252,20 +261,27 @@ class CharLM(ElmanRNN):
         out = self.stream(batch["x"], batch["reset"])
         return F.cross_entropy(out.flatten(0, 1), batch["y"].flatten(), ignore_index=-100)
 
-    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
-        """Bits per character: the mean negative log2-probability of each next character."""
-        nats = correct = count = 0.0
+    def tally(self, batches: Iterable[Batch]) -> Tally:
+        """Nats summed over every predicted character, right guesses, characters. Several
+        processes each read their own rows (streams) of every window: every character is
+        counted once, by the process whose stream holds it."""
+        tally = Tally()
         for batch in batches:
             out = self.stream(batch["x"], batch["reset"])
             y = batch["y"]
             valid = y != -100
-            nats += float(F.cross_entropy(out[valid], y[valid], reduction="sum"))
-            correct += float((out.argmax(-1)[valid] == y[valid]).sum())
-            count += float(valid.sum())
+            tally.add("nats", F.cross_entropy(out[valid], y[valid], reduction="sum"))
+            tally.add("correct", (out.argmax(-1)[valid] == y[valid]).sum())
+            tally.add("characters", valid.sum())
+        return tally
+
+    def score(self, tally: Tally) -> dict[str, float]:
+        """Bits per character: the mean negative log2-probability of each next character."""
+        nats, count = tally["nats"], tally["characters"]
         return {
             "loss": nats / count,
             "bpc": nats / count / math.log(2),
-            "accuracy": correct / count,
+            "accuracy": tally["correct"] / count,
             "characters": int(count),
         }
 

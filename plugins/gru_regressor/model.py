@@ -42,6 +42,7 @@ from zoo.core import limits
 from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import parse_numbers
+from zoo.toolkit.metrics import Tally
 from zoo.toolkit.series import next_timestamps, read_table
 from zoo.toolkit.textfile import TextFile
 
@@ -67,22 +68,23 @@ class Forecaster(zoo.Network):
         losses = [fn(net(batch["x"]), batch["y"]) for net in self.forecasters()]
         return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
-    def evaluate(self, batches: Iterable[Batch]) -> dict[str, float]:
-        """MSE and MAE over every window and step; on data with the targets among the inputs,
-        the same for two naive forecasts of the same windows: repeat the last value, and
-        repeat the last season (`season` rows: 24 for hourly data)."""
+    def tally(self, batches: Iterable[Batch]) -> Tally:
+        """Errors summed over every window and step (Errors), of the model and, on data with
+        the targets among the inputs, of two naive forecasts of the same windows: repeat the
+        last value, and repeat the last season (`season` rows: 24 for hourly data)."""
         targets = self.state.get("target_index")
         std = target_std(self.state)
         season = self.state.get("season")
-        model, last, seasonal = Errors(std), Errors(std), Errors(std)
-        total_loss, windows = 0.0, 0
+        tally = Tally()
+        model = Errors(std, tally)
+        last, seasonal = Errors(std, tally, "repeat_last/"), Errors(std, tally, "seasonal/")
         lossf = LOSSES[self.config.loss]
         for batch in batches:
             x, y = batch["x"], batch["y"]
             forecast = self(x)
             model.add(forecast, y)
-            total_loss += float(lossf(forecast, y, reduction="sum"))
-            windows += x.shape[0]
+            tally.add("loss_sum", lossf(forecast, y, reduction="sum"))
+            tally.add("windows", x.shape[0])
             if targets is None:
                 continue
             own = x[:, :, targets]
@@ -90,12 +92,20 @@ class Forecaster(zoo.Network):
             if season and season <= x.shape[1]:
                 steps = torch.arange(y.shape[1], device=x.device) % season + (x.shape[1] - season)
                 seasonal.add(own[:, steps], y)
-        out = {"loss": total_loss / max(1, model.n), **model.metrics()}
-        if targets is not None:
-            out.update(last.metrics("repeat_last/"))
+        return tally
+
+    def score(self, tally: Tally) -> dict[str, float]:
+        """MSE and MAE (and on the raw scale), the model's and the naive forecasts'."""
+        std = target_std(self.state)
+        season = self.state.get("season")
+        model = Errors(std, tally)
+        out = {"loss": tally["loss_sum"] / max(1.0, tally["n"]), **model.metrics()}
+        if self.state.get("target_index") is not None:
+            out.update(Errors(std, tally, "repeat_last/").metrics())
             if season and season <= int(self.state["input_length"]):
-                out.update(seasonal.metrics(f"seasonal_naive_{season}/"))
-        out["windows"] = windows
+                seasonal = Errors(std, tally, "seasonal/").metrics(f"seasonal_naive_{season}/")
+                out.update(seasonal)
+        out["windows"] = int(tally["windows"])
         return out
 
     def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
@@ -339,28 +349,31 @@ def check_settings(config: Any, state: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------- helpers
 class Errors:
-    """Squared and absolute errors, on the model's scale and on the data's raw scale."""
+    """Squared and absolute errors, on the model's scale and on the data's raw scale, summed
+    into a Tally under `key` (`se`, `ae`, `n`, ...; a prefix per forecast)."""
 
-    def __init__(self, std: torch.Tensor | None):
-        self.std = std
-        self.se = self.ae = self.se_raw = self.ae_raw = 0.0
-        self.n = 0
+    def __init__(self, std: torch.Tensor | None, tally: Tally, key: str = ""):
+        self.std, self.tally, self.key = std, tally, key
 
     def add(self, forecast: torch.Tensor, truth: torch.Tensor) -> None:
-        diff = forecast - truth
-        self.se += float((diff**2).sum())
-        self.ae += float(diff.abs().sum())
-        self.n += diff.numel()
+        diff, key = forecast - truth, self.key
+        self.tally.add(f"{key}se", diff**2)
+        self.tally.add(f"{key}ae", diff.abs())
+        self.tally.add(f"{key}n", diff.numel())
         if self.std is not None:
             raw = diff * self.std.to(diff.device)
-            self.se_raw += float((raw**2).sum())
-            self.ae_raw += float(raw.abs().sum())
+            self.tally.add(f"{key}se_raw", raw**2)
+            self.tally.add(f"{key}ae_raw", raw.abs())
 
-    def metrics(self, prefix: str = "") -> dict[str, float]:
-        n = max(1, self.n)
-        out = {f"{prefix}mse": self.se / n, f"{prefix}mae": self.ae / n}
+    def metrics(self, prefix: str | None = None) -> dict[str, float]:
+        """`mse`, `mae` (and `mse_raw`, `mae_raw`), named with `prefix` (default: the key)."""
+        t, key = self.tally, self.key
+        prefix = key if prefix is None else prefix
+        n = max(1.0, t[f"{key}n"])
+        out = {f"{prefix}mse": t[f"{key}se"] / n, f"{prefix}mae": t[f"{key}ae"] / n}
         if self.std is not None:
-            out.update({f"{prefix}mse_raw": self.se_raw / n, f"{prefix}mae_raw": self.ae_raw / n})
+            out[f"{prefix}mse_raw"] = t[f"{key}se_raw"] / n
+            out[f"{prefix}mae_raw"] = t[f"{key}ae_raw"] / n
         return out
 
 

@@ -32,7 +32,7 @@ from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit import padded
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import map_in_length_order, move
-from zoo.toolkit.metrics import Confusion
+from zoo.toolkit.metrics import Tally
 from zoo.toolkit.textfile import TextFile
 from zoo.toolkit.vocab import Vocab
 
@@ -235,35 +235,45 @@ class LSTMTagger(zoo.Network):
                 loss = loss + self.config.aux_weight * aux
         return loss
 
-    def evaluate(self, batches: Iterable[dict[str, torch.Tensor]]) -> dict[str, Any]:
-        """Accuracy over all words, on words seen in training (known) and not (unknown), of
-        each auxiliary column learnt (`xpos_accuracy`, `feats_accuracy`, ...: ColumnScores),
-        and per tag (`recall/NOUN`: the share of the words tagged NOUN in the data that the
-        model tagged NOUN; precision, F1 and the confusion matrix beside it)."""
-        confusion = Confusion(self.state["tags"])
-        columns = ColumnScores(self)
-        total = loss_sum = unknown = unknown_correct = 0.0
+    def tally(self, batches: Iterable[dict[str, torch.Tensor]]) -> Tally:
+        """The counts `score` needs, batch by batch: the loss summed over scored words, words
+        and unknown words (right or not), the tag confusion table, and each auxiliary
+        column's right and scored words (ColumnScores). Sums, so that the shares of a split
+        scored by several processes merge into the whole split's."""
+        tally = Tally()
+        confusion = tally.confusion("tags", self.state["tags"])
+        columns = ColumnScores(self, tally)
         for batch in batches:
             hidden = self.batch_contexts(batch)
             scores, tags = self.out(hidden), batch["tags"]
             valid = tags != -100
             scored = tags >= 0  # not padding, and a tag the model knows (see data.UNSEEN_TAG)
-            loss_sum += float(F.cross_entropy(scores[scored], tags[scored], reduction="sum"))
+            tally.add("loss_sum", F.cross_entropy(scores[scored], tags[scored], reduction="sum"))
             predicted = scores.argmax(-1)
             confusion.add(predicted, tags)
             columns.add(hidden, batch, predicted == tags)
             is_unknown = (batch["words"] == UNK_ID) & valid
-            total += float(valid.sum())
-            unknown += float(is_unknown.sum())
-            unknown_correct += float(((predicted == tags) & is_unknown).sum())
+            tally.add("words", valid.sum())
+            tally.add("unknown", is_unknown.sum())
+            tally.add("unknown_correct", ((predicted == tags) & is_unknown).sum())
+        return tally
+
+    def score(self, tally: Tally) -> dict[str, Any]:
+        """Accuracy over all words, on words seen in training (known) and not (unknown), of
+        each auxiliary column learnt (`xpos_accuracy`, `feats_accuracy`, ...: ColumnScores),
+        and per tag (`recall/NOUN`: the share of the words tagged NOUN in the data that the
+        model tagged NOUN; precision, F1 and the confusion matrix beside it)."""
+        confusion = tally.confusion("tags", self.state["tags"])
         by_tag = confusion.metrics()
+        total, unknown, unknown_correct = tally["words"], tally["unknown"], tally["unknown_correct"]
         correct, known = float(confusion.correct), total - unknown
-        metrics: dict[str, Any] = {"loss": loss_sum / total, "accuracy": by_tag.pop("accuracy")}
+        metrics: dict[str, Any] = {"loss": tally["loss_sum"] / total}
+        metrics["accuracy"] = by_tag.pop("accuracy")
         if known:
             metrics["known_accuracy"] = (correct - unknown_correct) / known
         if unknown:
             metrics["unknown_accuracy"] = unknown_correct / unknown
-        metrics.update(columns.metrics())
+        metrics.update(ColumnScores(self, tally).metrics())
         metrics["words"] = int(total)
         metrics["unknown_words"] = int(unknown)
         return {**metrics, **by_tag}
@@ -349,11 +359,12 @@ class LSTMTagger(zoo.Network):
 class ColumnScores:
     """Accuracy of each auxiliary output layer against evaluation batches' `gold/NAME` (data.py:
     FEATS compared by universal features, as the CoNLL 2018 script's UFeats), and AllTags, the
-    share of words with UPOS, XPOS and FEATS all right, when the tagger learnt all three."""
+    share of words with UPOS, XPOS and FEATS all right, when the tagger learnt all three.
+    Counted into a Tally (`right/NAME`, `words/NAME`) so that shares merge."""
 
     ALL_TAGS = ("upos", "xpos", "feats")
 
-    def __init__(self, tagger: LSTMTagger):
+    def __init__(self, tagger: LSTMTagger, tally: Tally):
         self.main = tagger.column
         heads = getattr(tagger, "aux_out", {})
         self.heads = {n: heads[n] for n in sorted(heads, key=conllu.COLUMNS.index)}  # file order
@@ -362,8 +373,7 @@ class ColumnScores:
             name: torch.tensor(match_keys(name, vocabs[name])[1], device=tagger.device)
             for name in self.heads
         }
-        self.right: dict[str, float] = {}
-        self.words: dict[str, float] = {}
+        self.tally = tally
 
     def add(
         self, hidden: torch.Tensor, batch: dict[str, torch.Tensor], tags_right: torch.Tensor
@@ -381,12 +391,17 @@ class ColumnScores:
             self._count("alltags", every, valid)
 
     def _count(self, name: str, right: torch.Tensor, valid: torch.Tensor) -> None:
-        self.right[name] = self.right.get(name, 0.0) + float(right.sum())
-        self.words[name] = self.words.get(name, 0.0) + float(valid.sum())
+        self.tally.add(f"right/{name}", right.sum())
+        self.tally.add(f"words/{name}", valid.sum())
 
     def metrics(self) -> dict[str, float]:
-        """`NAME_accuracy` for each column scored, `alltags_accuracy` last."""
-        return {f"{k}_accuracy": self.right[k] / n for k, n in self.words.items() if n}
+        """`NAME_accuracy` for each column scored, in file order, `alltags_accuracy` last."""
+        names = [*self.heads, "alltags"]
+        return {
+            f"{k}_accuracy": self.tally.ratio(f"right/{k}", f"words/{k}")
+            for k in names
+            if self.tally[f"words/{k}"]
+        }
 
 
 def _batch_size(options: Any) -> int:

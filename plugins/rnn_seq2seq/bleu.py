@@ -61,29 +61,43 @@ class BLEUScore:
     ref_len: int = 0
 
 
+def segment_counts(hypothesis: str, references: Sequence[str]) -> list[int]:
+    """One segment's sufficient statistics, [matched n-grams per order..., hypothesis n-grams
+    per order..., hypothesis length, closest reference length]: corpus BLEU is a function of
+    their sums over the segments, so shares of a corpus scored apart add up exactly."""
+    hyp = tokenize_13a(hypothesis)
+    ref_counts: Counter[tuple[str, ...]] = Counter()
+    lengths = []
+    for reference in references:
+        ref = tokenize_13a(reference)
+        lengths.append(len(ref))
+        for gram, count in _ngrams(ref).items():
+            ref_counts[gram] = max(ref_counts[gram], count)
+    # the reference length closest to the hypothesis's, the shorter on a tie
+    closest = min(lengths, key=lambda n: (abs(len(hyp) - n), n)) if lengths else 0
+    correct, total = [0] * MAX_ORDER, [0] * MAX_ORDER
+    for gram, count in _ngrams(hyp).items():
+        total[len(gram) - 1] += count
+        correct[len(gram) - 1] += min(count, ref_counts.get(gram, 0))
+    return [*correct, *total, len(hyp), closest]
+
+
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> BLEUScore:
     """BLEU of `hypotheses` against one or more reference streams, each as long as they are
     (sacrebleu's calling convention: `corpus_bleu(hyps, [refs])`)."""
     if any(len(stream) != len(hypotheses) for stream in references):
         raise ValueError("every reference stream needs one reference per hypothesis")
-    correct, total = [0] * MAX_ORDER, [0] * MAX_ORDER
-    sys_len = ref_len = 0
+    sums = [0] * (2 * MAX_ORDER + 2)
     for i, hypothesis in enumerate(hypotheses):
-        hyp = tokenize_13a(hypothesis)
-        ref_counts: Counter[tuple[str, ...]] = Counter()
-        lengths = []
-        for stream in references:
-            ref = tokenize_13a(stream[i])
-            lengths.append(len(ref))
-            for gram, count in _ngrams(ref).items():
-                ref_counts[gram] = max(ref_counts[gram], count)
-        # the reference length closest to the hypothesis's, the shorter on a tie
-        closest = min(lengths, key=lambda n: (abs(len(hyp) - n), n)) if lengths else 0
-        sys_len += len(hyp)
-        ref_len += closest
-        for gram, count in _ngrams(hyp).items():
-            total[len(gram) - 1] += count
-            correct[len(gram) - 1] += min(count, ref_counts.get(gram, 0))
+        counts = segment_counts(hypothesis, [stream[i] for stream in references])
+        sums = [a + b for a, b in zip(sums, counts)]
+    return bleu_of(sums)
+
+
+def bleu_of(sums: Sequence[int]) -> BLEUScore:
+    """Corpus BLEU from the summed `segment_counts` of its segments."""
+    correct, total = list(sums[:MAX_ORDER]), list(sums[MAX_ORDER : 2 * MAX_ORDER])
+    sys_len, ref_len = int(sums[-2]), int(sums[-1])
     bp = 1.0
     if sys_len < ref_len:
         bp = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0

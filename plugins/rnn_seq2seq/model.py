@@ -34,10 +34,11 @@ from zoo.core.errors import SettingError, UsageError
 from zoo.toolkit.cells import recurrent_layer
 from zoo.toolkit.data import lengths as lengths_of
 from zoo.toolkit.data import map_in_length_order, pad
+from zoo.toolkit.metrics import Tally
 from zoo.toolkit.vocab import Tokenizer, Vocab
 
 from . import PredictConfig
-from .bleu import corpus_bleu
+from .bleu import MAX_ORDER, bleu_of, segment_counts
 from .data import PAD_ID, UNK_ID
 from .decode import Encoded, State, beam_search, decode_limit, greedy, map_state
 
@@ -238,44 +239,52 @@ class Seq2Seq(zoo.Network):
         scores = self(batch["src"], batch["src_lengths"], batch["tgt_in"])
         return F.cross_entropy(scores.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=-100)
 
-    def evaluate(self, batches: Iterable[dict[str, Any]]) -> dict[str, float]:
-        """Teacher-forced loss; exact match and token accuracy of greedy outputs; corpus BLEU
-        of the detokenised outputs against the reference texts where the data is natural
-        language (the state says `bleu`).
+    def tally(self, batches: Iterable[dict[str, Any]]) -> Tally:
+        """Per batch: the teacher-forced loss summed over target tokens; per sequence of the
+        greedy outputs, exact match and token accuracy; where the data is natural language
+        (the state says `bleu`), each segment's BLEU counts (`bleu.segment_counts`), which add
+        up to the corpus's, so shares of a split scored apart give the same corpus BLEU.
 
         Token accuracy is, per sequence, the share of positions where output and reference
-        agree, over the longer of the two; averaged over sequences. A reference token outside
-        the vocabulary (<unk>) never counts as matched.
+        agree, over the longer of the two. A reference token outside the vocabulary (<unk>)
+        never counts as matched.
         """
-        loss_sum = tokens = exact = token_hits = 0.0
-        sequences = 0
-        hypotheses: list[str] = []
-        references: list[str] = []
+        tally = Tally()
         want_bleu = bool(self.state.get("bleu"))
         detokenize, vocab = Tokenizer.from_state(self.state).detokenize, Vocab(self.state["target"])
         for batch in batches:
             gold = batch["tgt_out"]
             valid = gold != -100
             scores = self(batch["src"], batch["src_lengths"], batch["tgt_in"])
-            loss_sum += float(F.cross_entropy(scores[valid], gold[valid], reduction="sum"))
-            tokens += float(valid.sum())
+            tally.add("loss_sum", F.cross_entropy(scores[valid], gold[valid], reduction="sum"))
+            tally.add("tokens", valid.sum())
             outputs = greedy(self, batch["src"], batch["src_lengths"])
             for row, predicted in zip(gold.tolist(), outputs):
                 target = [-1 if t == UNK_ID else t for t in row if t != -100][:-1]  # drop </s>
-                exact += predicted == target
+                tally.add("exact", predicted == target)
                 hits = sum(p == t for p, t in zip(predicted, target))
-                token_hits += hits / max(len(target), len(predicted), 1)
-                sequences += 1
+                tally.add("token_hits", hits / max(len(target), len(predicted), 1))
+                tally.add("sequences", 1)
             if want_bleu and "references" in batch:  # other seq2seq datasets may carry no texts
-                hypotheses.extend(detokenize(vocab.decode(ids)) for ids in outputs)
-                references.extend(batch["references"])
+                for ids, reference in zip(outputs, batch["references"]):
+                    counts = segment_counts(detokenize(vocab.decode(ids)), [reference])
+                    for k, count in enumerate(counts):
+                        tally.add(f"bleu/{k}", count)
+                    tally.add("bleu_segments", 1)
+        return tally
+
+    def score(self, tally: Tally) -> dict[str, float]:
+        """Loss per target token, exact match and token accuracy averaged over sequences,
+        corpus BLEU (sacrebleu's default) when every sequence had a reference text."""
+        sequences = max(tally["sequences"], 1.0)
         metrics = {
-            "loss": loss_sum / max(tokens, 1.0),
-            "exact_match": exact / max(sequences, 1),
-            "token_accuracy": token_hits / max(sequences, 1),
+            "loss": tally["loss_sum"] / max(tally["tokens"], 1.0),
+            "exact_match": tally["exact"] / sequences,
+            "token_accuracy": tally["token_hits"] / sequences,
         }
-        if want_bleu and len(references) == sequences:
-            metrics["bleu"] = corpus_bleu(hypotheses, [references]).score
+        if self.state.get("bleu") and tally["bleu_segments"] == tally["sequences"]:
+            sums = [int(tally[f"bleu/{k}"]) for k in range(2 * MAX_ORDER + 2)]
+            metrics["bleu"] = bleu_of(sums).score
         return metrics
 
     def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:

@@ -11,10 +11,17 @@ precision, recall and F1, their macro average, and the confusion matrix itself:
 
 Every counted item is scored once, so the figures are exact sums over a split: the same
 whether it is scored in one batch or many.
+
+A `Tally` holds what a network's metrics are computed from (sums, counts and `Confusion`
+tables) so that the shares of a split scored by several processes add up to the statistics of
+the whole split: `network.tally(batches)` fills one, zoo merges every process's, and
+`network.score(tally)` turns the merged one into metrics (docs/distributed.md, "Sharded
+validation"). Ratios of ratios would not add up; sums do.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +57,15 @@ class Confusion:
     def total(self) -> int:
         return int(self.counts.sum()) + self.unlabelled
 
+    def merge(self, other: Confusion) -> Confusion:
+        """Add `other`'s counts (another share of the same split) to these; returns self."""
+        if other.labels != self.labels:
+            raise ValueError("Confusion.merge: the two tables have different labels")
+        self.counts += other.counts
+        self.unlabelled += other.unlabelled
+        self.predicted_unlabelled += other.predicted_unlabelled
+        return self
+
     @property
     def correct(self) -> int:
         return int(self.counts.diagonal().sum())
@@ -81,3 +97,84 @@ class Confusion:
         out["macro_f1"] = sum(f1s) / len(f1s) if f1s else 0.0
         out["confusion"] = matrix
         return out
+
+
+def _grow(partials: list[float], x: float) -> None:
+    """Add `x` to an exact sum kept as non-overlapping floats (Shewchuk's algorithm, as
+    `math.fsum` keeps it internally): no rounding happens, so a sum does not depend on the
+    order of its additions, nor on how a split was cut into shares."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]
+
+
+class Tally:
+    """Named sums and `Confusion` tables over the batches of a split: what metrics are made of.
+
+        tally = Tally()
+        for batch in batches:
+            tally.add("loss_sum", F.cross_entropy(..., reduction="sum"))
+            tally.add("words", mask.sum())
+            tally.confusion("tags", labels).add(predicted, gold)
+        ...
+        loss = tally.ratio("loss_sum", "words")
+
+    Sums are exact (kept as error-free partials, rounded once when read), so merging the
+    tallies of several processes' shares gives, bit for bit, the sums one process gets over
+    the same per-batch values in any order. A name never added reads as 0."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}
+        self.tables: dict[str, Confusion] = {}
+
+    def add(self, name: str, value: float | int | torch.Tensor) -> None:
+        """Add a number (a tensor is summed first) to the sum called `name`."""
+        if isinstance(value, torch.Tensor):
+            value = value.sum().item()
+        _grow(self.sums.setdefault(name, []), float(value))
+
+    def __getitem__(self, name: str) -> float:
+        return math.fsum(self.sums.get(name, ()))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.sums or name in self.tables
+
+    def ratio(self, numerator: str, denominator: str, default: float = 0.0) -> float:
+        """`numerator / denominator`, or `default` when nothing was counted."""
+        below = self[denominator]
+        return self[numerator] / below if below else default
+
+    def confusion(self, name: str, labels: Sequence[str]) -> Confusion:
+        """The table called `name` (made on first use with `labels`), to `add` to."""
+        if name not in self.tables:
+            self.tables[name] = Confusion(labels)
+        return self.tables[name]
+
+    def merge(self, other: Tally) -> Tally:
+        """Add `other` (another share of the same split) to this tally; returns self."""
+        for name, partials in other.sums.items():
+            mine = self.sums.setdefault(name, [])
+            for x in partials:
+                _grow(mine, x)
+        for name, table in other.tables.items():
+            if name in self.tables:
+                self.tables[name].merge(table)
+            else:
+                self.tables[name] = Confusion(table.labels).merge(table)
+        return self
+
+    @classmethod
+    def merged(cls, tallies: Sequence[Tally]) -> Tally:
+        """One tally of several shares (every process's, say)."""
+        total = cls()
+        for tally in tallies:
+            total.merge(tally)
+        return total

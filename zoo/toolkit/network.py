@@ -12,6 +12,12 @@ score and use it, as llm's `Model.execute` and nanoGPT's `forward(idx, targets)`
         def evaluate(self, batches): ...                    # metrics over every batch given
         def predict(self, inputs, options): ...             # raw strings in, a dict each out
 
+`evaluate` may instead come in two halves, `tally(batches)` (the sums and tables the metrics
+are made of: a `zoo.metrics.Tally`) and `score(tally)` (the metrics from them); then several
+training processes each score a share of the validation split and zoo merges their tallies
+(docs/distributed.md, "Sharded validation"). A network with only `evaluate` still works: each
+process scores the whole split.
+
 zoo builds it as `NetworkClass(config, state)` from the architecture's config (a dataclass)
 and the data state the dataset's loader made (vocabularies, normalisation). Both are kept as
 plain attributes, not tensors, so the state dict (and the model file) holds the layers'
@@ -40,6 +46,7 @@ from zoo.core.errors import UsageError
 if TYPE_CHECKING:
     from zoo.toolkit.data import Data
     from zoo.toolkit.exportspec import ExportSpec
+    from zoo.toolkit.metrics import Tally
     from zoo.toolkit.textfile import TextFile
 
 Batch = dict[str, Any]
@@ -88,8 +95,29 @@ class Network(nn.Module):
 
     def evaluate(self, batches: Iterable[Batch]) -> dict[str, Any]:
         """Metrics over every batch given (a whole split): plain numbers, including the
-        architecture's monitor metric; `zoo.metrics.Confusion` gives classification ones."""
+        architecture's monitor metric; `zoo.metrics.Confusion` gives classification ones.
+        By default `score(tally(batches))`, for a network that defines those two."""
+        if self.shardable:
+            return self.score(self.tally(batches))
         raise NotImplementedError(f"{type(self).__name__} does not define evaluate(batches)")
+
+    def tally(self, batches: Iterable[Batch]) -> Tally:
+        """Optional, with `score`: the sums, counts and tables (`zoo.metrics.Tally`) that the
+        metrics of the batches given are made of. Defining both lets each training process
+        score only its share of the validation split: zoo merges the tallies (sums add up
+        exactly; averages would not) and calls `score` on the whole split's."""
+        raise NotImplementedError(f"{type(self).__name__} does not define tally(batches)")
+
+    def score(self, tally: Tally) -> dict[str, Any]:
+        """The metrics (what `evaluate` returns) of a merged `tally`; called once per split."""
+        raise NotImplementedError(f"{type(self).__name__} does not define score(tally)")
+
+    @property
+    def shardable(self) -> bool:
+        """Whether the network scores by `tally` and `score`, so its validation can be split
+        among processes; a network with only `evaluate` is scored whole by each."""
+        kind = type(self)
+        return kind.tally is not Network.tally and kind.score is not Network.score
 
     def predict(self, inputs: list[str], options: Any) -> list[Prediction]:
         """One dict per input (a sentence, a sequence, numbers as text), with at least

@@ -185,6 +185,19 @@ def all_gather_cpu(tensor: Any, device: Any) -> list[Any]:
     return [t.cpu() for t in gathered]
 
 
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every process's `value` (any picklable object), by rank; `[value]` on one process.
+    Sharded validation gathers each process's `Tally` this way: a few sums and tables once
+    per validation, where the pickling costs nothing that shows."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [value]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def peak_rss_mib(device: Any) -> list[float] | None:
     """The peak resident memory of every process so far, in MiB, by rank (None where the
     system does not say: no `resource` module)."""

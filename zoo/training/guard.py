@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from zoo.core.errors import PluginError, ZooError
+from zoo.toolkit.metrics import Tally
 from zoo.toolkit.network import Network
 
 
@@ -36,6 +37,10 @@ def _metrics(out: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"metric {key!r} = {type(value).__name__}, not a number"
     return None
+
+
+def _tally(out: Any) -> str | None:
+    return None if isinstance(out, Tally) else f"{type(out).__name__}, not a zoo.metrics.Tally"
 
 
 def _predictions(out: Any) -> str | None:
@@ -88,6 +93,12 @@ class Checked:
 
     def evaluate(self, batches: Iterable[dict[str, Any]]) -> dict[str, Any]:
         return call(self.what, "evaluate", self.network.evaluate, batches, check=_metrics)
+
+    def tally(self, batches: Iterable[dict[str, Any]]) -> Tally:
+        return call(self.what, "tally", self.network.tally, batches, check=_tally)
+
+    def score(self, tally: Tally) -> dict[str, Any]:
+        return call(self.what, "score", self.network.score, tally, check=_metrics)
 
     def predict(self, inputs: list[str], options: Any) -> list[dict[str, Any]]:
         return call(self.what, "predict", self.network.predict, inputs, options, check=_predictions)

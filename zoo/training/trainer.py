@@ -11,7 +11,8 @@ about the best weights and early stopping. Where distributed training hooks in:
 - `batches`: the training batches of an epoch (each process takes its share of every one);
 - `train_step`, at `loss.backward()`: gradients (DistributedDataParallel reduces them there);
 - `agree`: one all-reduce a step, for the global loss and a stop request seen by any process;
-- `evaluate_split`: validation metrics (every process scores the whole split, so they agree);
+- `evaluate_split`: validation metrics (each process scores its share of the split and the
+  tallies are merged, so all get one process's metrics; `evaluate`);
 - `checkpoint_if_due` and the progress display: what is written (one process writes), with
   every process's random state gathered into the checkpoint.
 """
@@ -42,6 +43,7 @@ from zoo.core.errors import (
 from zoo.core.formatting import headline
 from zoo.core.settings import TrainConfig
 from zoo.toolkit.data import Data, Part, move
+from zoo.toolkit.metrics import Tally
 from zoo.toolkit.network import Network
 from zoo.training import distributed
 from zoo.training.events import TrainingEvents
@@ -232,16 +234,50 @@ class Checkpoint:
 
 @torch.no_grad()
 def evaluate(
-    checked: Checked, data: Data, split: str, batch_size: int, device: torch.device
+    checked: Checked,
+    data: Data,
+    split: str,
+    batch_size: int,
+    device: torch.device,
+    procs: distributed.Processes | None = None,
 ) -> dict[str, Any]:
-    """The network's metrics on one split, every example counted once."""
+    """The network's metrics on one split, every example counted once. On several processes
+    (`procs`) a network that scores by `tally` and `score` has each process score its share
+    (`evaluation_share`) and the tallies merged, so every process gets the metrics one
+    process gets on the whole split; a network with only `evaluate` is scored whole by each
+    process, as before sharding existed."""
     network = checked.network
     was_training = network.training
     network.eval()
-    batches: Iterator[dict[str, Any]] = (move(b, device) for b in data.batches(split, batch_size))
-    metrics = checked.evaluate(batches)
-    network.train(was_training)
+    try:
+        if procs is not None and procs.distributed and network.shardable:
+            part = Part(procs.rank, procs.world_size)
+            share = evaluation_share(data, split, batch_size, part)
+            mine = checked.tally(move(b, device) for b in share)
+            metrics = checked.score(Tally.merged(distributed.all_gather_objects(mine)))
+        else:
+            batches = (move(b, device) for b in data.batches(split, batch_size))
+            metrics = checked.evaluate(batches)
+    finally:
+        network.train(was_training)
     return {k: v if isinstance(v, (int, dict)) else float(v) for k, v in metrics.items()}
+
+
+def evaluation_share(data: Data, split: str, batch_size: int, part: Part) -> Iterator[Any]:
+    """This process's share of a split to score: whole batches in turn (batch i goes to
+    process i mod N), each exactly the batch one process would score, so per-batch sums are
+    the same bits and the merged tally is one process's. Data that batches itself, such as
+    the char LM's text streams whose batches continue one another, gives its `shards`
+    instead: this process's rows of every batch (its own streams), empty shares skipped."""
+    if type(data).batches is Data.batches:
+        examples = data.splits.get(split, ())
+        for i, idx in enumerate(data.order(split, batch_size)):
+            if i % part.world == part.rank:
+                yield data.collate([examples[j] for j in idx])
+        return
+    for shard in data.shards(split, batch_size, part):
+        if shard.examples:
+            yield shard.batch
 
 
 class StopRequest:
@@ -580,7 +616,7 @@ class Trainer:
     # --------------------------------------------------------------------- validation
     def evaluate_split(self, network: Network, split: str) -> dict[str, Any]:
         checked = Checked(network, self.checked.what)
-        return evaluate(checked, self.data, split, self.cfg.batch_size, self.device)
+        return evaluate(checked, self.data, split, self.cfg.batch_size, self.device, self.procs)
 
     def validate(self) -> bool:
         """Score the valid split, keep the best weights; True when training should stop early."""
