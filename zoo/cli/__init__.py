@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli import catalog, export, plot, runlog, serve, sweep, train, use
+from zoo.cli import catalog, data, export, plot, runlog, serve, sweep, train, use
 from zoo.cli.base import ZooGroup
 from zoo.core.version import __version__
 
@@ -64,6 +64,7 @@ for command in (
     export.card_command,
     sweep.sweep_group,
     serve.serve_command,
+    data.data_group,
 ):
     cli.add_command(command)
 

@@ -50,6 +50,11 @@ FORMAT = 1  # bump when the stored layout changes: every older entry then misses
 MANIFEST = "manifest.json"
 SHELL = "data.pkl"
 CHUNK = 1 << 20
+Report = Callable[[str, int, int], None]  # (what, done, total): `zoo data prepare`'s bar
+
+
+def silent(what: str, done: int, total: int) -> None:
+    """The default report: nothing (zoo run prints its own progress)."""
 
 
 class CacheError(ZooError):
@@ -103,11 +108,15 @@ def code_hash(loader: Callable[..., Any]) -> str:
 
 
 def describe(
-    name: str, plugin: Any, loader: Callable[..., Any], config: Any
+    name: str, plugin: Any, loader: Callable[..., Any], config: Any, report: Report = silent
 ) -> tuple[str, dict[str, Any]]:
     """(key, what the key covers): the files' content, the config, the plugin and the code."""
     values = cfg.to_dict(config) if dataclasses.is_dataclass(config) else dict(vars(config))
     files = input_files(values)
+    hashed = []
+    for i, path in enumerate(files):
+        report("hashing the data files", i, len(files))
+        hashed.append({"path": os.fspath(path), "sha256": hash_file(path)})
     facts = {
         "format": FORMAT,
         "dataset": name,
@@ -116,7 +125,7 @@ def describe(
         "version": plugin.version,
         "code": code_hash(loader),
         "config": json.loads(json.dumps(values, default=str, sort_keys=True)),
-        "files": [{"path": os.fspath(p), "sha256": hash_file(p)} for p in files],
+        "files": hashed,
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
     return f"{name}-{digest[:20]}", facts
@@ -135,13 +144,17 @@ def _write(folder: Path, name: str, chunks: Iterator[bytes | memoryview]) -> dic
     return {"size": size, "sha256": h.hexdigest()}
 
 
-def _store_records(folder: Path, split: str, examples: Sequence[Any]) -> dict[str, Any]:
+def _store_records(
+    folder: Path, split: str, examples: Sequence[Any], report: Report
+) -> dict[str, Any]:
     """A list of examples: `<split>.rec` (the pickles end to end) and `<split>.idx` (n + 1
     offsets)."""
     offsets = np.zeros(len(examples) + 1, dtype=np.int64)
 
     def pickles() -> Iterator[bytes]:
         for i, example in enumerate(examples):
+            if i % 4096 == 0:
+                report(f"storing {split}", i, len(examples))
             raw = pickle.dumps(example, protocol=5)
             offsets[i + 1] = offsets[i] + len(raw)
             yield raw
@@ -170,16 +183,17 @@ def shell_of(data: Data) -> bytes:
         raise NotCacheable(f"its Data does not pickle ({type(e).__name__}: {e})") from None
 
 
-def store(folder: Path, data: Data, facts: dict[str, Any]) -> None:
+def store(folder: Path, data: Data, facts: dict[str, Any], report: Report = silent) -> None:
     """Write `data` into the (new, empty) `folder`: the files, then the manifest last."""
     shell = shell_of(data)
     files = {SHELL: _write(folder, SHELL, iter([shell]))}
     layout: dict[str, Any] = {}
     for split, value in data.splits.items():
         if isinstance(value, (list, tuple)):
-            files.update(_store_records(folder, split, value))
+            files.update(_store_records(folder, split, value, report))
             layout[split] = {"kind": "records", "count": len(value)}
         else:
+            report(f"storing {split}", 0, 1)
             written, buffers = _store_object(folder, split, value)
             files.update(written)
             layout[split] = {"kind": "object", "buffers": buffers}
@@ -285,7 +299,7 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def build(home: Path, key: str, data: Data, facts: dict[str, Any]) -> Path:
+def build(home: Path, key: str, data: Data, facts: dict[str, Any], report: Report = silent) -> Path:
     """Store `data` as entry `key`: written in a temporary folder, then renamed into place.
     Call under `locked`. A full disk raises CacheError with nothing left behind."""
     final = home / key
@@ -294,7 +308,7 @@ def build(home: Path, key: str, data: Data, facts: dict[str, Any]) -> Path:
     tmp = home / f".build.{key}.{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir(parents=True)
-        store(tmp, data, {**facts, "key": key})
+        store(tmp, data, {**facts, "key": key}, report)
         _fsync_dir(tmp)
         if final.exists():
             shutil.rmtree(final)
@@ -343,6 +357,7 @@ def prepared(
     key: str,
     facts: dict[str, Any],
     read: Callable[[], Data],
+    report: Report = silent,
 ) -> tuple[Data, bool]:
     """(the data, whether it was built now): mapped from entry `key` when it is whole, else
     read by `read()`, stored, and mapped back (so a first run trains on exactly what later
@@ -355,12 +370,14 @@ def prepared(
         data = _usable(folder)  # another process may have built it while this one waited
         if data is not None:
             return data, False
+        report("reading the data", 0, 1)
         fresh = read()
         try:
             shell_of(fresh)  # before any file is written
         except NotCacheable:
             return fresh, False
-        build(home, key, fresh, facts)
+        build(home, key, fresh, facts, report)
+    report("checking the prepared files", 0, 1)
     data = _usable(folder)
     return (data if data is not None else fresh), True
 

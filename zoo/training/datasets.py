@@ -38,15 +38,32 @@ def load_data(
 def _prepared(registry: Registry, name: str, data_config: Any) -> Data:
     """The data through the cache; datasets that read no file, or whose Data does not pickle,
     are read as before (generating is cheaper than mapping; see docs/data.md)."""
+    return prepare(registry, name, data_config)[0]
+
+
+def prepare(
+    registry: Registry,
+    name: str,
+    data_config: Any,
+    home: Any = None,
+    report: datacache.Report = datacache.silent,
+) -> tuple[Data, str | None, bool]:
+    """(data, its cache key or None when not cached, whether it was built now): what `zoo run`
+    and `zoo data prepare` share. `home`: the prepared-data folder (default: --cache-dir or
+    $ZOO_HOME/cache/data)."""
     loader = registry.loader(name)
     path = getattr(data_config, "path", None) or name
     with file_errors(path):
-        key, facts = datacache.describe(name, registry.dataset(name).plugin, loader, data_config)
+        key, facts = datacache.describe(
+            name, registry.dataset(name).plugin, loader, data_config, report
+        )
     if not facts["files"]:
-        return _read(registry, name, data_config, None)
-    home = datacache.home_from_env()
-    data, _ = datacache.prepared(home, key, facts, lambda: _read(registry, name, data_config, None))
-    return data
+        return _read(registry, name, data_config, None), None, False
+    folder = datacache.home_from_env() if home is None else home
+    data, built = datacache.prepared(
+        folder, key, facts, lambda: _read(registry, name, data_config, None), report
+    )
+    return data, (key if (folder / key).is_dir() else None), built
 
 
 def _read(registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None) -> Data:

@@ -24,6 +24,12 @@ def read(file: TextFile | str) -> list[tuple[str, str]]:
     return examples
 
 
+def length(example: tuple[list[int], int]) -> int:
+    """Words in an example (for length buckets); a function, not a lambda, so that zoo's
+    prepared-data cache can store it."""
+    return len(example[0])
+
+
 def collate(examples: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
     return {
         "words": pad([words for words, _ in examples]),
@@ -52,4 +58,4 @@ def load(config: Any, state: dict[str, Any] | None) -> Data:
         name: [(words.encode(tokenize(text)), ids.get(label, len(labels))) for text, label in part]
         for name, part in splits.items()
     }
-    return Data(state, encoded, collate, length=lambda example: len(example[0]))
+    return Data(state, encoded, collate, length=length)
