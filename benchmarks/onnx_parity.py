@@ -2,7 +2,7 @@
 
     python benchmarks/onnx_parity.py [--data ../shared/data] [--tagger EWT.safetensors]
                                      [--seq2seq SCAN.safetensors] [--forecaster ETTH1.safetensors]
-                                     [--out /tmp/onnx_parity.json]
+                                     [--out /tmp/onnx_parity.json] [--quantize int8]
 
 Each model file given (trained by benchmarks/tagger_ewt.py, seq2seq_scan.py --split simple,
 forecast_etth1.py) is exported with `zoo export`, then:
@@ -13,6 +13,9 @@ forecast_etth1.py) is exported with `zoo export`, then:
   identical, and each one's exact match against the gold actions;
 - forecaster: the ETTh1 test MSE (on the model's scale) from `zoo eval` and from the runtime's
   forecasts of the same windows; the goal is a difference below 1e-6.
+
+With --quantize int8 the exports are int8 (`zoo export --quantize int8`): the same figures then
+compare int8 with torch float32 (docs/results/serve.md).
 
 Prints one JSON document (also written to --out). The figures: docs/results/onnx.md.
 """
@@ -122,6 +125,7 @@ def main() -> None:
     ap.add_argument("--seq2seq")
     ap.add_argument("--forecaster")
     ap.add_argument("--out", default="/tmp/onnx_parity.json")
+    ap.add_argument("--quantize", choices=["int8"], help="export int8 (zoo export --quantize)")
     opts = ap.parse_args()
     torch.set_num_threads(1)
     doc: dict[str, Any] = {}
@@ -131,7 +135,7 @@ def main() -> None:
             if given is None:
                 continue
             onnx = Path(tmp) / f"{key}.onnx"
-            export_onnx(zoo.load(given), onnx)
+            export_onnx(zoo.load(given), onnx, quantize=opts.quantize)
             doc[key] = {"model": given, **globals()[key](Path(given), onnx, Path(opts.data))}
             print(key, json.dumps(doc[key]), file=sys.stderr)
     text = json.dumps(doc, indent=2)

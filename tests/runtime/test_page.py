@@ -142,8 +142,9 @@ def test_the_tags_under_the_words_are_the_apis_answer(server, driver):
 
 
 def test_the_forecast_is_plotted_beside_its_history(server, driver, models):
-    import zoo
     from selenium.webdriver.common.by import By
+
+    import zoo
 
     length = int(zoo.load(models["forecaster"]).state["input_length"])
     window = " ".join(f"{math.sin(i / 3):.3f}" for i in range(length))

@@ -20,6 +20,14 @@ the same file, each asking only for its own outputs.
 
 Parity is checked at export: onnxruntime runs the example inputs and its outputs must equal
 torch's within `TOLERANCE`, or the export fails and says by how much.
+
+`quantize="int8"` (`zoo export --quantize int8`) then applies onnxruntime's dynamic
+quantization (int8 weights of MatMul, LSTM and Gather; activations quantized as they run) to
+the checked float graph, records `runtime.quantization` and keeps every metadata key, so the
+runtime and the server open the smaller file as they open the float one. Int8 cannot equal
+torch within 1e-5: its check is the largest difference relative to each output's scale
+(`INT8_TOLERANCE`), which catches a broken graph; accuracy is measured on real test data
+(docs/results/serve.md).
 """
 
 from __future__ import annotations
@@ -49,6 +57,11 @@ from zoo.training.model import Model, model_fields, reconfigure
 FORMAT = "zoo.onnx"
 OPSET = 17
 TOLERANCE = 1e-5
+QUANTIZATIONS = ("int8",)
+# int8 against torch: the largest |onnx - torch| over the largest |torch| of each output.
+# Rounding weights to 255 levels moves outputs by a few percent of their scale; a graph the
+# quantizer broke is off by its whole scale.
+INT8_TOLERANCE = 0.1
 TENSORS = "tensors"  # the runtime kind of a graph zoo knows nothing about
 
 
@@ -66,12 +79,19 @@ def needs_onnx(command: str = "zoo export") -> None:
 
 
 def export_onnx(
-    model: Model, out: str | os.PathLike[str], *, examples: list[str] | None = None
+    model: Model,
+    out: str | os.PathLike[str],
+    *,
+    examples: list[str] | None = None,
+    quantize: str | None = None,
 ) -> dict[str, Any]:
     """Write `model` as one ONNX file with its metadata; returns what was written (graphs,
-    their inputs and outputs, the largest difference from torch on the example inputs)."""
+    their inputs and outputs, the largest difference from torch on the example inputs).
+    With `quantize="int8"` the checked float graph is quantized (module docstring)."""
     check_writable(out)
     needs_onnx()
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise UsageError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZATIONS)}")
     model = _plain_torch_layers(model)
     model.module.eval()
     spec = export_spec(model, examples)
@@ -94,6 +114,16 @@ def export_onnx(
     _set_metadata(merged, {**model_fields(model), "runtime": runtime})
     data = merged.SerializeToString()
     difference = _parity(data, spec.graphs)
+    quantized: dict[str, Any] = {}
+    if quantize is not None:
+        runtime["quantization"] = quantize
+        float_bytes = len(data)
+        data = _quantized(merged, {**model_fields(model), "runtime": runtime})
+        quantized = {
+            "quantization": quantize,
+            "float_bytes": float_bytes,
+            "int8_difference": _parity(data, spec.graphs, relative=INT8_TOLERANCE),
+        }
     atomic_write(out, data)
     return {
         "out": str(out),
@@ -105,6 +135,7 @@ def export_onnx(
         "bytes": len(data),
         "graphs": runtime["graphs"],
         "max_difference": difference,
+        **quantized,
     }
 
 
@@ -346,9 +377,10 @@ def _set_metadata(proto: Any, fields: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------- parity
-def _parity(data: bytes, graphs: list[Graph]) -> float:
+def _parity(data: bytes, graphs: list[Graph], relative: float | None = None) -> float:
     """The largest difference between onnxruntime's outputs and torch's on each graph's
-    example inputs; over TOLERANCE the export fails."""
+    example inputs; over TOLERANCE the export fails. With `relative` (int8), each output's
+    difference is divided by its largest torch value and must stay under `relative`."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -369,17 +401,48 @@ def _parity(data: bytes, graphs: list[Graph]) -> float:
             b = b.detach().cpu().numpy()
             if a.shape != b.shape:
                 raise ExportError(f"{name}: onnxruntime gives shape {a.shape}, torch {b.shape}")
-            difference = (
-                float(abs(a.astype("float64") - b.astype("float64")).max()) if a.size else 0.0
-            )
-            if not math.isfinite(difference) or difference > TOLERANCE:
+            int8 = relative is not None
+            difference = _difference(a, b, int8)
+            limit = relative if relative is not None else TOLERANCE
+            if not math.isfinite(difference) or difference > limit:
+                scale, why = " of its scale", "int8 quantization broke it"
+                if not int8:
+                    scale, why = "", "an operation exports with other semantics"
                 raise ExportError(
                     f"the {graph.role} graph's ONNX output {name} differs from torch's by "
-                    f"{difference:.3g} (over {TOLERANCE}): an operation exports with other "
-                    "semantics"
+                    f"{difference:.3g}{scale} (over {limit}): {why}"
                 )
             worst = max(worst, difference)
     return worst
+
+
+def _difference(a: Any, b: Any, relative: bool) -> float:
+    """max |a - b| (float64), divided by max |b| when `relative` (1 where b is all zeros)."""
+    if not a.size:
+        return 0.0
+    a, b = a.astype("float64"), b.astype("float64")
+    difference = float(abs(a - b).max())
+    if relative:
+        scale = float(abs(b).max())
+        difference /= scale if scale > 0 else 1.0
+    return difference
+
+
+def _quantized(proto: Any, fields: dict[str, Any]) -> bytes:
+    """The float graph `proto` through onnxruntime's dynamic quantization (int8 weights,
+    activations quantized at run time), with the metadata `fields` set again."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder, _quiet():
+        target = Path(folder) / "int8.onnx"
+        try:
+            quantize_dynamic(proto, target, weight_type=QuantType.QInt8)
+        except Exception as e:  # onnxruntime names the node it could not quantize
+            raise ExportError(f"cannot quantize the graph to int8: {_first_line(e)}") from e
+        quantized = onnx.load(str(target))
+    _set_metadata(quantized, fields)
+    return quantized.SerializeToString()
 
 
 def _index(index: int) -> Any:
@@ -401,6 +464,7 @@ def idle_feeds(session: Any) -> dict[str, Any]:
     }
 
 
-def default_out(model_file: str | os.PathLike[str]) -> Path:
-    """FILE.safetensors -> FILE.onnx, beside it."""
-    return Path(model_file).with_suffix(".onnx")
+def default_out(model_file: str | os.PathLike[str], quantize: str | None = None) -> Path:
+    """FILE.safetensors -> FILE.onnx (FILE.int8.onnx when quantized), beside it."""
+    suffix = f".{quantize}.onnx" if quantize else ".onnx"
+    return Path(model_file).with_suffix(suffix)
