@@ -48,7 +48,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"longest a request waits for others to join it ({s.MAX_WAIT_MS:g})")  # fmt: skip
     p.add_argument("--group", type=_positive(int), default=s.GROUP,
                    help=f"inputs run at once inside a batch, by length ({s.GROUP})")  # fmt: skip
-    p.add_argument("--workers", type=_positive(int), default=1, help="server processes (1)")
+    p.add_argument("--workers", type=_positive(int), default=None,
+                   help="server processes (default: one per core, at most 8)")  # fmt: skip
     p.add_argument("--threads", type=_positive(int), default=1,
                    help="onnxruntime threads per process (1)")  # fmt: skip
     p.add_argument("--max-body", type=_positive(int), default=s.MAX_BODY,
@@ -70,15 +71,16 @@ def serve_command(argv: list[str]) -> int:
         "args": {"files": args.files, "threads": args.threads, "group": args.group},
         "app": app_settings(args),
     }
-    backends = server.build_backends(spec)
+    workers = args.workers or server.default_workers()
+    backends = server.build_backends(spec)  # a bad file: one line before anything listens
     names = [b.name for b in backends]
-    if args.workers > 1:
+    if workers > 1:
         backends = None  # each worker opens its own
     server.serve(
         spec,
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=workers,
         graceful_timeout=args.graceful_timeout,
         access_log=args.access_log,
         backends=backends,

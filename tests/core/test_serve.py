@@ -197,6 +197,7 @@ def test_the_help_states_the_servers_defaults():
         "max_wait_ms": server.MAX_WAIT_MS,
         "group": server.GROUP,
         "max_body": server.MAX_BODY,
+        "max_workers": server.MAX_WORKERS,
     }
 
 

@@ -15,7 +15,13 @@ from zoo.cli.base import option
 
 # The server's defaults (zoo_runtime.server), said in the help without importing it;
 # tests/core/test_serve.py holds them equal.
-DEFAULTS = {"max_batch": 64, "max_wait_ms": 5.0, "group": 8, "max_body": 16 * 1024 * 1024}
+DEFAULTS = {
+    "max_batch": 64,
+    "max_wait_ms": 5.0,
+    "group": 12,
+    "max_body": 16 * 1024 * 1024,
+    "max_workers": 8,
+}
 
 
 @click.command("serve")
@@ -38,7 +44,12 @@ DEFAULTS = {"max_batch": 64, "max_wait_ms": 5.0, "group": 8, "max_body": 16 * 10
     type=click.IntRange(min=1),
     help=f"Inputs run at once inside a batch, in order of length (default {DEFAULTS['group']}).",
 )
-@option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
+@option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Server processes, each with its own copy of the models "
+    f"(default: one per core, at most {DEFAULTS['max_workers']}).",
+)
 @option(
     "--threads",
     type=click.IntRange(min=1),
@@ -67,7 +78,7 @@ def serve_command(
     max_batch: int | None,
     max_wait_ms: float | None,
     group: int | None,
-    workers: int,
+    workers: int | None,
     threads: int,
     device: str,
     max_body: int | None,
@@ -96,7 +107,11 @@ def serve_command(
             "max_body": max_body or server.MAX_BODY,
         },
     }
+    workers = workers or server.default_workers()
     loaded = backends(**spec["args"])  # a bad file is one line before anything listens
+    names = [b.name for b in loaded]
+    if workers > 1:
+        loaded = []  # each process loads its own
     try:
         server.serve(
             spec,
@@ -105,8 +120,8 @@ def serve_command(
             workers=workers,
             graceful_timeout=graceful_timeout,
             access_log=access_log,
-            backends=loaded if workers == 1 else None,
-            names=[b.name for b in loaded],
+            backends=loaded or None,
+            names=names,
         )
     except server.ServeError as e:
         raise ZooError(str(e)) from None

@@ -51,7 +51,7 @@ class TorchBackend:
 
     backend = "torch"
 
-    def __init__(self, name: str, path: str, *, device: str = "cpu", group: int = 8):
+    def __init__(self, name: str, path: str, *, device: str = "cpu", group: int = 12):
         self.name, self.path, self.group = name, path, group
         self.model: Model = load(path, device=resolve_device(device))
         spec = self.model.architecture
@@ -130,7 +130,7 @@ class TorchBackend:
 
 
 def backends(
-    files: Sequence[str], threads: int = 1, device: str = "cpu", group: int = 8
+    files: Sequence[str], threads: int = 1, device: str = "cpu", group: int = 12
 ) -> list[Any]:
     """The backends of `zoo serve FILE...`: `.onnx` files through the runtime, the others
     (`.safetensors`) through torch at `threads` threads. Called in each server process."""

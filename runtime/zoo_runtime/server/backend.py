@@ -146,7 +146,7 @@ class OnnxBackend:
 
     backend = "onnx"
 
-    def __init__(self, name: str, path: str, *, threads: int = 1, group: int = 8):
+    def __init__(self, name: str, path: str, *, threads: int = 1, group: int = 12):
         from .. import load
 
         self.name, self.path, self.group = name, path, group
@@ -214,7 +214,7 @@ def warm_input(description: dict[str, Any], state: Any) -> str | None:
     return None
 
 
-def onnx_backends(files: Sequence[str], threads: int = 1, group: int = 8) -> list[OnnxBackend]:
+def onnx_backends(files: Sequence[str], threads: int = 1, group: int = 12) -> list[OnnxBackend]:
     """The backends of `zoo-runtime serve FILE...`: each .onnx file opened by the runtime."""
     names = unique_names(files)
     return [OnnxBackend(n, f, threads=threads, group=group) for n, f in zip(names, files)]
