@@ -16,9 +16,11 @@ import torch
 
 from zoo.core.errors import DataError
 from zoo.toolkit.data import Data, Part, Shard, move, pad
-from zoo.toolkit.splits import split
+from zoo.toolkit.splits import SPLITS, split
 from zoo.toolkit.textfile import TextFile, embedded, read_text
 from zoo.toolkit.vocab import Vocab
+
+from . import bigtext
 
 HELLO = [("hello", "ohlol")]
 
@@ -288,12 +290,57 @@ def load_text(config: Any, state: dict[str, Any] | None) -> Data:
         state=state,
         splits=splits,
         collate=_no_collate,
-        summary=(
-            f"text: {len(train):,}/{len(valid):,}/{len(test):,} characters from {source}"
-            + (f" (validation: {config.dev_path})" if config.dev_path else "")
-            + f"; {len(vocab)} symbols"
-            + (f"; {unknown} validation character(s) unknown" if unknown else "")
+        summary=text_summary(
+            config, source, {n: len(p) for n, p in parts.items()}, len(vocab), unknown
         ),
+    )
+
+
+def load_big_text(config: Any) -> Data:
+    """`load_text` for a plain text of any size: the same splits, vocabulary, state, summary
+    and errors, its ids written to flat files and mapped (`bigtext`)."""
+    reader = bigtext.TextChunks(config.path, bigtext.CHUNK)
+    total, visible = bigtext.measure(reader)
+    if not visible:
+        raise DataError("empty text file (no characters to learn from)", path=config.path)
+    valid_f = 0.0 if config.dev_path else config.valid_fraction
+    test_f = 0.0 if config.test_path else config.test_fraction
+    if valid_f + test_f > 1 + 1e-9:
+        split([], config, state=None)  # the one message for fractions above 1
+    spans = bigtext.spans(total, valid_f, test_f)
+    files = {"valid": config.dev_path, "test": config.test_path}
+    texts = {n: text_of(read_text(p), config.format) for n, p in files.items() if p}
+    check_length("the training part", spans["train"], config.path, True)
+    for name, fraction, what in (("valid", valid_f, "validation"), ("test", test_f, "test")):
+        if fraction > 0 or files[name]:
+            part = texts.get(name, spans[name])
+            check_length(f"the {what} part", part, files[name] or config.path, fraction > 0)
+    vocab = bigtext.vocabulary(reader, len(spans["train"]), config.min_count)
+    dtype = id_dtype(len(vocab))
+    ids = bigtext.write_ids(reader, vocab, {n: spans[n] for n in SPLITS if n not in texts}, dtype)
+    for name, text in texts.items():
+        ids[name] = np.array(vocab.encode(text), dtype=dtype)
+    state = {"vocab": vocab.to_list(), "fingerprint": reader.fingerprint}
+    lengths = {name: len(ids[name]) for name in SPLITS}
+    unknown = int(np.count_nonzero(np.asarray(ids["valid"]) == vocab.unk_id))
+    return StreamData(
+        state=state,
+        splits={name: Stream(ids[name], config.bptt) for name in SPLITS},
+        collate=_no_collate,
+        summary=text_summary(config, config.path, lengths, len(vocab), unknown),
+    )
+
+
+def text_summary(
+    config: Any, source: str, lengths: dict[str, int], symbols: int, unknown: int
+) -> str:
+    """The line `zoo run` shows for a text."""
+    return (
+        f"text: {lengths['train']:,}/{lengths['valid']:,}/{lengths['test']:,} characters "
+        f"from {source}"
+        + (f" (validation: {config.dev_path})" if config.dev_path else "")
+        + f"; {symbols} symbols"
+        + (f"; {unknown} validation character(s) unknown" if unknown else "")
     )
 
 

@@ -142,3 +142,71 @@ def stream_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
                     line=lineno,
                 ) from None
             yield lineno, text.removesuffix("\n").removesuffix("\r")  # as `TextFile.lines`
+
+
+def _complete(raw: bytes) -> int:
+    """How many leading bytes of `raw` end on a whole UTF-8 character: a chunk cut inside a
+    character keeps its last 1-3 bytes for the next chunk."""
+    for back in range(1, min(4, len(raw)) + 1):
+        byte = raw[-back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: look further back for the lead
+            continue
+        need = 2 if byte >= 0xC0 and byte < 0xE0 else 3 if byte >= 0xE0 and byte < 0xF0 else 4
+        return len(raw) - back if byte >= 0xC0 and need > back else len(raw)
+    return len(raw)
+
+
+class TextChunks:
+    """A UTF-8 text file of any size as decoded chunks of about `size` bytes, read once per
+    iteration, with the errors of `read_text` (the bad byte's line and column, a NUL's line)
+    and, after a whole pass, the same `fingerprint` as `read_text` gives. Memory holds one
+    chunk: how a dataset reads a text larger than memory (docs/data.md)."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int = 16 << 20):
+        self.path, self.size = os.fspath(path), size
+        self.fingerprint: str | None = None
+        self.bom = False
+
+    def __iter__(self) -> Iterator[str]:
+        digest = hashlib.sha256()
+        lines, line_start, offset, carry = 0, 0, 0, b""  # offsets count bytes after a BOM
+        with file_errors(self.path), open(self.path, "rb") as f:
+            first = True  # the first read is long enough to hold a whole BOM
+            while block := f.read(max(self.size, len(BOM)) if first else self.size):
+                digest.update(block)
+                if first and block.startswith(BOM):
+                    block, self.bom = block[len(BOM) :], True
+                first = False
+                raw = carry + block
+                cut = _complete(raw)
+                raw, carry = raw[:cut], raw[cut:]
+                text = self._decode(raw, offset, lines, line_start)
+                nl = raw.rfind(b"\n")
+                if nl >= 0:
+                    line_start = offset + nl + 1
+                lines += raw.count(b"\n")
+                offset += len(raw)
+                yield text
+        if carry:
+            self._decode(carry, offset, lines, line_start)
+        self.fingerprint = digest.hexdigest()[:16]
+
+    def _decode(self, raw: bytes, offset: int, lines: int, line_start: int) -> str:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            nl = raw.rfind(b"\n", 0, e.start)
+            column = e.start - nl if nl >= 0 else offset + e.start - line_start + 1
+            raise DataError(
+                f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {column})",
+                path=self.path,
+                line=lines + raw.count(b"\n", 0, e.start) + 1,
+            ) from None
+        nul = text.find("\x00")
+        if nul >= 0:
+            raise DataError(
+                "contains a NUL byte: not a text file",
+                path=self.path,
+                line=lines + text.count("\n", 0, nul) + 1,
+            )
+        return text

@@ -111,7 +111,7 @@ def describe(
     name: str, plugin: Any, loader: Callable[..., Any], config: Any, report: Report = silent
 ) -> tuple[str, dict[str, Any]]:
     """(key, what the key covers): the files' content, the config, the plugin and the code."""
-    values = cfg.to_dict(config) if dataclasses.is_dataclass(config) else dict(vars(config))
+    values = cfg.to_dict(config) if dataclasses.is_dataclass(config) else {}
     files = input_files(values)
     hashed = []
     for i, path in enumerate(files):
