@@ -264,13 +264,16 @@ class CharLM(ElmanRNN):
     def tally(self, batches: Iterable[Batch]) -> Tally:
         """Nats summed over every predicted character, right guesses, characters. Several
         processes each read their own rows (streams) of every window: every character is
-        counted once, by the process whose stream holds it."""
+        counted once, by the process whose stream holds it, and the nats are added row by
+        row, so that the sum does not depend on which rows shared a batch."""
         tally = Tally()
         for batch in batches:
             out = self.stream(batch["x"], batch["reset"])
             y = batch["y"]
             valid = y != -100
-            tally.add("nats", F.cross_entropy(out[valid], y[valid], reduction="sum"))
+            nats = F.cross_entropy(out.transpose(1, 2), y, reduction="none", ignore_index=-100)
+            for row in nats.double().sum(1).tolist():  # a row's sum: the same on any process
+                tally.add("nats", row)
             tally.add("correct", (out.argmax(-1)[valid] == y[valid]).sum())
             tally.add("characters", valid.sum())
         return tally
