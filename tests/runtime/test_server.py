@@ -386,3 +386,27 @@ def test_numbers_close_is_strict_enough():
     assert numbers_close([1.0, {"a": [2.0]}], [1.0 + 1e-6, {"a": [2.0]}])
     assert not numbers_close([1.0], [1.001]) and not numbers_close("a", "b")
     assert np.isclose(1.0, 1.0)
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408():
+    from zoo_runtime.server.app import RequestError, _body
+
+    class Slow:
+        headers: dict = {}  # noqa: RUF012
+
+        async def stream(self):
+            yield b'{"inputs": '
+            await asyncio.sleep(5)
+            yield b'["a"]}'
+
+    with pytest.raises(RequestError) as e:
+        asyncio.run(_body(Slow(), 1000, 0.1))
+    assert (e.value.status, e.value.detail) == (408, "body: not received within 0.1 s")
+
+
+def test_more_inputs_than_a_request_may_hold_is_422(kinds):
+    app = create_app([OnnxBackend("tagger", str(kinds["tagger"][1]))])
+    with TestClient(app) as client:
+        status, detail = post(client, "tagger", {"inputs": ["a"] * 100_001})
+    assert status == 422
+    assert detail.startswith("inputs: 100,001 inputs, over the limit of 100,000 for one request")
