@@ -410,3 +410,47 @@ def test_more_inputs_than_a_request_may_hold_is_422(kinds):
         status, detail = post(client, "tagger", {"inputs": ["a"] * 100_001})
     assert status == 422
     assert detail.startswith("inputs: 100,001 inputs, over the limit of 100,000 for one request")
+
+
+def test_the_server_imports_neither_zoo_nor_torch(kinds):
+    import subprocess
+    import sys
+
+    from tests.servers import env
+
+    probe = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from zoo_runtime.server.app import create_app\n"
+        "from zoo_runtime.server.backend import onnx_backends\n"
+        f"with TestClient(create_app(onnx_backends([{str(kinds['tagger'][1])!r}]))) as c:\n"
+        "    r = c.post('/v1/models/tagger/predict', json={'inputs': ['The dog']})\n"
+        "print(r.status_code, sorted(m for m in ('torch', 'zoo') if m in sys.modules))\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env(), timeout=120
+    )
+    assert p.stdout.strip() == "200 []", p.stdout + p.stderr
+
+
+def test_sigterm_makes_readyz_say_draining():
+    import os
+
+    from zoo_runtime.server.app import State, _note_draining
+
+    seen = []
+    before = signal.signal(signal.SIGTERM, lambda *a: seen.append("uvicorn's handler"))
+    try:
+        state = State([FakeBackend()], 64, 0.0)
+        state.ready = True
+        _note_draining(state)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert (state.draining, state.ready, seen) == (True, False, ["uvicorn's handler"])
+    app = create_app([FakeBackend()])
+    with TestClient(app) as client:
+        client.app.state.zoo.draining = True
+        r = client.get("/readyz")
+    assert (r.status_code, r.json()) == (503, {"detail": "draining"})
