@@ -14,6 +14,7 @@ from zoo.core import config as cfg
 from zoo.core.errors import DataError, PluginError, UsageError, ZooError
 from zoo.core.registry import Registry
 from zoo.core.settings import PATH_OPTIONS
+from zoo.toolkit import remote
 from zoo.toolkit.data import Data
 from zoo.toolkit.textfile import file_errors
 from zoo.training import datacache
@@ -51,6 +52,7 @@ def prepare(
     """(data, its cache key or None when not cached, whether it was built now): what `zoo run`
     and `zoo data prepare` share. `home`: the prepared-data folder (default: --cache-dir or
     $ZOO_HOME/cache/data)."""
+    data_config = remote.localised(data_config)  # URLs: their local copies (remote.py)
     loader = registry.loader(name)
     path = getattr(data_config, "path", None) or name
     with file_errors(path):
@@ -68,6 +70,7 @@ def prepare(
 
 def _read(registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None) -> Data:
     """The loader itself, its failures turned into one line."""
+    data_config = remote.localised(data_config)  # URLs: their local copies (remote.py)
     loader = registry.loader(name)
     path = getattr(data_config, "path", None) or name
     try:
