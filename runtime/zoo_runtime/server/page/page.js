@@ -151,7 +151,9 @@ function chooseModel(name) {
  * level's) numbers, the headline ones first. */
 function headlineMetrics(metrics) {
   const split = metrics.test || metrics.valid || metrics;
-  const numbers = Object.entries(split).filter(([, v]) => typeof v === "number");
+  // per-class and baseline scores (f1/NOUN, repeat_last/mse) are left to the card
+  const numbers = Object.entries(split)
+    .filter(([key, v]) => typeof v === "number" && !key.includes("/"));
   const rank = ([key]) => (HEADLINE.includes(key) ? HEADLINE.indexOf(key) : HEADLINE.length);
   numbers.sort((a, b) => rank(a) - rank(b));
   const which = split === metrics.test ? "test " : split === metrics.valid ? "valid " : "";
@@ -341,10 +343,11 @@ function drawAxes(chart, g) {
 function drawSeries(chart, series, k, x, y) {
   const points = series.values.map((v, i) => [x(series.start + i), y(v), v])
     .filter(([, , v]) => Number.isFinite(v));
+  const radius = points.length > 60 ? 1.2 : 2.5; // dense series: small dots
   const group = svg("g", { class: `series series-${k} ${series.name}`, "data-series": series.name });
   group.append(svg("polyline", { points: points.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(" ") }));
   for (const [px, py, v] of points) {
-    const dot = svg("circle", { class: "point", cx: px.toFixed(1), cy: py.toFixed(1), r: 2.5, "data-value": v });
+    const dot = svg("circle", { class: "point", cx: px.toFixed(1), cy: py.toFixed(1), r: radius, "data-value": v });
     const title = svg("title");
     title.textContent = `${series.name}: ${v}`;
     dot.append(title);
