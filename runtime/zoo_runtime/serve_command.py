@@ -17,14 +17,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"serve: {message}")
 
 
-def _positive(kind: type) -> object:
+def _number(kind: type, low: float = 1, high: float = float("inf")) -> object:
+    """A number from `low` to `high`, as zoo serve's click ranges check."""
+
     def parse(text: str) -> object:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text[:60]!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a number above 0, got {text[:60]!r}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"expected a number from {low:g}" + (f" to {high:g}" if high < float("inf") else "")
+            )
         return value
 
     parse.__name__ = kind.__name__
@@ -41,20 +45,22 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("files", nargs="+", metavar="FILE", help=".onnx files; each is /v1/models/NAME")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
-    p.add_argument("--max-batch", type=_positive(int), default=s.MAX_BATCH,
+    p.add_argument(
+        "--port", type=_number(int, 0, 65535), default=8000, help="port to listen on (8000)"
+    )
+    p.add_argument("--max-batch", type=_number(int), default=s.MAX_BATCH,
                    help=f"most inputs in one predict call ({s.MAX_BATCH})")  # fmt: skip
-    p.add_argument("--max-wait-ms", type=_positive(float), default=s.MAX_WAIT_MS,
+    p.add_argument("--max-wait-ms", type=_number(float, 0), default=s.MAX_WAIT_MS,
                    help=f"longest a request waits for others to join it ({s.MAX_WAIT_MS:g})")  # fmt: skip
-    p.add_argument("--group", type=_positive(int), default=s.GROUP,
+    p.add_argument("--group", type=_number(int), default=s.GROUP,
                    help=f"inputs run at once inside a batch, by length ({s.GROUP})")  # fmt: skip
-    p.add_argument("--workers", type=_positive(int), default=None,
+    p.add_argument("--workers", type=_number(int), default=None,
                    help="server processes (default: one per core, at most 8)")  # fmt: skip
-    p.add_argument("--threads", type=_positive(int), default=1,
+    p.add_argument("--threads", type=_number(int), default=1,
                    help="onnxruntime threads per process (1)")  # fmt: skip
-    p.add_argument("--max-body", type=_positive(int), default=s.MAX_BODY,
+    p.add_argument("--max-body", type=_number(int), default=s.MAX_BODY,
                    help=f"bytes of one request body ({s.MAX_BODY})")  # fmt: skip
-    p.add_argument("--graceful-timeout", type=_positive(float), default=s.GRACEFUL_TIMEOUT,
+    p.add_argument("--graceful-timeout", type=_number(float, 0), default=s.GRACEFUL_TIMEOUT,
                    help="seconds to finish requests in flight after SIGTERM (30)")  # fmt: skip
     p.add_argument("--access-log", action="store_true", help="log every request")
     return p
