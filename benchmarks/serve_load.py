@@ -5,7 +5,7 @@ forecaster, at 1, 16 and 64 closed-loop clients (the peers' aiohttp load generat
 
     python benchmarks/serve_load.py --tagger ewt.safetensors --forecaster etth1.safetensors
         [--peers ../shared/bench/serve-peers] [--data ../shared/data] [--clients 1,16,64]
-        [--warmup 2] [--duration 8] [--rounds 2] [--out serve_load.json] [--markdown FILE]
+        [--warmup 2] [--duration 6] [--rounds 2] [--out serve_load.json] [--markdown FILE]
 
 (the servers' own output goes to the --out file with the suffix .log)
 
@@ -18,7 +18,8 @@ other round, so that the machine's noise falls on all alike, and each cell is th
 rounds (their spread is kept in the JSON). The zoo servers run with their defaults, as a user
 types them; the peers as their README runs them.
 
-Per run: requests/s, p50 and p99 ms, errors (from the generator), the server's CPU-seconds
+First, without a server, the runtime's own speed on the float32 and the int8 file (inputs/s
+one at a time and in one call) and their sizes. Then per run: requests/s, p50 and p99 ms, errors (from the generator), the server's CPU-seconds
 over the run (every process of its group, from /proc) and its process and thread counts. The
 load generator shares the machine's cores with the server. Results: docs/results/serve.md.
 """
@@ -30,6 +31,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -57,11 +59,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--clients", default="1,16,64", help="client counts, comma-separated")
     p.add_argument("--servers", default=",".join(SERVERS), help="which servers, comma-separated")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds before each measured span")
-    p.add_argument("--duration", type=float, default=8.0, help="seconds measured per run")
+    p.add_argument("--duration", type=float, default=6.0, help="seconds measured per run")
     p.add_argument("--rounds", type=int, default=2, help="rounds, the order reversed in each")
     p.add_argument("--out", type=Path, default=Path("serve_load.json"))
     p.add_argument("--markdown", type=Path, help="also write the tables to this file")
-    p.add_argument("--port", type=int, default=8765, help="the port every server listens on")
+    p.add_argument("--port", type=int, default=0, help="the servers' port (0: a free one each)")
     args = p.parse_args()
     if not (args.tagger or args.forecaster):
         p.error("give --tagger and/or --forecaster (the recipes' model files)")
@@ -144,6 +146,13 @@ def predict_url(server: str, files: dict[str, Any], port: int) -> str:
     return f"http://127.0.0.1:{port}/v1/models/{name}/predict"
 
 
+def free_port() -> int:
+    """A port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start(argv: list, extra: dict, url: str, example: str, log: Path) -> subprocess.Popen:
     """The server in a process group of its own, once it has answered one request."""
     with open(log, "ab") as sink:
@@ -215,6 +224,39 @@ def usage(pgid: int) -> dict[str, float]:
     return {"cpu_s": cpu, "processes": len(pids), "threads": threads}
 
 
+# ------------------------------------------------------------------- int8 offline
+def offline_speed(files: dict[str, Any], repeats: int = 3, count: int = 300) -> dict:
+    """The runtime's own speed on the float32 and the int8 file, no server: inputs/s one at a
+    time and in one call (groups of 8 by length where the model batches, as the server),
+    one thread, the two files taking turns; medians of `repeats`."""
+    sys.path.insert(0, str(REPO / "runtime"))
+    import zoo_runtime
+
+    texts = files["inputs"].read_text(encoding="utf-8").splitlines()[:count]
+    models = {p: zoo_runtime.load(f, threads=1) for p, f in files["onnx"].items()}
+    times: dict[str, dict[str, list[float]]] = {p: {"one": [], "batch": []} for p in models}
+    for r in range(repeats):
+        for precision in list(models)[:: 1 if r % 2 == 0 else -1]:
+            model = models[precision]
+            options = {"batch_size": 8} if "batch_size" in model.options else {}
+            t0 = time.perf_counter()
+            for text in texts:
+                model.predict([text])
+            t1 = time.perf_counter()
+            model.predict(texts, **options)
+            t2 = time.perf_counter()
+            times[precision]["one"].append(len(texts) / (t1 - t0))
+            times[precision]["batch"].append(len(texts) / (t2 - t1))
+    return {
+        p: {
+            "bytes": files["onnx"][p].stat().st_size,
+            "inputs_per_s_one_at_a_time": statistics.median(t["one"]),
+            "inputs_per_s_in_one_call": statistics.median(t["batch"]),
+        }
+        for p, t in times.items()
+    }
+
+
 # ----------------------------------------------------------------------- the load
 def load(args: argparse.Namespace, url: str, inputs: Path, clients: int, pgid: int) -> dict:
     """One closed-loop run of the peers' generator, with the server's CPU over it."""
@@ -245,8 +287,9 @@ def measure(args: argparse.Namespace, models: dict[str, dict[str, Any]], log: Pa
         for task, files in models.items():
             example = files["inputs"].read_text(encoding="utf-8").splitlines()[0]
             for server in order:
-                argv, extra = command(server, files, args.port, args.peers)
-                url = predict_url(server, files, args.port)
+                port = args.port or free_port()
+                argv, extra = command(server, files, port, args.peers)
+                url = predict_url(server, files, port)
                 process = start(argv, extra, url, example, log)
                 try:
                     for c in clients:
@@ -303,6 +346,19 @@ def markdown(rows: list[dict], clients: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def offline_table(offline: dict[str, dict]) -> str:
+    """File size and the runtime's speed, float32 against int8, per model."""
+    lines = ["\nruntime alone, one thread (inputs/s)\n",
+             "| model | file | bytes | one at a time | in one call |", "|---|---|---|---|---|"]  # fmt: skip
+    for task, precisions in offline.items():
+        for p, f in precisions.items():
+            lines.append(
+                f"| {task} | {p} | {f['bytes']:,} | {f['inputs_per_s_one_at_a_time']:.0f} | "
+                f"{f['inputs_per_s_in_one_call']:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -314,8 +370,11 @@ def main() -> None:
         if args.forecaster:
             inputs = etth1_windows(args.forecaster, args.data, folder / "windows.txt")
             models["forecaster"] = {"model": args.forecaster, "inputs": inputs}
-        for files in models.values():
+        offline = {}
+        for task, files in models.items():
             files["onnx"] = export(files["model"], folder)
+            offline[task] = offline_speed(files)
+            print(task, json.dumps(offline[task]), file=sys.stderr, flush=True)
         started = time.time()
         runs = measure(args, models, args.out.with_suffix(".log"))
         elapsed = time.time() - started
@@ -324,11 +383,12 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "note": "the load generator shares these cores"},
         "settings": {k: str(v) for k, v in vars(args).items()},
         "seconds": elapsed,
+        "int8_offline": offline,
         "rows": rows,
         "runs": runs,
     }
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    table = markdown(rows, [int(c) for c in args.clients.split(",")])
+    table = markdown(rows, [int(c) for c in args.clients.split(",")]) + offline_table(offline)
     if args.markdown:
         args.markdown.write_text(table)
     print(table)
