@@ -255,7 +255,10 @@ def check_length(what: str, part: str, path: str | None, cut_by_fraction: bool =
 
 def load_text(config: Any, state: dict[str, Any] | None) -> Data:
     """A character language-model dataset from a text file (or the embedded soliloquy). The
-    text is cut in order (train | test | valid), never shuffled: see `Stream`."""
+    text is cut in order (train | test | valid), never shuffled: see `Stream`. A large plain text
+    is read in chunks, in bounded memory (`load_big_text`)."""
+    if bigtext.wanted(config, state):
+        return load_big_text(config)
     file = read_text(config.path) if config.path else embedded(__package__, "to_be.txt")
     text = text_of(file, config.format if config.path else "plain")
     parts = split(

@@ -120,6 +120,11 @@ def encode(pairs: list[Pair], state: dict[str, Any]) -> list[Example]:
     ]
 
 
+def target_length(example: Example) -> int:
+    """An example's length for batching: its target's (a function, so the cache stores it)."""
+    return len(example[1])
+
+
 def collate(examples: list[Example]) -> dict[str, Any]:
     """Padded batch: the target fed to the decoder (<s> y_1 .. y_n) and the one it should
     write (y_1 .. y_n </s>, -100 on padding); `references` carries the target texts for
@@ -237,7 +242,7 @@ def load_pairs(
         state=state,
         splits=splits,
         collate=collate,
-        length=lambda ex: len(ex[1]),
+        length=target_length,
         summary=f"{name}: {sizes} train/valid/test pairs from {where}",
     )
 

@@ -27,7 +27,9 @@ import dataclasses
 import errno
 import hashlib
 import inspect
+import io
 import json
+import mmap
 import os
 import pickle
 import shutil
@@ -48,7 +50,7 @@ from zoo.toolkit.data import Data
 
 FORMAT = 1  # bump when the stored layout changes: every older entry then misses
 MANIFEST = "manifest.json"
-SHELL = "data.pkl"
+SHELL = "data"  # data.pkl: the Data without its splits
 CHUNK = 1 << 20
 Report = Callable[[str, int, int], None]  # (what, done, total): `zoo data prepare`'s bar
 
@@ -164,29 +166,81 @@ def _store_records(
     return files
 
 
-def _store_object(folder: Path, split: str, value: Any) -> tuple[dict[str, Any], int]:
-    """A split that is an object (a text stream): its pickle, numpy arrays out of band, each
-    array a flat file of its own."""
-    buffers: list[pickle.PickleBuffer] = []
-    raw = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
-    files = {f"{split}.pkl": _write(folder, f"{split}.pkl", iter([raw]))}
-    for i, buf in enumerate(buffers):
-        files[f"{split}.{i}.bin"] = _write(folder, f"{split}.{i}.bin", iter([buf.raw()]))
-    return files, len(buffers)
+class _ArrayPickler(pickle.Pickler):
+    """A pickler that leaves numpy arrays out: each becomes a flat file of its own, mapped
+    back on load (a text's ids, a series), so no array is copied into the pickle or into
+    memory."""
+
+    def __init__(self, file: Any, arrays: list[np.ndarray]):
+        super().__init__(file, protocol=5)
+        self.arrays = arrays
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, np.ndarray) and not obj.dtype.hasobject:
+            self.arrays.append(obj)
+            return ("array", len(self.arrays) - 1, obj.dtype.str, obj.shape)
+        return None
 
 
-def shell_of(data: Data) -> bytes:
-    """Data without its splits, pickled; NotCacheable when it does not pickle."""
+class _ArrayUnpickler(pickle.Unpickler):
+    def __init__(self, file: Any, folder: Path, stem: str):
+        super().__init__(file)
+        self.folder, self.stem = folder, stem
+
+    def persistent_load(self, pid: Any) -> Any:
+        _, i, dtype, shape = pid
+        path = self.folder / f"{self.stem}.{i}.bin"
+        if path.stat().st_size == 0:
+            return np.empty(shape, dtype=dtype)
+        return np.memmap(path, dtype=np.dtype(dtype), mode="r", shape=tuple(shape))
+
+
+def _array_chunks(array: np.ndarray) -> Iterator[bytes]:
+    """An array's bytes, 16 MiB at a time. A memory-mapped array is read through its map and
+    its pages released as it goes, so copying a 4 GB map does not grow the process."""
+    flat = array.reshape(-1) if array.flags.c_contiguous else np.ascontiguousarray(array).ravel()
+    step = max(1, (16 << 20) // max(1, flat.itemsize))
+    root = array
+    while not isinstance(root, np.memmap) and isinstance(getattr(root, "base", None), np.ndarray):
+        root = root.base
+    mapped = getattr(root, "_mmap", None)
+    for i in range(0, len(flat), step):
+        yield flat[i : i + step].tobytes()
+        if mapped is not None and hasattr(mapped, "madvise"):
+            with contextlib.suppress(OSError, ValueError):
+                mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def _dump(folder: Path, stem: str, value: Any) -> tuple[dict[str, Any], int]:
+    """`value` as `<stem>.pkl` and its arrays as `<stem>.<i>.bin`."""
+    arrays: list[np.ndarray] = []
+    sink = io.BytesIO()
+    _ArrayPickler(sink, arrays).dump(value)
+    files = {f"{stem}.pkl": _write(folder, f"{stem}.pkl", iter([sink.getvalue()]))}
+    for i, array in enumerate(arrays):
+        files[f"{stem}.{i}.bin"] = _write(folder, f"{stem}.{i}.bin", _array_chunks(array))
+    return files, len(arrays)
+
+
+def _undump(folder: Path, stem: str) -> Any:
+    with open(folder / f"{stem}.pkl", "rb") as f:
+        return _ArrayUnpickler(f, folder, stem).load()
+
+
+def shell_of(data: Data) -> Data:
+    """Data without its splits; NotCacheable when it does not pickle (tried on a throwaway
+    sink, arrays left out)."""
+    shell = dataclasses.replace(data, splits={})
     try:
-        return pickle.dumps(dataclasses.replace(data, splits={}), protocol=5)
+        _ArrayPickler(io.BytesIO(), []).dump(shell)
     except Exception as e:  # pickling raises whatever the object's reducer raises
         raise NotCacheable(f"its Data does not pickle ({type(e).__name__}: {e})") from None
+    return shell
 
 
 def store(folder: Path, data: Data, facts: dict[str, Any], report: Report = silent) -> None:
     """Write `data` into the (new, empty) `folder`: the files, then the manifest last."""
-    shell = shell_of(data)
-    files = {SHELL: _write(folder, SHELL, iter([shell]))}
+    files, _ = _dump(folder, SHELL, shell_of(data))
     layout: dict[str, Any] = {}
     for split, value in data.splits.items():
         if isinstance(value, (list, tuple)):
@@ -194,9 +248,9 @@ def store(folder: Path, data: Data, facts: dict[str, Any], report: Report = sile
             layout[split] = {"kind": "records", "count": len(value)}
         else:
             report(f"storing {split}", 0, 1)
-            written, buffers = _store_object(folder, split, value)
+            written, arrays = _dump(folder, split, value)
             files.update(written)
-            layout[split] = {"kind": "object", "buffers": buffers}
+            layout[split] = {"kind": "object", "arrays": arrays}
     manifest = {
         **facts,
         "zoo": __version__,
@@ -233,12 +287,6 @@ class Records(Sequence):
         return pickle.loads(self.data[start:end])
 
 
-def _map(path: Path) -> Any:
-    if path.stat().st_size == 0:
-        return np.empty(0, np.uint8)
-    return np.memmap(path, dtype=np.uint8, mode="r")
-
-
 def verify(folder: Path) -> dict[str, Any]:
     """The entry's manifest, after checking each file's size and SHA-256 against it; raises
     ValueError saying what differs (a truncated or damaged entry)."""
@@ -262,14 +310,13 @@ def verify(folder: Path) -> dict[str, Any]:
 
 def load(folder: Path, manifest: dict[str, Any]) -> Data:
     """The Data stored in a verified entry, its splits mapped."""
-    data = pickle.loads((folder / SHELL).read_bytes())
+    data = _undump(folder, SHELL)
     splits: dict[str, Any] = {}
     for split, layout in manifest["splits"].items():
         if layout["kind"] == "records":
             splits[split] = Records(folder / f"{split}.rec", folder / f"{split}.idx")
         else:
-            buffers = [_map(folder / f"{split}.{i}.bin") for i in range(layout["buffers"])]
-            splits[split] = pickle.loads((folder / f"{split}.pkl").read_bytes(), buffers=buffers)
+            splits[split] = _undump(folder, split)
     data.splits = splits
     return data
 
@@ -281,8 +328,12 @@ def locked(home: Path, key: str) -> Iterator[None]:
     wait here, then find the entry built."""
     import fcntl
 
-    home.mkdir(parents=True, exist_ok=True)
-    with open(home / f".{key}.lock", "a+b") as f:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        f = open(home / f".{key}.lock", "a+b")  # noqa: SIM115  (closed below)
+    except OSError as e:
+        raise CacheError(_os_message(e, home)) from None
+    with f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -346,7 +397,7 @@ def _usable(folder: Path) -> Data | None:
     try:
         manifest = verify(folder)
         return load(folder, manifest)
-    except (ValueError, OSError, pickle.UnpicklingError, EOFError, AttributeError) as e:
+    except Exception as e:  # a damaged pickle raises anything
         warn(f"prepared data {folder.name} is damaged ({e}); preparing it again")
         shutil.rmtree(folder, ignore_errors=True)
         return None
