@@ -104,9 +104,10 @@ def _filesystem(url: str) -> tuple[Any, str, str]:
         ) from None
     try:
         return (*fsspec.core.url_to_fs(url, **_options(scheme)), scheme)
-    except ImportError as e:
-        package = _PACKAGES.get(scheme, "the package fsspec names")
-        raise UsageError(f"{url}: {scheme}:// URLs need {package}: pip install {package}") from e
+    except ImportError as e:  # fsspec knows the scheme; the package that reads it is absent
+        package = _PACKAGES.get(scheme)
+        need = f"need {package}: pip install {package}" if package else f"need a package ({e})"
+        raise UsageError(f"{url}: {scheme}:// URLs {need}") from None
     except ValueError as e:  # an unknown protocol
         raise UsageError(f"{url}: fsspec cannot read {scheme}:// URLs ({e})") from None
 
@@ -204,7 +205,7 @@ def _failures(url: str) -> Any:
     except (DataError, UsageError):
         raise
     except Exception as e:
-        raise DataError(_reason(e), path=url) from e
+        raise DataError(_reason(e), path=url) from None
 
 
 def _reason(error: BaseException) -> str:
@@ -217,8 +218,13 @@ def _reason(error: BaseException) -> str:
         name = type(seen).__name__
         if "Timeout" in name or isinstance(seen, TimeoutError):
             return f"no answer within {timeout_seconds():g} s (ZOO_REMOTE_TIMEOUT)"
-        if isinstance(seen, ConnectionRefusedError) or "Connector" in name:
-            return f"cannot connect ({_first_line(seen) or 'connection refused'})"
+        if isinstance(seen, ConnectionRefusedError):
+            return "cannot connect: connection refused"
+        if "Connector" in name:  # aiohttp's: the system's error is its os_error
+            cause = getattr(seen, "os_error", None)
+            if isinstance(cause, ConnectionRefusedError):
+                return "cannot connect: connection refused"
+            return f"cannot connect: {getattr(cause, 'strerror', None) or _first_line(seen)}"
         seen = seen.__cause__ or seen.__context__
     if isinstance(error, FileNotFoundError):
         return "not found"
