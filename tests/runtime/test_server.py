@@ -366,12 +366,24 @@ def test_port_in_use_and_bad_files_are_one_error_line(kinds, tmp_path):
 
 
 @pytest.mark.slow
-def test_several_workers_serve_and_stop_on_sigterm(kinds):
+def test_several_workers_share_the_port_and_stop_on_sigterm(kinds):
+    """Each worker has its own socket on the port (SO_REUSEPORT): new connections spread over
+    both, and the counts of the two processes add up to the requests sent."""
+    from tests.servers import request
+
     with Server(runtime_serve(kinds["tagger"][1], "--workers", "2")) as server:
-        answers = [server.predict("tagger", ["The dog"]) for _ in range(6)]
+        answers = [server.predict("tagger", ["The dog"]) for _ in range(20)]
+        counts = set()
+        for _ in range(40):
+            text = request(server.url + "/metrics")[1]
+            families = text_string_to_metric_families(text)
+            counts.add(
+                sum(s.value for f in families for s in f.samples if s.name == "zoo_requests_total")
+            )
         code, err = server.stop()
     assert all(status == 200 for status, _ in answers)
     assert len({json.dumps(body) for _, body in answers}) == 1
+    assert len(counts) == 2 and sum(counts) == 20, counts
     assert code == 0, err
 
 

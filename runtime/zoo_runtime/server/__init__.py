@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import errno
 import importlib
-import json
 import os
-import signal
 import socket
 import sys
 from typing import Any
@@ -77,23 +75,20 @@ def build_backends(spec: dict[str, Any]) -> list[Backend]:
     return list(getattr(importlib.import_module(module), name)(**spec["args"]))
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here so that a port in use is one line before any worker
-    starts (uvicorn would log it and exit)."""
+def bind(host: str, port: int, shared: bool = False) -> socket.socket:
+    """The socket bound here, so that a port in use is one line before any worker starts
+    (uvicorn would log it and exit); `shared`: the workers bind it too (workers.py)."""
+    from .workers import listening_socket
+
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror as e:
         raise ServeError(f"--host {host}: cannot resolve it ({e.strerror})") from None
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        return listening_socket(host, port, family, shared)
     except OSError as e:
-        sock.close()
         why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
         raise ServeError(f"--port {port}: cannot listen on {host}:{port}: {why}") from None
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(
@@ -113,11 +108,10 @@ def serve(
     (at most `graceful_timeout` seconds) and return. `backends`, if given, are the spec's
     already built (one process); otherwise each process builds its own. Once listening, one
     line on stderr says what is served where (`names`; port 0 picks a free port)."""
-    import uvicorn
-
+    from . import workers as processes
     from .app import create_app
 
-    sock = bind(host, port)
+    sock = bind(host, port, shared=workers > 1)
     port = sock.getsockname()[1]
     served = ", ".join(names or [b.name for b in backends or []]) or "models"
     print(
@@ -125,7 +119,7 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    common: dict[str, Any] = {
+    settings: dict[str, Any] = {
         "lifespan": "on",
         "access_log": access_log,
         "log_level": log_level,
@@ -134,26 +128,13 @@ def serve(
         "server_header": False,
     }
     if workers > 1:
-        os.environ["ZOO_SERVE_SPEC"] = json.dumps(spec)
-        config = uvicorn.Config(
-            "zoo_runtime.server.app:from_environment", factory=True, workers=workers, **common
-        )
-        from uvicorn.supervisors import Multiprocess
-
-        Multiprocess(config, sockets=[sock]).run()
+        try:  # the port stays bound (not listening) in this process while the workers serve
+            code = processes.run_workers(spec, (host, port, sock.family), settings, workers)
+        finally:
+            sock.close()
+        if code != 0:
+            raise ServeError("a worker process ended by itself (its log above says why)")
         return
     app = create_app(backends if backends is not None else build_backends(spec), **spec["app"])
-    server = uvicorn.Server(uvicorn.Config(app, **common))
-    quiet = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:  # uvicorn raises the signal again once it has shut down: here it ends nothing
-        server.run(sockets=[sock])
-    finally:
-        for sig, handler in quiet.items():
-            signal.signal(sig, handler)
-        sock.close()
-    if not server.started:
+    if not processes.run_here(app, sock, settings):
         raise ServeError("the server did not start (its log above says why)")
-
-
-def _ignore(signum: int, frame: Any) -> None:
-    """A signal uvicorn has already handled (a graceful shutdown): exit 0, as asked."""

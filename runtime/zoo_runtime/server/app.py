@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import threading
 import time
@@ -328,12 +327,3 @@ PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": "A field, input or option at fault, named", "content": _DETAIL},
     500: {"description": "The model failed on this request's input", "content": _DETAIL},
 }
-
-
-def from_environment() -> FastAPI:
-    """The app of one worker process (`--workers N`): uvicorn imports this factory in each
-    worker, which loads the models itself, as `serve` described them in ZOO_SERVE_SPEC."""
-    from . import build_backends
-
-    spec = json.loads(os.environ["ZOO_SERVE_SPEC"])
-    return create_app(build_backends(spec), **spec["app"])
