@@ -256,12 +256,20 @@ function drawGenerated(prediction) {
 /** A symbol out per symbol in: the two strings aligned. */
 function drawSymbols(prediction) {
   const input = Array.from(String(prediction.input));
-  const output = Array.from(String(prediction.output));
+  const output = symbols(String(prediction.output), input.length);
   const table = el("table", { class: "steps" });
   table.append(el("tr", {}, el("th", { scope: "row" }, "in"), ...input.map((c) => el("td", {}, c))));
   table.append(el("tr", {}, el("th", { scope: "row" }, "out"),
     ...output.map((c) => el("td", { class: "output" }, c))));
   return table;
+}
+
+/** An output string's symbols: its characters, but a special symbol such as <unk> is one
+ * (when that makes the output as long as the input). */
+function symbols(text, length) {
+  const plain = Array.from(text);
+  const marked = text.match(/<[^<>\s]+>|[^]/gu) || [];
+  return plain.length !== length && marked.length === length ? marked : plain;
 }
 
 /** The first value of a step: a step of several features is plotted by its first. */
