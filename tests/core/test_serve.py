@@ -212,3 +212,14 @@ def test_zoo_help_and_serve_help_import_neither_torch_nor_the_server():
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip().endswith("[]"), p.stdout + p.stderr
     assert "serve" in p.stdout and "--max-batch" in p.stdout
+
+
+def test_a_device_that_is_not_there_is_a_usage_error(zoo, saved):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = zoo("serve", saved["tagger"], "--device", "cuda")
+    assert result.code == 2
+    assert result.error_line().startswith("Error: --device cuda: no CUDA GPU is available")
+    assert zoo("serve", saved["tagger"], "--device", "banana").code == 2
