@@ -185,16 +185,20 @@ def all_gather_cpu(tensor: Any, device: Any) -> list[Any]:
     return [t.cpu() for t in gathered]
 
 
-def all_gather_objects(value: Any) -> list[Any]:
+def all_gather_objects(value: Any, device: Any = None) -> list[Any]:
     """Every process's `value` (any picklable object), by rank; `[value]` on one process.
     Sharded validation gathers each process's `Tally` this way: a few sums and tables once
-    per validation, where the pickling costs nothing that shows."""
+    per validation, where the pickling costs nothing that shows. On NCCL the objects travel
+    through the current CUDA device, so `device` (this process's GPU) is made current."""
+    import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return [value]
     gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, value)
+    on_gpu = device is not None and torch.device(device).type == "cuda"
+    with torch.cuda.device(device) if on_gpu else contextlib.nullcontext():
+        dist.all_gather_object(gathered, value)
     return gathered
 
 

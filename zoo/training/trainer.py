@@ -254,7 +254,8 @@ def evaluate(
             part = Part(procs.rank, procs.world_size)
             share = evaluation_share(data, split, batch_size, part)
             mine = checked.tally(move(b, device) for b in share)
-            metrics = checked.score(Tally.merged(distributed.all_gather_objects(mine)))
+            tallies = distributed.all_gather_objects(mine, device)
+            metrics = checked.score(Tally.merged(tallies))
         else:
             batches = (move(b, device) for b in data.batches(split, batch_size))
             metrics = checked.evaluate(batches)
