@@ -98,7 +98,11 @@ class Batcher:
                     await asyncio.wait_for(self.wake.wait(), self._left(first))
                 continue
             batch = self._take(first)
-            await self._run(batch)
+            try:
+                await self._run(batch)
+            except Exception as e:  # a bug here must not stop the queue: its callers learn it
+                for item in batch:
+                    _settle(item, error=e)
 
     def _left(self, first: Pending) -> float:
         return first.arrived + self.max_wait - time.monotonic()
