@@ -142,6 +142,25 @@ def test_the_example_plugin_and_generated_datasets(tmp_path, count_reads):
     assert datacache.entries(datacache.home_from_env()) == []
 
 
+def test_a_plugin_that_opts_out_is_read_on_every_run(tmp_path, monkeypatch, count_reads):
+    from zoo_plugins.elman_rnn import data as charlm
+
+    load = charlm.load_char_pairs
+
+    def opting_out(config: Any, state: Any) -> Any:
+        data = load(config, state)
+        data.info["cache"] = False
+        return data
+
+    reg = get_registry()
+    monkeypatch.setattr(reg, "loader", lambda name: opting_out)
+    config = config_of("char-pairs", files_for("char-pairs", tmp_path))
+    datasets.load_data(reg, "char-pairs", config, None)
+    datasets.load_data(reg, "char-pairs", config, None)
+    assert len(count_reads) == 2
+    assert datacache.entries(datacache.home_from_env()) == []
+
+
 def test_a_changed_file_setting_or_plugin_code_gets_a_new_entry(tmp_path, monkeypatch):
     reg = get_registry()
     values = files_for("text", tmp_path)

@@ -423,6 +423,8 @@ def prepared(
             return data, False
         report("reading the data", 0, 1)
         fresh = read()
+        if fresh.info.get("cache") is False:  # the plugin opts out (docs/plugins.md)
+            return fresh, False
         try:
             shell_of(fresh)  # before any file is written
         except NotCacheable:
