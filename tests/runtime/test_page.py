@@ -47,9 +47,10 @@ def chrome(width: int = 1100, height: int = 900) -> Any:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def ask(driver: Any, url: str, model: str, text: str) -> Any:
-    """Open the page (once), pick `model`, type `text`, submit with Ctrl+Enter as a user
-    would, and wait until the answer or an error line is drawn; returns the answer element."""
+def ask(driver: Any, url: str, model: str, text: str, options: dict | None = None) -> Any:
+    """Open the page (once), pick `model`, type `text` (and `options` in their fields), submit
+    with Ctrl+Enter as a user would, and wait until the answer or an error line is drawn;
+    returns the answer element."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -59,6 +60,13 @@ def ask(driver: Any, url: str, model: str, text: str) -> Any:
     wait = WebDriverWait(driver, WAIT)
     wait.until(lambda d: d.find_element(By.ID, "model").is_enabled())
     Select(driver.find_element(By.ID, "model")).select_by_value(model)
+    if options:
+        if driver.find_element(By.ID, "options").get_attribute("open") is None:
+            driver.find_element(By.CSS_SELECTOR, "#options summary").click()
+        for name, value in options.items():
+            field = driver.find_element(By.ID, f"option-{name}")
+            field.clear()
+            field.send_keys(str(value))
     box = driver.find_element(By.ID, "inputs")
     box.clear()
     box.send_keys(text)
@@ -177,6 +185,41 @@ def test_a_server_error_is_one_readable_line(server, driver):
     assert line == f"Error: 422: {doc['detail']}"
     assert "\n" not in line and "Traceback" not in line
     assert answer.find_elements(By.CSS_SELECTOR, ".prediction") == []
+
+
+@pytest.fixture(scope="module")
+def other_server(tmp_path_factory) -> Iterator[Server]:
+    """A translator and a character language model (untrained, weights drawn wide)."""
+    from tests.runtime.conftest import scrambled
+
+    folder = tmp_path_factory.mktemp("page-others")
+    made = {
+        "translator": ("rnn-seq2seq", "word-pairs", {"hidden_size": 8, "embedding_dim": 8}),
+        "charlm": ("elman-rnn", "text", {"hidden_size": 8}),
+    }
+    files = []
+    for name, (architecture, dataset, settings) in made.items():
+        files.append(folder / f"{name}.safetensors")
+        scrambled(architecture, dataset, **settings).save(files[-1])
+    with Server(zoo_serve(*files)) as running:
+        yield running
+
+
+def test_a_translation_and_generated_text_with_options(other_server, driver):
+    from selenium.webdriver.common.by import By
+
+    answer = ask(driver, other_server.url, "translator", "the dog")
+    (prediction,) = other_server.predict("translator", ["the dog"])[1]["predictions"]
+    assert answer.find_element(By.CSS_SELECTOR, ".pair .source").text == "the dog"
+    assert answer.find_element(By.CSS_SELECTOR, ".pair .output").text == prediction["output"]
+
+    options = {"temperature": 0, "length": 12}
+    answer = ask(driver, other_server.url, "charlm", "To be", options)
+    (prediction,) = other_server.predict("charlm", ["To be"], options)[1]["predictions"]
+    assert len(prediction["output"]) == 12
+    assert answer.find_element(By.CSS_SELECTOR, ".generated .prompt").text == "To be"
+    drawn = answer.find_element(By.CSS_SELECTOR, ".generated .output")
+    assert drawn.get_attribute("textContent") == prediction["output"]
 
 
 def test_the_page_works_offline_from_the_server_alone(server):

@@ -136,6 +136,7 @@ function chooseModel(name) {
       el("pre", {}, model.card));
     about.append(el("dt", {}, "card"), el("dd", {}, card));
   }
+  drawOptions(model.options || {});
   document.getElementById("hint").textContent = `(${HINTS[kind] || "one input a line"})`;
   const inputs = document.getElementById("inputs");
   if (!inputs.value.trim() || inputs.dataset.example === "yes") {
@@ -145,6 +146,34 @@ function chooseModel(name) {
   history.replaceState(null, "", `#${encodeURIComponent(name)}`);
   document.getElementById("answer").replaceChildren();
   showError("");
+}
+
+/** A labelled field per predict option of the model (beam_size, temperature, ...), its
+ * default as the placeholder; the limits are the server's and not shown. */
+function drawOptions(options) {
+  const fields = document.getElementById("option-fields");
+  fields.replaceChildren();
+  const names = Object.keys(options).filter((name) => !name.startsWith("max_input"));
+  for (const name of names) {
+    const id = `option-${name}`;
+    const input = el("input", { id, name, type: "text", placeholder: String(options[name]),
+      "data-option": name, autocomplete: "off" });
+    fields.append(el("label", { for: id }, name), input);
+  }
+  document.getElementById("options").hidden = names.length === 0;
+}
+
+/** The options typed in: numbers and true/false as JSON values, other text as strings. */
+function readOptions() {
+  const options = {};
+  for (const input of document.querySelectorAll("#option-fields input")) {
+    const text = input.value.trim();
+    if (!text) continue;
+    const number = Number(text);
+    if (text === "true" || text === "false") options[input.dataset.option] = text === "true";
+    else options[input.dataset.option] = Number.isFinite(number) ? number : text;
+  }
+  return options;
 }
 
 /** Up to MAX_METRICS "name value" strings: the test split's (else the valid's, else the top
@@ -188,7 +217,7 @@ async function submit(event) {
   setStatus("predicting…");
   const started = performance.now();
   try {
-    const doc = await call(`/v1/models/${encodeURIComponent(model.name)}/predict`, { inputs });
+    const doc = await call(`/v1/models/${encodeURIComponent(model.name)}/predict`, { inputs, options: readOptions() });
     drawAnswer(model, doc.predictions || []);
     const ms = Math.round(performance.now() - started);
     setStatus(`${doc.predictions.length} answer(s) in ${ms} ms`);
