@@ -97,6 +97,7 @@ def server(tmp_path) -> Iterator[Server]:
     for name in ("en_ewt-ud-train.conllu", "en_ewt-ud-dev.conllu", "en_ewt-ud-test.conllu"):
         text = (EWT / name).read_text(encoding="utf-8")
         (folder / "ewt" / name).write_text("\n\n".join(text.split("\n\n")[:40]) + "\n\n")
+    (folder / "empty").mkdir()
     s = Server(folder)
     yield s
     s.close()
@@ -206,3 +207,11 @@ def test_what_counts_as_a_url():
     assert remote.is_url("https://a.org/x.csv") and remote.is_url("s3://bucket/key")
     assert not remote.is_url("data/x.csv") and not remote.is_url("C:\\data\\x.csv")
     assert not remote.is_url(None)
+
+
+@needs_data
+def test_a_folder_url_that_lists_no_files_says_to_name_each_file(server):
+    with pytest.raises(DataError) as e:
+        remote.fetch(f"{server.url}/empty/")
+    assert str(e.value).startswith(f"{server.url}/empty/: a folder URL whose files cannot be")
+    assert "--data, --dev and --test" in str(e.value)
