@@ -266,8 +266,9 @@ def evaluate(
 
 def evaluation_share(data: Data, split: str, batch_size: int, part: Part) -> Iterator[Any]:
     """This process's share of a split to score: whole batches in turn (batch i goes to
-    process i mod N), each exactly the batch one process would score, so per-batch sums are
-    the same bits and the merged tally is one process's. Data that batches itself, such as
+    process i mod N), each exactly the batch one process would score (the same examples and
+    padding), so the merged tally is one process's, up to the matrix library's rounding of a
+    batch scored in another process. Data that batches itself, such as
     the char LM's text streams whose batches continue one another, gives its `shards`
     instead: this process's rows of every batch (its own streams), empty shares skipped."""
     if type(data).batches is Data.batches:
