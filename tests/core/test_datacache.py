@@ -430,3 +430,17 @@ def test_a_run_interrupted_mid_epoch_on_mapped_data_resumes_bit_identical(
     zoo.run(name, out=plain, **settings)
     c = weights(plain)
     assert all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_local_ranks_share_one_prepared_entry(tmp_path):
+    """Both processes of `--nproc-per-node 2` load the data: one prepares it under the lock,
+    the other waits and maps it; the cache folder comes through torchrun's environment."""
+    path = files_for("sentence-pairs", tmp_path)["path"]
+    cache = tmp_path / "cache"
+    args = ["run", "rnn-seq2seq", "--dataset", "sentence-pairs", "--data", path, "--steps", "2"]
+    args += ["--nproc-per-node", "2", "--cache-dir", cache, "-q", "--out", tmp_path / "m"]
+    r = run_zoo(*args, env={"ZOO_RDZV_TIMEOUT": "60"})
+    assert r.code == 0, r.stderr
+    (entry,) = datacache.entries(cache / "data")
+    assert entry["dataset"] == "sentence-pairs" and not list((cache / "data").glob(".build*"))
