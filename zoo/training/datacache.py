@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,7 +46,9 @@ from zoo.core import config as cfg
 from zoo.core.cachedir import data_cache_home
 from zoo.core.errors import ZooError
 from zoo.core.version import __version__
-from zoo.toolkit.data import Data
+
+if TYPE_CHECKING:  # torch stays unimported for `zoo data ls` and `rm`
+    from zoo.toolkit.data import Data
 
 FORMAT = 1  # bump when the stored layout changes: every older entry then misses
 MANIFEST = "manifest.json"
