@@ -20,7 +20,8 @@ Parts (`--parts rss speed ewt sweep`, default all):
 - ewt:   `zoo run lstm-tagger --dataset conllu --data EWT` from the command to its first
          optimizer step (a driver process records the first `Tensor.backward` and exits):
          without the cache, cold and warm; then the trained weights of `--steps 30
-         --threads 1` cached against `--no-cache`, compared bit for bit.
+         --threads 1` cached against `--no-cache`, compared bit for bit; and the peak RSS
+         of `--steps 5 --threads 1` (evaluation included) warm against `--no-cache`.
 - sweep: the CPU-seconds one trial spends loading EWT without the cache against mapping it
          (in-process `time.process_time()` around `load_data`, median of 3), times 12 trials.
 
@@ -197,6 +198,11 @@ def ewt_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, Any
         )
         assert p.returncode == 0, p.stderr
     result["bit_identical"] = same_weights(work / "cached.safetensors", work / "plain.safetensors")
+    rss = [*ZOO, *tagger[:-1], str(work / "r.safetensors"), "--steps", "5", "--threads", "1"]
+    result["peak_rss_mib"] = {
+        "no_cache": timed([*rss, "--no-cache"], env)["peak_rss_mib"],
+        "warm": timed(rss, env)["peak_rss_mib"],
+    }
     print("ewt", json.dumps(result), flush=True)
     return result
 
