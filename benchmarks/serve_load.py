@@ -264,7 +264,7 @@ def load(args: argparse.Namespace, url: str, inputs: Path, clients: int, pgid: i
         argv = [sys.executable, str(args.peers / "loadgen.py"), url, "-c", str(clients)]
         argv += ["--warmup", str(args.warmup), "--duration", str(args.duration)]
         argv += ["--sentences", str(inputs), "--json", out.name]
-        before = usage(pgid)
+        before, load_before = usage(pgid), os.getloadavg()[0]
         subprocess.run(argv, check=True, timeout=args.warmup + args.duration + 120)
         after = usage(pgid)
         result = json.loads(Path(out.name).read_text())
@@ -274,6 +274,7 @@ def load(args: argparse.Namespace, url: str, inputs: Path, clients: int, pgid: i
         "server_cpu_s": after["cpu_s"] - before["cpu_s"],
         "server_processes": after["processes"],
         "server_threads": after["threads"],
+        "load_average_1min_before": load_before,  # other work on the machine, for the record
     }
 
 
