@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import math
 import os
 import re
 import sys
@@ -67,16 +66,6 @@ def _options(assignments: list[str]) -> dict[str, Any]:
     return out
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def _numbers_marked(argv: list[str]) -> list[str]:
     """argparse takes `-1e5` or `-0.82,0.1` for an unknown option (its test for negative
     numbers knows neither exponents nor commas); zoo predict takes them as inputs, so mark
@@ -123,7 +112,7 @@ def run(argv: list[str]) -> int:
         files.atomic_write_text(args.output_file, output)
     if args.as_json:
         doc = {"model": args.model, "architecture": model.architecture, "predictions": predictions}
-        print(json.dumps(_clean(doc), indent=2, ensure_ascii=False))
+        print(json.dumps(files.clean(doc), indent=2, ensure_ascii=False))
     elif args.output_file is None:
         sys.stdout.write(output)
     else:

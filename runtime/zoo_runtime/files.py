@@ -9,17 +9,21 @@ and wording:
   the previous file whole, and a failure is one line naming the file;
 - a text file of inputs is read as `zoo.toolkit.textfile` reads it: UTF-8 (a leading
   byte-order mark dropped), a bad byte or a NUL named by line and column, lines split on
-  `\\n` alone.
+  `\\n` alone;
+- JSON answers are written as zoo writes them (`zoo.core.formatting.clean`): a NaN or an
+  infinity becomes null, tuples become lists.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .onnxfile import DataError, RuntimeZooError, UsageError
 
@@ -229,3 +233,14 @@ def lines(text: str) -> list[str]:
     if out[-1] == "":
         out.pop()
     return [line.removesuffix("\r") for line in out]
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe answers as `zoo predict --json` writes them: a non-finite float is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    return value

@@ -24,6 +24,7 @@ import torch
 
 from zoo.core import config as cfg
 from zoo.core.errors import ZooError
+from zoo.core.formatting import clean
 from zoo.core.settings import predict_options, split_trained
 from zoo.features.card import card
 from zoo.training.model import Model, load
@@ -59,8 +60,6 @@ class TorchBackend:
         self.own_names = cfg.field_names(spec.config)
 
     def describe(self) -> dict[str, Any]:
-        from zoo_runtime.server.backend import clean
-
         spec, module = self.model.architecture, self.model.module
         defaults = cfg.to_dict(spec.predict_config()) if spec.predict_config else {}
         return {

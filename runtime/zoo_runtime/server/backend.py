@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .. import limits
+from ..files import clean
 from ..onnxfile import RuntimeZooError
 
 # Options a request may not set: the limits are the server's (its operator's) to set.
@@ -85,17 +85,6 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     """An exception as one line for a response: its message's first line, clipped."""
     first = (str(error).strip().splitlines() or [""])[0][:limit]
     return first or type(error).__name__
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe answers as zoo predict --json writes them: a non-finite float is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
 
 
 def dumps(doc: Any) -> bytes:
