@@ -13,8 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import CSV_SMALL, SERIES, write
-from tests.runtime.conftest import KINDS, TREEBANK, scrambled
+from tests.runtime.conftest import save_kinds
 from tests.servers import CASES, Server, assert_no_traceback, zoo_serve
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -24,28 +23,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def saved(tmp_path_factory):
     """Every kind of tests/runtime/conftest.py's KINDS saved (no export); the tagger also
     exported as tagger-onnx.onnx: kind -> path."""
-    import torch
-
     import zoo
     from zoo.features.export import export_onnx
 
-    folder = tmp_path_factory.mktemp("serve")
-    series = write(folder, "series.csv", SERIES)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    out = {}
-    try:
-        for kind, (name, dataset, settings) in KINDS.items():
-            if dataset == "csv":
-                settings = {**settings, **CSV_SMALL, "data": str(series)}
-            if dataset == "conllu":
-                settings = {**settings, "data": str(write(folder, "train.conllu", TREEBANK))}
-            out[kind] = folder / f"{kind}.safetensors"
-            scrambled(name, dataset, **settings).save(out[kind])
-        out["tagger-onnx"] = folder / "tagger-onnx.onnx"
-        export_onnx(zoo.load(out["tagger"]), out["tagger-onnx"])
-    finally:
-        torch.set_num_threads(before)
+    out = {
+        k: model for k, (model, _) in save_kinds(tmp_path_factory.mktemp("serve"), False).items()
+    }
+    out["tagger-onnx"] = out["tagger"].with_name("tagger-onnx.onnx")
+    export_onnx(zoo.load(out["tagger"]), out["tagger-onnx"])
     return out
 
 

@@ -89,20 +89,19 @@ KINDS = {
 }
 
 
-@pytest.fixture(scope="session")
-def kinds(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """Every kind in KINDS saved and exported once per session: kind -> (model, onnx file)."""
+def save_kinds(folder: Path, export: bool = True) -> dict[str, tuple[Path, Path | None]]:
+    """Every kind in KINDS trained a little (scrambled weights) on one thread and saved in
+    `folder`, and exported beside it when `export`: kind -> (model, onnx file or None)."""
     import torch
 
     import zoo
     from tests.conftest import CSV_SMALL, SERIES, write
     from zoo.features.export import export_onnx
 
-    folder = tmp_path_factory.mktemp("kinds")
     series = write(folder, "series.csv", SERIES)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    out = {}
+    out: dict[str, tuple[Path, Path | None]] = {}
     try:
         for kind, (name, dataset, settings) in KINDS.items():
             if dataset == "csv":
@@ -111,8 +110,16 @@ def kinds(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
                 settings = {**settings, "data": str(write(folder, "train.conllu", TREEBANK))}
             path = folder / f"{kind}.safetensors"
             scrambled(name, dataset, **settings).save(path)
-            export_onnx(zoo.load(path), path.with_suffix(".onnx"))
-            out[kind] = (path, path.with_suffix(".onnx"))
+            onnx = path.with_suffix(".onnx") if export else None
+            if onnx is not None:
+                export_onnx(zoo.load(path), onnx)
+            out[kind] = (path, onnx)
     finally:
         torch.set_num_threads(before)
     return out
+
+
+@pytest.fixture(scope="session")
+def kinds(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
+    """Every kind in KINDS saved and exported once per session: kind -> (model, onnx file)."""
+    return save_kinds(tmp_path_factory.mktemp("kinds"))  # type: ignore[return-value]
