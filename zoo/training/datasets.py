@@ -32,14 +32,8 @@ def load_data(
     training on files, through the prepared-data cache (zoo/training/datacache.py) unless
     `cache` is False or `--no-cache` was given: a later run maps what the first one read."""
     if state is None and (datacache.cache_enabled() if cache is None else cache):
-        return _prepared(registry, name, data_config)
-    return _read(registry, name, data_config, state)
-
-
-def _prepared(registry: Registry, name: str, data_config: Any) -> Data:
-    """The data through the cache; datasets that read no file, or whose Data does not pickle,
-    are read as before (generating is cheaper than mapping; see docs/data.md)."""
-    return prepare(registry, name, data_config)[0]
+        return prepare(registry, name, data_config)[0]
+    return _read(registry, name, remote.localised(data_config), state)
 
 
 def prepare(
@@ -69,8 +63,8 @@ def prepare(
 
 
 def _read(registry: Registry, name: str, data_config: Any, state: dict[str, Any] | None) -> Data:
-    """The loader itself, its failures turned into one line."""
-    data_config = remote.localised(data_config)  # URLs: their local copies (remote.py)
+    """The loader itself, its failures turned into one line; `data_config` names local files
+    (URLs already fetched by `remote.localised`, once: asking a server costs a round trip)."""
     loader = registry.loader(name)
     path = getattr(data_config, "path", None) or name
     try:
