@@ -34,7 +34,7 @@ import io
 import itertools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,22 +77,10 @@ class Table:
     def numbers(self, name: str, *, option: str) -> list[float]:
         """Column `name` as finite floats; the first bad cell is reported by line and column."""
         col = self.index(name, option=option)
-        out = []
-        for row, line in zip(self.rows, self.lines):
-            text = row[col].strip()
-            try:
-                value = float(text)
-            except ValueError:
-                what = "an empty cell" if not text else repr(text[:40])
-                raise DataError(
-                    f"column {name!r}: {what} is not a number", path=self.path, line=line
-                ) from None
-            if not math.isfinite(value):
-                raise DataError(
-                    f"column {name!r}: {text!r} is not a finite number", path=self.path, line=line
-                )
-            out.append(value)
-        return out
+        return [
+            parse_number(row[col], name, self.path, line)
+            for row, line in zip(self.rows, self.lines)
+        ]
 
     def array(self, names: Sequence[str], *, option: str) -> np.ndarray:
         """Columns `names` as one [rows, columns] float64 array: the file's own numbers,
@@ -107,26 +95,46 @@ class Table:
         col = self.index(name, option="date_column")
         out: list[datetime] = []
         for row, line in zip(self.rows, self.lines):
-            text = row[col].strip()
-            try:
-                stamp = datetime.fromisoformat(text)
-            except ValueError:
-                raise DataError(
-                    f"column {name!r}: {text[:40]!r} is not a date (expected ISO form, "
-                    "e.g. 2016-07-01 00:00:00)",
-                    path=self.path,
-                    line=line,
-                ) from None
-            if stamp.tzinfo is not None:
-                stamp = stamp.replace(tzinfo=None)
-            if out and stamp <= out[-1]:
-                raise DataError(
-                    f"column {name!r}: {text!r} does not come after the previous row's time",
-                    path=self.path,
-                    line=line,
-                )
-            out.append(stamp)
+            out.append(parse_stamp(row[col], out[-1] if out else None, name, self.path, line))
         return out
+
+
+def parse_number(cell: str, name: str, path: str, line: int) -> float:
+    """One cell of column `name` as a finite float, or the DataError naming its line: the one
+    rule of `Table.numbers` and of a reader that streams a large file."""
+    text = cell.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        what = "an empty cell" if not text else repr(text[:40])
+        raise DataError(f"column {name!r}: {what} is not a number", path=path, line=line) from None
+    if not math.isfinite(value):
+        raise DataError(f"column {name!r}: {text!r} is not a finite number", path=path, line=line)
+    return value
+
+
+def parse_stamp(cell: str, previous: datetime | None, name: str, path: str, line: int) -> datetime:
+    """One cell of the date column `name` as a datetime (time zone dropped) after `previous`,
+    or the DataError naming its line (`Table.timestamps`, and a streamed large file)."""
+    text = cell.strip()
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(
+            f"column {name!r}: {text[:40]!r} is not a date (expected ISO form, "
+            "e.g. 2016-07-01 00:00:00)",
+            path=path,
+            line=line,
+        ) from None
+    if stamp.tzinfo is not None:
+        stamp = stamp.replace(tzinfo=None)
+    if previous is not None and stamp <= previous:
+        raise DataError(
+            f"column {name!r}: {text!r} does not come after the previous row's time",
+            path=path,
+            line=line,
+        )
+    return stamp
 
 
 def read_table(source: str | os.PathLike[str] | TextFile) -> Table:
@@ -136,10 +144,28 @@ def read_table(source: str | os.PathLike[str] | TextFile) -> Table:
     name = file.path
     if not file.text.strip():
         raise file.error("the file is empty; expected a header line and rows of numbers")
-    reader = csv.reader(io.StringIO(file.text, newline=""))
-    header: list[str] | None = None
+    found = table_rows(io.StringIO(file.text, newline=""), name)
+    first = next(found, None)
+    if first is None:  # pragma: no cover - text.strip() was non-empty, so some row was seen
+        raise file.error("no header line")
     rows: list[list[str]] = []
     lines: list[int] = []
+    for line, row in found:
+        rows.append(row)
+        lines.append(line)
+    if not rows:
+        raise file.error("a header but no rows of data")
+    return Table(name, first[1], rows, lines)
+
+
+def table_rows(lines: Iterable[str], path: str) -> Iterator[tuple[int, list[str]]]:
+    """(file line, cells) of each row of a CSV text given as its lines, ends kept (a file,
+    `io.StringIO(text, newline="")`, or a large file's lines read in chunks): the header first
+    (checked, names stripped), then each data row, blank rows skipped, each with the header's
+    number of columns. The one parser of `read_table` and of a reader streaming a large file,
+    so both give the same rows and the same errors, line for line."""
+    reader = csv.reader(lines)
+    header: list[str] | None = None
     start = 1
     try:
         for row in reader:
@@ -147,19 +173,16 @@ def read_table(source: str | os.PathLike[str] | TextFile) -> Table:
             if not row or all(not cell.strip() for cell in row):
                 continue
             if header is None:
-                header = _check_header(row, name, line)
-                continue
-            if len(row) != len(header):
-                raise file.error(f"{len(row)} columns, but the header has {len(header)}", line)
-            rows.append(row)
-            lines.append(line)
+                header = _check_header(row, path, line)
+                yield line, header
+            elif len(row) != len(header):
+                raise DataError(
+                    f"{len(row)} columns, but the header has {len(header)}", path=path, line=line
+                )
+            else:
+                yield line, row
     except csv.Error as e:
-        raise file.error(f"not valid CSV ({e})", reader.line_num or None) from None
-    if header is None:  # pragma: no cover - text.strip() was non-empty, so some row was seen
-        raise file.error("no header line")
-    if not rows:
-        raise file.error("a header but no rows of data")
-    return Table(name, header, rows, lines)
+        raise DataError(f"not valid CSV ({e})", path=path, line=reader.line_num or None) from None
 
 
 def _check_header(row: Sequence[str], path: str, line: int) -> list[str]:
@@ -284,9 +307,21 @@ def step_seconds(stamps: Sequence[datetime]) -> float | None:
         return None
     gaps: dict[float, int] = {}
     for a, b in itertools.pairwise(stamps):
-        gap = (b - a).total_seconds()
-        gaps[gap] = gaps.get(gap, 0) + 1
-    return max(gaps, key=lambda g: (gaps[g], -g))
+        count_gap(gaps, a, b)
+    return most_common_gap(gaps)
+
+
+def count_gap(gaps: dict[float, int], a: datetime, b: datetime) -> None:
+    """Count the gap from `a` to `b` (seconds) in `gaps`: `step_seconds` one pair at a time,
+    for a reader that never holds every timestamp."""
+    gap = (b - a).total_seconds()
+    gaps[gap] = gaps.get(gap, 0) + 1
+
+
+def most_common_gap(gaps: Mapping[float, int]) -> float | None:
+    """The step `step_seconds` gives from counted gaps: the most common, the shortest of a
+    tie; None for no gap."""
+    return max(gaps, key=lambda g: (gaps[g], -g)) if gaps else None
 
 
 def seasonal_period(step: float | None) -> int | None:
@@ -440,11 +475,28 @@ def fit_zscore(
     table = np.asarray(train_rows, dtype=np.float64)
     if table.ndim != 2 or table.shape[1] != len(columns):
         raise ValueError(f"values of shape {table.shape}, but {len(columns)} column names")
+    parts = table.T.tolist()
+    return zscore_of(lambda i: parts[i], rows, columns, path=path)
+
+
+def zscore_of(
+    column: Callable[[int], Iterable[float]],
+    rows: int,
+    columns: Sequence[str],
+    *,
+    path: str | None = None,
+) -> ZScore:
+    """`fit_zscore` over columns given one at a time: `column(i)` gives the `rows` training
+    values of column i (as Python floats), and is called twice, for the mean and then the
+    deviation. A reader that streams a large file passes its column files, read in blocks:
+    with `math.fsum` the statistics are exactly those of the file read whole."""
+    if rows < 2:
+        raise DataError(f"the training part has {rows} row(s); z-scores need at least 2", path=path)
     mean, std = [], []
-    for name, part in zip(columns, table.T.tolist()):
+    for i, name in enumerate(columns):
         try:
-            m = math.fsum(part) / rows
-            s = math.sqrt(math.fsum((v - m) ** 2 for v in part) / rows)
+            m = math.fsum(column(i)) / rows
+            s = math.sqrt(math.fsum((v - m) ** 2 for v in column(i)) / rows)
         except OverflowError:
             m = s = math.inf
         if not (math.isfinite(m) and math.isfinite(s)):
