@@ -46,11 +46,12 @@ from zoo.core import config as cfg
 from zoo.core.cachedir import data_cache_home
 from zoo.core.errors import ZooError
 from zoo.core.version import __version__
+from zoo.toolkit.records import Records, RecordWriter, Taken
 
 if TYPE_CHECKING:  # torch stays unimported for `zoo data ls` and `rm`
     from zoo.toolkit.data import Data
 
-FORMAT = 1  # bump when the stored layout changes: every older entry then misses
+FORMAT = 2  # bump when the stored layout changes: every older entry then misses
 MANIFEST = "manifest.json"
 SHELL = "data"  # data.pkl: the Data without its splits
 CHUNK = 1 << 20
@@ -149,23 +150,47 @@ def _write(folder: Path, name: str, chunks: Iterator[bytes | memoryview]) -> dic
 
 
 def _store_records(
-    folder: Path, split: str, examples: Sequence[Any], report: Report
+    folder: Path, split: str, examples: Sequence[Any], length: Any, report: Report
 ) -> dict[str, Any]:
-    """A list of examples: `<split>.rec` (the pickles end to end) and `<split>.idx` (n + 1
-    offsets)."""
-    offsets = np.zeros(len(examples) + 1, dtype=np.int64)
+    """A split of examples as `zoo.toolkit.records` files: `<split>.rec` (the pickles end to
+    end), `<split>.idx` (n + 1 offsets) and, with a length function, `<split>.len` (each
+    example's length, so that batching reads no example). A split that is already records (a
+    reader that streamed a large file) is hard-linked, or copied, not pickled again."""
+    names = [f"{split}.{ext}" for ext in ("rec", "idx", "len")]
+    if isinstance(examples, Records):
+        for source, name in zip(examples.paths[:2], names):
+            _link(source, folder / name)
+        if length is not None and examples.lengths is not None and examples.length is length:
+            _link(examples.paths[2], folder / names[2])
+        elif length is not None:
+            lens = np.fromiter((length(e) for e in examples), np.int64, count=len(examples))
+            (folder / names[2]).write_bytes(lens.tobytes())
+    else:
 
-    def pickles() -> Iterator[bytes]:
-        for i, example in enumerate(examples):
-            if i % 4096 == 0:
-                report(f"storing {split}", i, len(examples))
-            raw = pickle.dumps(example, protocol=5)
-            offsets[i + 1] = offsets[i] + len(raw)
-            yield raw
+        def counted() -> Iterator[Any]:
+            for i, example in enumerate(examples):
+                if i % 4096 == 0:
+                    report(f"storing {split}", i, len(examples))
+                yield example
 
-    files = {f"{split}.rec": _write(folder, f"{split}.rec", pickles())}
-    files[f"{split}.idx"] = _write(folder, f"{split}.idx", iter([offsets.tobytes()]))
-    return files
+        RecordWriter(folder, split, length).extend(counted()).close()
+    return {name: _synced(folder / name) for name in names if (folder / name).exists()}
+
+
+def _link(source: Path, target: Path) -> None:
+    """`source` at `target`: a hard link where both are on one file system, else a copy (by
+    the kernel, a block at a time)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _synced(path: Path) -> dict[str, Any]:
+    """A file of an entry, fsynced; its size and checksum for the manifest."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    return {"size": path.stat().st_size, "sha256": hash_file(path)}
 
 
 class _ArrayPickler(pickle.Pickler):
@@ -245,8 +270,8 @@ def store(folder: Path, data: Data, facts: dict[str, Any], report: Report = sile
     files, _ = _dump(folder, SHELL, shell_of(data))
     layout: dict[str, Any] = {}
     for split, value in data.splits.items():
-        if isinstance(value, (list, tuple)):
-            files.update(_store_records(folder, split, value, report))
+        if isinstance(value, (list, tuple, Records, Taken)):
+            files.update(_store_records(folder, split, value, data.length, report))
             layout[split] = {"kind": "records", "count": len(value)}
         else:
             report(f"storing {split}", 0, 1)
@@ -266,27 +291,8 @@ def store(folder: Path, data: Data, facts: dict[str, Any], report: Report = sile
 
 
 # ------------------------------------------------------------------------------ reading
-class Records(Sequence):
-    """A split of examples mapped from disk: an example is unpickled when asked for, so memory
-    holds only what a batch uses, and the page cache is shared by every process."""
-
-    def __init__(self, rec: Path, idx: Path):
-        self.offsets = np.fromfile(idx, dtype=np.int64)
-        size = int(self.offsets[-1])
-        self.data = np.memmap(rec, dtype=np.uint8, mode="r") if size else np.empty(0, np.uint8)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
-        return pickle.loads(self.data[start:end])
+def _present(path: Path) -> Path | None:
+    return path if path.exists() else None
 
 
 def verify(folder: Path) -> dict[str, Any]:
@@ -316,7 +322,10 @@ def load(folder: Path, manifest: dict[str, Any]) -> Data:
     splits: dict[str, Any] = {}
     for split, layout in manifest["splits"].items():
         if layout["kind"] == "records":
-            splits[split] = Records(folder / f"{split}.rec", folder / f"{split}.idx")
+            lens = folder / f"{split}.len"
+            records = Records(folder / f"{split}.rec", folder / f"{split}.idx", _present(lens))
+            records.length = data.length  # the lengths were stored by it
+            splits[split] = records
         else:
             splits[split] = _undump(folder, split)
     data.splits = splits
