@@ -152,17 +152,28 @@ class Data:
         *,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
-    ) -> list[list[int]]:
-        """The split's batches as lists of example positions: shuffled by `generator`, and
-        of similar lengths when the data says how long an example is."""
+    ) -> list[np.ndarray]:
+        """The split's batches as arrays of example positions: shuffled by `generator`, and
+        of similar lengths when the data says how long an example is. Arrays, not lists of
+        Python ints, so that the order of millions of examples costs 8 bytes each."""
         examples = self.splits.get(split, ())
         n = len(examples)
         if n == 0:
             return []
-        order = torch.randperm(n, generator=generator).tolist() if shuffle else list(range(n))
+        order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
         if self.length is not None:
             return self._bucket(examples, order, batch_size, shuffle, generator)
         return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+    def lengths_of(self, examples: Sequence[Any]) -> np.ndarray:
+        """Each example's `length`: stored beside mapped records by this very function
+        (zoo.toolkit.records), else computed, one example at a time."""
+        stored = getattr(examples, "lengths", None)
+        if stored is not None and getattr(examples, "length", None) is self.length:
+            return stored
+        key = self.length
+        assert key is not None
+        return np.fromiter((key(e) for e in examples), dtype=np.int64, count=len(examples))
 
     def shards(
         self,
@@ -185,25 +196,29 @@ class Data:
         examples = self.splits.get(split, ())
         for idx in self.order(split, batch_size, shuffle=shuffle, generator=generator):
             mine = part.of(idx)
-            yield Shard(self.collate([examples[i] for i in mine or idx[:1]]), len(mine), len(idx))
+            share = mine if len(mine) else idx[:1]
+            yield Shard(self.collate([examples[i] for i in share]), len(mine), len(idx))
 
     def _bucket(
         self,
         examples: Sequence[Any],
-        order: list[int],
+        order: np.ndarray,
         batch_size: int,
         shuffle: bool,
         generator: torch.Generator | None,
-    ) -> list[list[int]]:
-        key = self.length
-        assert key is not None
+    ) -> list[np.ndarray]:
+        """Batches of similar length: the whole split sorted by length, or, shuffled, each
+        pool of 50 batches sorted and the batches shuffled. Sorts are stable (ties keep the
+        order they had)."""
+        lengths = self.lengths_of(examples)
         if not shuffle:
-            order = sorted(order, key=lambda i: key(examples[i]))
+            order = order[np.argsort(lengths[order], kind="stable")]
             return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         pool = batch_size * 50
         batches = []
         for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: key(examples[i]))
+            chunk = order[start : start + pool]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
             batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
         perm = torch.randperm(len(batches), generator=generator).tolist()
         return [batches[i] for i in perm]
