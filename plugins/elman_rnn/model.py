@@ -238,7 +238,8 @@ class CharLM(ElmanRNN):
         vocab = len(state["vocab"])
         super().__init__(config, state, symbol_input_size(config, vocab), vocab, vocab)
         # The final state of the last window, per mode (training and evaluation read
-        # different streams); not a parameter, never saved.
+        # different streams); not a parameter, never in the model file: a checkpoint holds
+        # the training one (`carried_state`), which the next window starts from.
         self.carry: dict[bool, State] = {}
 
     def run(self, x: torch.Tensor, state: State = None) -> tuple[torch.Tensor, State]:
@@ -256,6 +257,20 @@ class CharLM(ElmanRNN):
         logits, state = self.run(x, state)
         self.carry[self.training] = detach(state)
         return logits
+
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        """The training streams' state after the last window (h; and c for the LSTM), so
+        that a run resumed mid-epoch continues the streams as an uninterrupted run does."""
+        state = self.carry.get(True)
+        if state is None:
+            return {}
+        return dict(zip(("h", "c"), state if isinstance(state, tuple) else (state,)))
+
+    def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.carry.pop(True, None)
+        if "h" in tensors:
+            parts = tuple(tensors[k].to(self.device) for k in ("h", "c") if k in tensors)
+            self.carry[True] = parts if len(parts) > 1 else parts[0]
 
     def loss(self, batch: Batch) -> torch.Tensor:
         out = self.stream(batch["x"], batch["reset"])

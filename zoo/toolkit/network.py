@@ -141,6 +141,17 @@ class Network(nn.Module):
         the model file and checkpoints save with the weights; a plain attribute would be
         lost. Read the data with `data.batches("train", n, device=self.device)`."""
 
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        """Tensors that training carries from one step to the next besides the weights and
+        the optimizer (a language model's final hidden state, which the next window of its
+        text streams starts from): saved in checkpoints, so that a run resumed mid-epoch
+        continues exactly, and never in the model file. Empty by default."""
+        return {}
+
+    def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Take back what `carried_state` gave, when a run resumes from a checkpoint (an
+        empty dict: there was nothing to carry yet); on the CPU, move it to `self.device`."""
+
     def export_spec(self) -> ExportSpec | None:
         """What `zoo export` writes to ONNX: the graphs (modules with example inputs and the
         axes that vary) and the runtime recipe that turns raw input into graph inputs and

@@ -5,11 +5,12 @@ else to rebuild the network and reload the data) with format "zoo.checkpoint" an
 
 | where | what |
 |---|---|
-| tensors `optimizer/<param>/<key>` | the optimizer's per-parameter state (Adam's moments, ...) |
+| tensors `optimizer/<parameter>/<key>` | the optimizer's state of each parameter, by its name (Adam's moments, ...) |
 | tensors `best/<name>` | the weights of the best validation so far |
 | tensors `ema/<name>` | the moving average of the weights (when `ema_decay` is on) |
 | tensors `rng/torch`, `rng/epoch`, `rng/cuda/<i>` | torch's RNG, the shuffle RNG at the epoch's start |
 | tensors `rng/process/<rank>` | several processes: each one's torch RNG (dropout differs by process) |
+| tensors `carry/<rank>/<name>` | what the network carries from step to step (`Network.carried_state`: the char LM's hidden state), each process's |
 | metadata `checkpoint` (JSON) | step, epoch, position in the epoch, patience counters, history, the optimizer's settings and non-tensor state, the output path, the number of processes and torchrun's job id |
 
 No pickle: every value is a tensor or JSON. Names resolve through the registry only.
@@ -79,6 +80,8 @@ def save_checkpoint(
         tensors[f"rng/cuda/{i}"] = state.cpu().clone()
     for rank, state in enumerate(ckpt.process_rngs or []):
         tensors[f"rng/process/{rank}"] = state.clone()
+    for rank, carried in enumerate(ckpt.carried or []):
+        tensors.update({f"carry/{rank}/{k}": v.contiguous() for k, v in carried.items()})
     progress = {
         "step": loop.step,
         "epoch": loop.epoch,
@@ -111,12 +114,15 @@ def load_checkpoint(
         model = from_fields(fields, weights_index, name, registry=registry)
         tensors = read_tensors(path)
         model.module.load_state_dict({k: tensors[k] for k in weights_index})
-        optimizer = {"param_groups": progress["optimizer"]["param_groups"], "state": {}}
+        optimizer: dict[str, Any] = {"param_groups": [], "state": {}}
+        for group in progress["optimizer"]["param_groups"]:
+            params = [_position_or_name(p) for p in group["params"]]
+            optimizer["param_groups"].append({**group, "params": params})
         for index_key, scalars in progress["optimizer"]["state"].items():
             prefix = f"optimizer/{index_key}/"
             values = dict(scalars)
             values.update({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-            optimizer["state"][int(index_key)] = values
+            optimizer["state"][_position_or_name(index_key)] = values
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best/")} or None
         ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema/")} or None
         loop = LoopState(
@@ -134,7 +140,12 @@ def load_checkpoint(
         )
         cuda = _numbered(tensors, "rng/cuda/")
         ckpt = Checkpoint(
-            loop, optimizer, tensors["rng/torch"], cuda, _numbered(tensors, "rng/process/")
+            loop,
+            optimizer,
+            tensors["rng/torch"],
+            cuda,
+            _numbered(tensors, "rng/process/"),
+            _carried(tensors, int(progress.get("processes", 1))),
         )
         info = {
             "out": progress["out"],
@@ -147,6 +158,22 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(f"{name}: malformed checkpoint ({type(e).__name__}: {e})") from None
     return model, ckpt, info
+
+
+def _position_or_name(key: str | int) -> str | int:
+    """A parameter of the optimizer's state: its name, or (a checkpoint written before
+    names) its position."""
+    return int(key) if isinstance(key, int) or key.isdigit() else key
+
+
+def _carried(tensors: dict[str, torch.Tensor], processes: int) -> list[dict[str, torch.Tensor]]:
+    """Each process's carried state (`carry/<rank>/<name>`), by rank."""
+    found: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("carry/"):
+            _, rank, name = key.split("/", 2)
+            found.setdefault(int(rank), {})[name] = value
+    return [found.get(r, {}) for r in range(max([processes, *(r + 1 for r in found)]))]
 
 
 def _numbered(tensors: dict[str, torch.Tensor], prefix: str) -> list[torch.Tensor] | None:

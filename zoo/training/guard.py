@@ -43,6 +43,15 @@ def _tally(out: Any) -> str | None:
     return None if isinstance(out, Tally) else f"{type(out).__name__}, not a zoo.metrics.Tally"
 
 
+def _tensors(out: Any) -> str | None:
+    if not isinstance(out, dict):
+        return f"{type(out).__name__}, not a dict of tensors"
+    for key, value in out.items():
+        if not isinstance(key, str) or "/" in key or not isinstance(value, torch.Tensor):
+            return f"{key!r}: {type(value).__name__}, not a tensor named without '/'"
+    return None
+
+
 def _predictions(out: Any) -> str | None:
     if not isinstance(out, list) or not all(isinstance(p, dict) for p in out):
         return f"{type(out).__name__}, not a list of dicts"
@@ -112,3 +121,9 @@ class Checked:
 
     def calibrate(self, data: Any) -> None:
         call(self.what, "calibrate", self.network.calibrate, data)
+
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        return call(self.what, "carried_state", self.network.carried_state, check=_tensors)
+
+    def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        call(self.what, "load_carried_state", self.network.load_carried_state, tensors)

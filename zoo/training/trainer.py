@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from zoo.core.errors import (
+    ModelFileError,
     TrainingDiverged,
     TrainingInterrupted,
     TrainingStopped,
@@ -230,6 +231,8 @@ class Checkpoint:
     rng: torch.Tensor  # torch's RNG state (of rank 0, on several processes)
     cuda_rng: list[torch.Tensor] | None = None
     process_rngs: list[torch.Tensor] | None = None  # several processes: each one's, by rank
+    # what the network carries from step to step (`carried_state`), each process's, by rank
+    carried: list[dict[str, torch.Tensor]] | None = None
 
 
 @torch.no_grad()
@@ -453,11 +456,13 @@ class Trainer:
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint: loop position, optimizer and RNG state."""
         self.loop = ckpt.loop
-        self.optimizer.load_state_dict(ckpt.optimizer)
+        self.optimizer.load_state_dict(by_position(ckpt.optimizer, self.optimizer_names()))
         rngs, rank = ckpt.process_rngs or [], self.procs.rank
         torch.set_rng_state(rngs[rank] if rank < len(rngs) else ckpt.rng)
         if ckpt.cuda_rng is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(ckpt.cuda_rng)
+        carried = ckpt.carried or []
+        self.checked.load_carried_state(carried[rank] if rank < len(carried) else {})
 
     def calibrate(self, network: Network | None = None) -> None:
         """The network's optional `calibrate(data)`: state it derives from the training data
@@ -652,19 +657,59 @@ class Trainer:
         due = signum or (every and step % every == 0)
         if self.save_checkpoint is not None and due:
             rngs = distributed.all_gather_cpu(torch.get_rng_state(), self.device)
+            mine = {k: v.detach().cpu().clone() for k, v in self.checked.carried_state().items()}
+            carried = distributed.all_gather_objects(mine, self.device)
             if self.procs.writer:
-                self.save_checkpoint(self.snapshot(rngs))
+                self.save_checkpoint(self.snapshot(rngs, carried))
         if signum:
             what = "interrupted" if signum == signal.SIGINT else "terminated"
             raise TrainingInterrupted(f"{what} at step {step} of {self.total}", signum)
 
-    def snapshot(self, process_rngs: list[torch.Tensor] | None = None) -> Checkpoint:
+    def optimizer_names(self) -> list[str]:
+        """The names of the optimizer's parameters, in its order (see `by_name`)."""
+        names = {id(p): name for name, p in self.network.named_parameters()}
+        return [names[id(p)] for group in self.optimizer.param_groups for p in group["params"]]
+
+    def snapshot(
+        self,
+        process_rngs: list[torch.Tensor] | None = None,
+        carried: list[dict[str, torch.Tensor]] | None = None,
+    ) -> Checkpoint:
         self.tick()
         cuda = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None
-        optimizer = copy.deepcopy(self.optimizer.state_dict())
+        optimizer = by_name(copy.deepcopy(self.optimizer.state_dict()), self.optimizer_names())
         loop, rng = copy.deepcopy(self.loop), torch.get_rng_state()
         rngs = process_rngs if process_rngs and len(process_rngs) > 1 else None
-        return Checkpoint(loop, optimizer, rng, cuda, rngs)
+        return Checkpoint(loop, optimizer, rng, cuda, rngs, carried if carried else None)
+
+
+def by_name(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """An optimizer's `state_dict` keyed by parameter name instead of position. torch numbers
+    the parameters in the order the network registered them, and a network rebuilt from a
+    checkpoint may register them in another order (a plugin that builds layers from a dict of
+    its data state gets the dict back with its keys sorted, as the model file stores JSON):
+    by name, each parameter gets its own moments back whatever the order."""
+    groups = [{**g, "params": [names[i] for i in g["params"]]} for g in state["param_groups"]]
+    return {"param_groups": groups, "state": {names[i]: v for i, v in state["state"].items()}}
+
+
+def by_position(state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """`by_name` undone for this optimizer's parameter order; a checkpoint whose state does
+    not fit the parameters (another network) is a ModelFileError naming the parameter."""
+    position = {name: i for i, name in enumerate(names)}
+
+    def index(name: str | int) -> int:
+        if isinstance(name, int):  # a checkpoint written before names: positions as they are
+            return name
+        if name not in position:
+            raise ModelFileError(
+                f"the checkpoint's optimizer state names {name!r}, which the network does not have"
+            )
+        return position[name]
+
+    # torch pairs the groups' parameter lists with its own, in its order: positions ascending
+    groups = [{**g, "params": sorted(map(index, g["params"]))} for g in state["param_groups"]]
+    return {"param_groups": groups, "state": {index(n): v for n, v in state["state"].items()}}
 
 
 def fit(
