@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
+from typing import NoReturn
 
 from zoo.core.errors import DataError, UsageError
 
@@ -210,3 +211,86 @@ class TextChunks:
                 line=lines + text.count("\n", 0, nul) + 1,
             )
         return text
+
+
+class Lines:
+    """(line number from 1, line) of a UTF-8 text file of any size, read 1 MiB at a time, with
+    the very error `read_text` would give for the whole file: a bad byte anywhere comes before
+    a NUL anywhere, which comes before any error of the lines' reader. A reader that finds a
+    malformed line calls `fail(error)`, which reads the rest of the file for a bad byte or a
+    NUL to report first, as a file read whole would. Lines are split on '\\n' only and lose a
+    trailing '\\r' (`TextFile.numbered`); after a whole pass, `fingerprint` is `read_text`'s."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int = 1 << 20):
+        self.path, self.size = os.fspath(path), max(size, len(BOM))
+        self.fingerprint: str | None = None
+        self._rest: Iterator[tuple[int, bytes]] = iter(())
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        self._rest = self._blocks()
+        for lines, raw in self._rest:
+            try:
+                text = self._decode(raw, lines)
+            except DataError:
+                self._rest = iter(())  # the first bad byte: nothing to look for after it
+                raise
+            nul = self._nul(text, lines)
+            if nul is not None:
+                self._first(nul, nul)
+            found = text.split("\n")
+            if found[-1] == "":
+                found.pop()
+            for i, line in enumerate(found, lines + 1):
+                yield i, line.removesuffix("\r")
+
+    def fail(self, error: DataError) -> NoReturn:
+        """Raise the error a whole read would give first: a bad byte later in the file, else
+        a NUL there, else `error` (a malformed line)."""
+        self._first(None, error)
+
+    def _first(self, nul: DataError | None, error: DataError) -> NoReturn:
+        rest, self._rest = self._rest, iter(())
+        for lines, raw in rest:  # what is left of the file
+            text = self._decode(raw, lines)  # raises at a bad byte
+            nul = nul or self._nul(text, lines)
+        raise nul or error
+
+    def _blocks(self) -> Iterator[tuple[int, bytes]]:
+        """(lines before it, bytes) of whole lines at a time (the last may lack its '\\n'),
+        a leading byte-order mark removed; the fingerprint set at the end."""
+        digest, lines, carry = hashlib.sha256(), 0, b""
+        with file_errors(self.path), open(self.path, "rb") as f:
+            first = True
+            while block := f.read(self.size):
+                digest.update(block)
+                if first and block.startswith(BOM):
+                    block = block[len(BOM) :]
+                first = False
+                raw = carry + block
+                cut = raw.rfind(b"\n") + 1
+                raw, carry = raw[:cut], raw[cut:]
+                if raw:
+                    yield lines, raw
+                    lines += raw.count(b"\n")
+        if carry:
+            yield lines, carry
+        self.fingerprint = digest.hexdigest()[:16]
+
+    def _decode(self, raw: bytes, lines: int) -> str:
+        """Whole lines as text; a bad byte names its line and column (as `decode`)."""
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line_start = raw.rfind(b"\n", 0, e.start) + 1
+            raise DataError(
+                f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start - line_start + 1})",
+                path=self.path,
+                line=lines + raw.count(b"\n", 0, e.start) + 1,
+            ) from None
+
+    def _nul(self, text: str, lines: int) -> DataError | None:
+        at = text.find("\x00")
+        if at < 0:
+            return None
+        line = lines + text.count("\n", 0, at) + 1
+        return DataError("contains a NUL byte: not a text file", path=self.path, line=line)

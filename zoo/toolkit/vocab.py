@@ -44,6 +44,20 @@ class Vocab:
         counts: Counter[str] = Counter()
         for seq in sequences:
             counts.update(seq)
+        return cls.from_counts(counts, specials=specials, min_count=min_count, max_size=max_size)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Counter[str],
+        *,
+        specials: Sequence[str] = (PAD, UNK),
+        min_count: int = 1,
+        max_size: int | None = None,
+    ) -> Vocab:
+        """`build` from counts already made (in order of first appearance, as a Counter fed
+        the sequences in turn keeps them): a reader that counts several vocabularies in one
+        pass over data too large to read twice."""
         ranked = [t for t, c in counts.most_common() if c >= min_count and t not in specials]
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(specials))]
