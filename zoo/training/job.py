@@ -2,7 +2,8 @@
 file, keeping checkpoints on the way; continue such a job from its checkpoint (`--resume`),
 and after torchrun restarted its processes (`--max-restarts`).
 
-On several processes every process trains; rank 0 alone evaluates, saves and writes.
+On several processes every process trains and scores its share of the held-out splits; rank
+0 alone saves and writes.
 """
 
 from __future__ import annotations
@@ -60,12 +61,28 @@ class RunResult:
         }
 
 
-def final_metrics(model: Model) -> dict[str, dict[str, Any]]:
-    """Metrics on the held-out splits the data has (on train only if it has none)."""
+def final_metrics(
+    model: Model, procs: distributed.Processes | None = None
+) -> dict[str, dict[str, Any]]:
+    """Metrics on the held-out splits the data has (on train only if it has none).
+
+    On several processes (`procs`; every one calls this) a network that scores by `tally`
+    has each process score its share of every split, as validation does, and all get one
+    process's metrics; a network with only `evaluate` is scored by rank 0 alone (the others
+    get {}), since each process would otherwise score it whole."""
     assert model.data is not None
+    procs = procs or distributed.Processes()
+    shared = procs.distributed and model.module.shardable
+    if not (shared or procs.writer):
+        return {}
     held_out = [s for s in ("valid", "test") if model.data.has(s)]
     device = str(next(model.module.parameters()).device)
-    return {split: model.evaluate(split=split, device=device) for split in held_out or ["train"]}
+    scorers = procs if shared else None
+    with distributed.peers_watched():
+        return {
+            split: model.evaluate(split=split, device=device, processes=scorers)
+            for split in held_out or ["train"]
+        }
 
 
 def run(
@@ -213,7 +230,8 @@ def _train_and_save(
     t0: float,
 ) -> RunResult:
     """Train (resuming a checkpoint, writing checkpoints), then evaluate the held-out splits
-    and save. On several processes all train; rank 0 alone evaluates, saves and writes."""
+    and save. On several processes all train and evaluate (each its share); rank 0 alone
+    saves and writes."""
     ckpt_path = resuming[1] if resuming else default_path(path)
     t1 = time.perf_counter()
     shown = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
@@ -224,14 +242,14 @@ def _train_and_save(
             model, path, ckpt_path, resuming, checkpoint_every, shown
         )
         t2 = time.perf_counter()
-        if distributed.from_environment().writer:
-            model.metrics.update(final_metrics(model))
-            t3 = time.perf_counter()
+        procs = distributed.from_environment()
+        metrics = final_metrics(model, procs)  # on several processes, each scores a share
+        t3 = time.perf_counter()
+        if procs.writer:
+            model.metrics.update(metrics)
             save(model, path)
             if written or resuming:
                 ckpt_path.unlink(missing_ok=True)  # the model file supersedes it
-        else:
-            t3 = t2
     finally:
         distributed.finish()
     timings = {

@@ -34,7 +34,7 @@ from zoo.core.version import __version__
 from zoo.toolkit.data import Data
 from zoo.toolkit.network import Network
 from zoo.toolkit.textfile import TextFile, read_text
-from zoo.training import guard, trainer
+from zoo.training import distributed, guard, trainer
 from zoo.training.datasets import data_for_model, load_data
 from zoo.training.events import TrainingEvents
 from zoo.training.progress import Progress
@@ -151,6 +151,7 @@ class Model:
         batch_size: int | None = None,
         device: str = "cpu",
         registry: Registry | None = None,
+        processes: distributed.Processes | None = None,
         **settings: Any,
     ) -> dict[str, Any]:
         """Metrics on a split. Without `data`, the model's own data (attached, or reloaded as
@@ -158,7 +159,8 @@ class Model:
         that path with the model's saved vocabularies and normalisation, and a file other
         than the training file is evaluated whole. `dataset` names another dataset of the
         same task. `settings` are data settings, or model settings that keep the tensors
-        (`impl="cells"`)."""
+        (`impl="cells"`). `processes`: inside torchrun, with every process calling, each
+        scores its share of the split and all get one process's metrics (`trainer.evaluate`)."""
         reg = registry or get_registry()
         limit, settings = self.input_limit(settings)
         name = dataset or self.dataset
@@ -176,7 +178,7 @@ class Model:
         dev = trainer.resolve_device(device)
         model.module.to(dev)
         size = batch_size or model.train_config.batch_size
-        return trainer.evaluate(model.checked, loaded, split, size, dev)
+        return trainer.evaluate(model.checked, loaded, split, size, dev, processes)
 
     def evaluation_data(
         self,
