@@ -20,6 +20,7 @@ cuts any file it is given by the same settings (`--set split=0,0,1` scores a fil
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ from zoo.toolkit.series import (
 from zoo.toolkit.splits import SPLITS
 from zoo.toolkit.textfile import read_text
 
+from . import bigcsv
 from .presets import GENERIC, PRESETS
 
 
@@ -118,24 +120,26 @@ def choose_columns(table: Table, p: Plan) -> tuple[list[str], list[str], str | N
 
 
 def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
-    """The loader zoo calls: `state` is None when training, the saved state when evaluating."""
+    """The loader zoo calls: `state` is None when training, the saved state when evaluating.
+    A file larger than `bigcsv.STREAM_ABOVE` bytes is read in chunks, in bounded memory, to
+    the very same Data (`bigcsv`)."""
     if not config.path:
         raise UsageError("dataset csv reads a file: give --data PATH (a CSV with a header)")
     p = plan(config)
-    file = read_text(config.path)
-    table = read_table(file)
     training = state is None
+
+    def layout(table: Table) -> bigcsv.Layout:
+        if training:
+            targets, columns, date = choose_columns(table, p)
+            return targets, columns, date, p.input_length, p.horizon
+        return saved_layout(config, state, table)
+
+    source = bigcsv.Streamed if bigcsv.wanted(config.path) else Whole
+    read = source(config.path, layout)
+    targets, columns, date, length, horizon = read.layout
+    ends = part_ends(p.split, read.rows, read.path, state=state, fingerprint=read.fingerprint)
     if training:
-        targets, columns, date = choose_columns(table, p)
-        length, horizon = p.input_length, p.horizon
-    else:
-        targets, columns, date, length, horizon = saved_layout(config, state, table)
-    values = table.array(columns, option="columns")
-    stamps = table.timestamps(date) if date is not None else None
-    ends = part_ends(p.split, len(table), table.path, state=state, fingerprint=file.fingerprint)
-    if training:
-        zscore = fit_zscore(values[: ends[0]], columns, path=table.path)
-        step = step_seconds(stamps) if stamps is not None else None
+        zscore = read.fit(ends[0])
         state = {
             "input_size": len(columns),
             "output_size": len(targets),
@@ -146,17 +150,17 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
             "target_index": list(range(len(targets))),
             **zscore.state(),
             "date_column": date,
-            "step_seconds": step,
-            "season": p.season or seasonal_period(step),
-            "fingerprint": file.fingerprint,
+            "step_seconds": read.step,
+            "season": p.season or seasonal_period(read.step),
+            "fingerprint": read.fingerprint,
         }
-    series = ZScore.from_state(state).apply(values, path=table.path)
+    series = read.scaled(ZScore.from_state(state))
     context = length if p.border_context else 0
     splits = window_starts(ends, length, horizon, stride=p.stride, context=context)
     parts = SPLITS if training else ("test",)
-    check_windows(splits, ends, length, horizon, path=table.path, parts=parts)
+    check_windows(splits, ends, length, horizon, path=read.path, parts=parts)
     summary = (
-        f"csv {table.path}: {len(table)} rows; target {','.join(targets)}; "
+        f"csv {read.path}: {read.rows} rows; target {','.join(targets)}; "
         f"{len(columns)} input column(s); windows {'/'.join(str(len(splits[s])) for s in SPLITS)} "
         f"(train/valid/test) of {length} rows in, {horizon} out, stride {p.stride}; "
         + (f"z-scores from the first {ends[0]} rows" if training else "the model's z-scores")
@@ -166,8 +170,28 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
         splits=splits,
         collate=Collate(series, length, horizon, len(targets)),
         summary=summary,
-        info={"rows": len(table), "borders": list(ends)},
+        info={"rows": read.rows, "borders": list(ends)},
     )
+
+
+class Whole:
+    """A CSV file read whole (`read_table`): what `bigcsv.Streamed` gives for a large file,
+    from the file's text in memory."""
+
+    def __init__(self, path: str, layout_of: Callable[[Table], bigcsv.Layout]):
+        file = read_text(path)
+        table = read_table(file)
+        self.layout = layout_of(table)
+        self.path, self.rows, self.fingerprint = table.path, len(table), file.fingerprint
+        self.values = table.array(self.layout[1], option="columns")
+        date = self.layout[2]
+        self.step = step_seconds(table.timestamps(date)) if date is not None else None
+
+    def fit(self, rows: int) -> ZScore:
+        return fit_zscore(self.values[:rows], self.layout[1], path=self.path)
+
+    def scaled(self, zscore: ZScore) -> np.ndarray:
+        return zscore.apply(self.values, path=self.path)
 
 
 def saved_layout(
