@@ -67,7 +67,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def serve_command(argv: list[str]) -> int:
-    """Parse, open every file (a bad one is one line before anything listens), serve."""
+    """Parse and serve. One process opens every file before it listens; with several, each
+    worker opens its own and this process loads none (a bad file is the first worker's error,
+    said here in the same one line, before any worker listens)."""
     from . import server
 
     args = parser().parse_args(argv)
@@ -78,10 +80,6 @@ def serve_command(argv: list[str]) -> int:
         "app": app_settings(args),
     }
     workers = args.workers or server.default_workers()
-    backends = server.build_backends(spec)  # a bad file: one line before anything listens
-    names = [b.name for b in backends]
-    if workers > 1:
-        backends = None  # each worker opens its own
     server.serve(
         spec,
         host=args.host,
@@ -89,8 +87,7 @@ def serve_command(argv: list[str]) -> int:
         workers=workers,
         graceful_timeout=args.graceful_timeout,
         access_log=args.access_log,
-        backends=backends,
-        names=names,
+        backends=server.build_backends(spec) if workers == 1 else None,
     )
     return 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import threading
@@ -267,7 +268,7 @@ def test_models_health_docs_and_metrics(tagger_app, kinds):
     )
     assert tagger["max_input_length"] == 2000 and tagger["input_unit"] == "words"
     assert tagger_app.get("/v1/models/tagger").json() == tagger
-    assert tagger_app.get("/healthz").json() == {"status": "ok"}
+    assert tagger_app.get("/healthz").json() == {"status": "ok", "pid": os.getpid()}
     assert tagger_app.get("/readyz").json() == {"status": "ready"}
     schema = tagger_app.get("/openapi.json").json()
     body = schema["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]
@@ -368,7 +369,7 @@ def test_port_in_use_and_bad_files_are_one_error_line(kinds, tmp_path):
 @pytest.mark.slow
 def test_several_workers_share_the_port_and_stop_on_sigterm(kinds):
     """Each worker has its own socket on the port (SO_REUSEPORT): new connections spread over
-    both, and the counts of the two processes add up to the requests sent."""
+    both, and every scrape, whichever worker answers it, counts the requests of both."""
     from tests.servers import request
 
     with Server(runtime_serve(kinds["tagger"][1], "--workers", "2")) as server:
@@ -383,7 +384,7 @@ def test_several_workers_share_the_port_and_stop_on_sigterm(kinds):
         code, err = server.stop()
     assert all(status == 200 for status, _ in answers)
     assert len({json.dumps(body) for _, body in answers}) == 1
-    assert len(counts) == 2 and sum(counts) == 20, counts
+    assert counts == {20}, counts
     assert code == 0, err
 
 
@@ -446,8 +447,6 @@ def test_the_server_imports_neither_zoo_nor_torch(kinds):
 
 
 def test_sigterm_makes_readyz_say_draining():
-    import os
-
     from zoo_runtime.server.app import State, _note_draining
 
     seen = []

@@ -9,9 +9,17 @@ packages one line says what to install.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from zoo.cli.base import option
+from zoo.core.errors import ZooError
+
+INSTALL = "pip install 'rnn-zoo[serve]' './runtime[serve]' (the runtime's server, from a clone)"
+# The torch backend, named to each server process; this one (the supervisor of several)
+# imports neither it nor torch.
+LOADER = "zoo.features.serve:backends"
 
 # The server's defaults (zoo_runtime.server), said in the help without importing it;
 # tests/core/test_serve.py holds them equal.
@@ -89,9 +97,6 @@ def serve_command(
     HTTP: POST /v1/models/NAME/predict answers as `zoo predict --json`; GET /v1/models,
     /healthz, /readyz, /metrics, /docs, and a page to try each model at /. NAME is the
     file's name without its extension. Needs pip install 'rnn-zoo[serve]' './runtime[serve]'."""
-    from zoo.core.errors import ZooError
-    from zoo.features.serve import LOADER, backends, needs_server
-
     server = needs_server()
     spec = {
         "loader": LOADER,
@@ -108,10 +113,11 @@ def serve_command(
         },
     }
     workers = workers or server.default_workers()
-    loaded = backends(**spec["args"])  # a bad file is one line before anything listens
-    names = [b.name for b in loaded]
-    if workers > 1:
-        loaded = []  # each process loads its own
+    loaded = None
+    if workers == 1:  # a bad file is one line before anything listens (several: each worker's)
+        from zoo.features.serve import backends
+
+        loaded = backends(**spec["args"])
     try:
         server.serve(
             spec,
@@ -120,8 +126,20 @@ def serve_command(
             workers=workers,
             graceful_timeout=graceful_timeout,
             access_log=access_log,
-            backends=loaded or None,
-            names=names,
+            backends=loaded,
         )
     except server.ServeError as e:
         raise ZooError(str(e)) from None
+
+
+def needs_server() -> Any:
+    """The runtime's server package, or one ZooError line saying what to install."""
+    try:
+        from zoo_runtime import server
+    except ImportError:
+        raise ZooError(f"zoo serve needs the rnn-zoo-runtime package: {INSTALL}") from None
+    try:
+        server.needs("zoo serve", INSTALL)
+    except server.ServeError as e:
+        raise ZooError(str(e)) from None
+    return server

@@ -30,22 +30,6 @@ from zoo.features.card import card
 from zoo.training.model import Model, load
 from zoo.training.trainer import resolve_device, set_threads
 
-INSTALL = "pip install 'rnn-zoo[serve]' './runtime[serve]' (the runtime's server, from a clone)"
-LOADER = "zoo.features.serve:backends"
-
-
-def needs_server() -> Any:
-    """The runtime's server package, or one ZooError line saying what to install."""
-    try:
-        from zoo_runtime import server
-    except ImportError:
-        raise ZooError(f"zoo serve needs the rnn-zoo-runtime package: {INSTALL}") from None
-    try:
-        server.needs("zoo serve", INSTALL)
-    except server.ServeError as e:
-        raise ZooError(str(e)) from None
-    return server
-
 
 class TorchBackend:
     """A `.safetensors` model served through torch (module docstring)."""

@@ -41,6 +41,7 @@ GROUP = 12  # inputs predicted at once inside a batch, in order of length (measu
 MAX_BODY = 16 * 1024 * 1024  # bytes of one request body
 BODY_TIMEOUT = 30.0  # seconds to receive one request body
 GRACEFUL_TIMEOUT = 30.0  # seconds to finish the requests in flight after SIGTERM
+START_TIMEOUT = 120.0  # seconds a worker may take to load and warm its models
 KEEP_ALIVE = 5.0  # seconds an idle connection is kept open
 MAX_WORKERS = 8  # the most processes started by default (each holds the models)
 REQUIRED = ("fastapi", "uvicorn", "prometheus_client")
@@ -97,28 +98,32 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
-    graceful_timeout: float = 30.0,
-    keep_alive: float = 5.0,
+    graceful_timeout: float = GRACEFUL_TIMEOUT,
+    keep_alive: float = KEEP_ALIVE,
     access_log: bool = False,
     log_level: str = "info",
     backends: list[Backend] | None = None,
-    names: list[str] | None = None,
+    start_timeout: float = START_TIMEOUT,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C, then stop accepting, finish the requests in flight
-    (at most `graceful_timeout` seconds) and return. `backends`, if given, are the spec's
-    already built (one process); otherwise each process builds its own. Once listening, one
-    line on stderr says what is served where (`names`; port 0 picks a free port)."""
+    (at most `graceful_timeout` seconds) and return. One process: `backends` if given (the
+    spec's, already built), else built here. Several: each worker builds its own, and this
+    process only supervises (workers.py; a worker not ready within `start_timeout` seconds
+    ends the server). Once serving, one line on stderr says what is served where (port 0
+    picks a free port)."""
     from . import workers as processes
-    from .app import create_app
 
     sock = bind(host, port, shared=workers > 1)
     port = sock.getsockname()[1]
-    served = ", ".join(names or [b.name for b in backends or []]) or "models"
-    print(
-        f"serving {served} on http://{host}:{port} ({workers} process(es); API at /docs)",
-        file=sys.stderr,
-        flush=True,
-    )
+
+    def announce(names: list[str]) -> None:
+        print(
+            f"serving {', '.join(names) or 'no models'} on http://{host}:{port} "
+            f"({workers} process(es); API at /docs)",
+            file=sys.stderr,
+            flush=True,
+        )
+
     settings: dict[str, Any] = {
         "lifespan": "on",
         "access_log": access_log,
@@ -129,12 +134,34 @@ def serve(
     }
     if workers > 1:
         try:  # the port stays bound (not listening) in this process while the workers serve
-            code = processes.run_workers(spec, (host, port, sock.family), settings, workers)
+            processes.run_workers(
+                spec, (host, port, sock.family), settings, workers,
+                start_timeout=start_timeout, announce=announce,
+            )  # fmt: skip
         finally:
             sock.close()
-        if code != 0:
-            raise ServeError("a worker process ended by itself (its log above says why)")
         return
-    app = create_app(backends if backends is not None else build_backends(spec), **spec["app"])
-    if not processes.run_here(app, sock, settings):
+    _serve_here(spec, sock, settings, backends, announce)
+
+
+def _serve_here(
+    spec: dict[str, Any],
+    sock: socket.socket,
+    settings: dict[str, Any],
+    backends: list[Backend] | None,
+    announce: Any,
+) -> None:
+    """One process: the app on `sock`, announced once it is ready."""
+    from .app import create_app
+    from .workers import run_here
+
+    try:
+        if backends is None:
+            backends = build_backends(spec)
+        app = create_app(backends, **spec["app"])
+    except BaseException:
+        sock.close()
+        raise
+    names = [b.name for b in backends]
+    if not run_here(app, sock, settings, lambda: announce(names)):
         raise ServeError("the server did not start (its log above says why)")

@@ -3,8 +3,8 @@
     GET  /v1/models                  every model: name, architecture, task, dataset, metrics, card
     GET  /v1/models/{name}           one of them
     POST /v1/models/{name}/predict   {"inputs": [...], "options": {...}} -> {"predictions": [...]}
-    GET  /healthz, /readyz           alive; ready (models loaded and warmed, not draining)
-    GET  /metrics                    Prometheus text
+    GET  /healthz, /readyz           alive (its pid); ready (models loaded, warmed, not draining)
+    GET  /metrics                    Prometheus text (every worker's, summed)
     GET  /docs, /openapi.json        the OpenAPI schema and its page
     GET  /, /page/...                the page to try a model (files in page/)
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import threading
 import time
@@ -121,9 +122,9 @@ def _error(status: int, detail: str) -> Response:
 
 
 def _routes(app: FastAPI, state: State, max_body: int, body_timeout: float) -> None:
-    @app.get("/healthz", summary="The process is alive")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz", summary="The process is alive; its pid (which worker answered)")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.get("/readyz", summary="Ready: models loaded and warmed, not draining")
     async def readyz() -> Response:
@@ -131,7 +132,7 @@ def _routes(app: FastAPI, state: State, max_body: int, body_timeout: float) -> N
             return Response(dumps({"status": "ready"}), 200, media_type=JSON)
         return _error(503, "draining" if state.draining else "starting")
 
-    @app.get("/metrics", summary="Prometheus metrics of this process")
+    @app.get("/metrics", summary="Prometheus metrics of the server (every worker's, summed)")
     async def metrics() -> Response:
         return Response(state.metrics.text(), media_type=CONTENT_TYPE)
 

@@ -4,22 +4,47 @@ Workers: each process opens its own listening socket on the port with SO_REUSEPO
 kernel spreads new connections over the processes. (uvicorn's own `--workers` hands one
 socket to every process; the first to wake then accepts a whole burst of keep-alive
 connections, and one process may serve them all while the others idle.) The parent holds the
-port bound (not listening) so nobody else takes it, builds nothing, forwards SIGTERM and
-Ctrl-C to the workers, waits for them to finish their requests, and returns. A worker that
-dies is reported and ends the server (exit 1), rather than being restarted behind its back.
+port bound (not listening) so nobody else takes it, and builds nothing: it imports neither
+torch nor a model, so a deployment's memory is the workers' alone.
+
+The parent supervises. Each worker tells it, over a pipe of its own, once it is ready (what
+it serves) or why its models would not load; a load error ends the server with that error,
+as the command would have said it in one process. A worker that dies later (SIGKILL, out of
+memory, a crash) is logged in one line and replaced on the same port while the others go on
+answering. Workers that keep dying (DEATHS within WINDOW seconds), or one not ready within
+the start timeout, end the server with one error line: a restart would not mend them.
+SIGTERM or Ctrl-C is forwarded to every live worker, which finishes its requests in flight.
+
+Metrics: the parent makes a directory for prometheus_client's multiprocess mode and names it
+to the workers in their environment, so that a scrape of any worker sums them all
+(metrics.py); a dead worker's live gauges are dropped, its counts kept; the directory goes
+when the server stops. A worker whose parent was killed outright stops by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import pickle
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
+DEATHS = 5  # this many worker deaths ...
+WINDOW = 60.0  # ... within this many seconds is a crash loop: stop
+POLL = 0.25  # seconds between the parent's looks at its workers
 
 
 def listening_socket(host: str, port: int, family: int, shared: bool) -> socket.socket:
@@ -36,13 +61,25 @@ def listening_socket(host: str, port: int, family: int, shared: bool) -> socket.
     return sock
 
 
-def run_here(app: Any, sock: socket.socket, settings: dict[str, Any]) -> bool:
+def run_here(
+    app: Any,
+    sock: socket.socket,
+    settings: dict[str, Any],
+    ready: Callable[[], None] | None = None,
+) -> bool:
     """Serve `app` on `sock` in this process until SIGTERM or Ctrl-C and uvicorn's graceful
-    shutdown; whether it started. uvicorn raises the signal again once it has shut down: a
-    quiet handler makes that end nothing, so the process exits 0 as asked."""
+    shutdown; whether it started. `ready` is called once the app has loaded, warmed its models
+    and listens. uvicorn raises the signal again once it has shut down: a quiet handler makes
+    that end nothing, so the process exits 0 as asked."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, **settings))
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and ready is not None:
+                ready()
+
+    server = Server(uvicorn.Config(app, **settings))
     quiet = {sig: signal.signal(sig, _ignore) for sig in STOP_SIGNALS}
     try:
         server.run(sockets=[sock])
@@ -57,45 +94,231 @@ def _ignore(signum: int, frame: Any) -> None:
     """A signal uvicorn has already handled (a graceful shutdown)."""
 
 
-def _worker(spec: dict[str, Any], address: tuple[str, int, int], settings: dict[str, Any]) -> None:
-    """One worker process: its own models, app and port-sharing socket."""
+# ------------------------------------------------------------------------ in a worker
+def _worker(
+    spec: dict[str, Any], address: tuple[str, int, int], settings: dict[str, Any], pipe: Connection
+) -> None:
+    """One worker process: its own models, app and port-sharing socket. It sends its parent
+    ("ready", names) once serving, or ("failed", error) when its models will not load."""
     from . import build_backends
     from .app import create_app
 
+    _stop_with_parent(os.getppid())
     host, port, family = address
-    sock = listening_socket(host, port, family, shared=True)
-    app = create_app(build_backends(spec), **spec["app"])
-    sys.exit(0 if run_here(app, sock, settings) else 1)
+    try:
+        sock = listening_socket(host, port, family, shared=True)
+        backends = build_backends(spec)
+    except Exception as e:
+        pipe.send(("failed", _portable(e)))
+        sys.exit(1)
+    app = create_app(backends, **spec["app"])
+    names = [b.name for b in backends]
+    sys.exit(0 if run_here(app, sock, settings, lambda: pipe.send(("ready", names))) else 1)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """A worker whose parent was killed outright (no SIGTERM forwarded) would serve on with
+    nobody to restart or stop it: it sends itself SIGTERM (a graceful stop) once orphaned."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="zoo-parent-watch", daemon=True).start()
+
+
+def _portable(error: Exception) -> tuple[bytes | None, str, bool]:
+    """A worker's load error for its parent: pickled where it can be, so that the parent
+    raises that very error (its class, message and exit code, as a command prints it), with
+    its one line besides, and whether it had a cause (zoo's message says so)."""
+    try:
+        data: bytes | None = pickle.dumps(error)
+    except Exception:
+        data = None
+    return data, f"{type(error).__name__}: {error}", error.__cause__ is not None
+
+
+def _restored(payload: tuple[bytes | None, str, bool]) -> Exception:
+    """The error a worker sent (_portable), or a ServeError of its line where it will not
+    unpickle here."""
+    from . import ServeError
+
+    data, line, caused = payload
+    error = None
+    with contextlib.suppress(Exception):
+        error = pickle.loads(data) if data is not None else None
+    if not isinstance(error, Exception):
+        return ServeError(f"a worker could not load the models: {line}")
+    if caused:
+        error.__cause__ = RuntimeError("raised in a worker process")
+    return error
+
+
+# ------------------------------------------------------------------------ in the parent
+@dataclass
+class Worker:
+    """One worker process as its parent sees it."""
+
+    number: int  # 1..N, kept by its replacements
+    process: Any  # multiprocessing's SpawnProcess
+    pipe: Connection
+    since: float  # time.monotonic() at its start
+    ready: bool = False
+    open: bool = True  # its pipe has not ended
+
+
+def _how(exitcode: int | None) -> str:
+    """How a process ended, in words: `was killed by SIGKILL`, `exited with code 1`."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    return f"exited with code {exitcode}"
+
+
+class Supervisor:
+    """Starts the workers, reads their news, replaces the dead and gives up on a crash loop
+    or a worker never ready (module docstring)."""
+
+    def __init__(
+        self,
+        args: tuple[dict[str, Any], tuple[str, int, int], dict[str, Any]],
+        metrics: str,
+        start_timeout: float,
+        announce: Callable[[list[str]], None],
+    ):
+        self.context = multiprocessing.get_context("spawn")  # no inherited threads or torch
+        self.args, self.metrics, self.start_timeout = args, metrics, start_timeout
+        self.announce: Callable[[list[str]], None] | None = announce  # once, at the first ready
+        self.workers: list[Worker] = []
+        self.deaths: deque[float] = deque()
+
+    def start(self, number: int) -> Worker:
+        reader, writer = self.context.Pipe(duplex=False)
+        process = self.context.Process(
+            target=_worker, args=(*self.args, writer), name=f"zoo-worker-{number}"
+        )
+        process.start()
+        writer.close()  # the worker's end: the pipe ends when the worker does
+        return Worker(number, process, reader, time.monotonic())
+
+    def watch(self, stop: threading.Event) -> None:
+        """Until `stop` is set: read each worker's news, replace the dead. Raises the error
+        that ends the server."""
+        from . import ServeError
+
+        while not stop.is_set():
+            pipes = [w.pipe for w in self.workers if w.open]
+            wait(pipes + [w.process.sentinel for w in self.workers], POLL)
+            for i, worker in enumerate(self.workers):
+                self._read(worker)
+                if stop.is_set():
+                    return
+                if not worker.process.is_alive():
+                    self.workers[i] = self._replace(worker)
+                elif not worker.ready and time.monotonic() - worker.since > self.start_timeout:
+                    raise ServeError(
+                        f"worker {worker.number} (pid {worker.process.pid}) was not ready "
+                        f"within {self.start_timeout:g} s of its start (loading and warming "
+                        "its models); stopping"
+                    )
+
+    def _read(self, worker: Worker) -> None:
+        while worker.open and worker.pipe.poll():
+            try:
+                kind, payload = worker.pipe.recv()
+            except (EOFError, OSError):
+                worker.open = False
+                return
+            if kind == "failed":
+                raise _restored(payload)
+            worker.ready = True
+            if self.announce is not None:
+                self.announce(payload)
+                self.announce = None
+
+    def _replace(self, dead: Worker) -> Worker:
+        """One line for the death; the dead worker's live gauges dropped; a new worker in its
+        place, unless workers keep dying (then a ServeError)."""
+        from prometheus_client import multiprocess
+
+        from . import ServeError
+
+        how, now = _how(dead.process.exitcode), time.monotonic()
+        dead.pipe.close()
+        multiprocess.mark_process_dead(dead.process.pid, self.metrics)
+        self.deaths.append(now)
+        while now - self.deaths[0] > WINDOW:
+            self.deaths.popleft()
+        if len(self.deaths) >= DEATHS:
+            raise ServeError(
+                f"workers keep dying: {len(self.deaths)} deaths within {WINDOW:g} s, the last "
+                f"worker {dead.number} (pid {dead.process.pid}) {how}; stopping"
+            )
+        print(
+            f"worker {dead.number} (pid {dead.process.pid}) {how}; starting another",
+            file=sys.stderr,
+            flush=True,
+        )
+        return self.start(dead.number)
+
+    def stop_all(self, grace: float) -> None:
+        """SIGTERM to every live worker (each finishes its requests in flight), then wait for
+        them, killing one that outlives `grace` seconds and ten more."""
+        for worker in self.workers:
+            if worker.process.is_alive() and worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGTERM)
+        for worker in self.workers:
+            worker.process.join(grace + 10)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.pipe.close()
+
+
+@contextlib.contextmanager
+def shared_metrics() -> Iterator[str]:
+    """A fresh directory for prometheus_client's multiprocess mode, named in the environment
+    the workers inherit, and removed with what they wrote once they have all ended."""
+    directory = tempfile.mkdtemp(prefix="zoo-serve-metrics-")
+    before = os.environ.get(METRICS_ENV)
+    os.environ[METRICS_ENV] = directory
+    try:
+        yield directory
+    finally:
+        if before is None:
+            os.environ.pop(METRICS_ENV, None)
+        else:
+            os.environ[METRICS_ENV] = before
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def run_workers(
-    spec: dict[str, Any], address: tuple[str, int, int], settings: dict[str, Any], count: int
-) -> int:
-    """Start `count` workers and wait: 0 after a signal and their graceful shutdown, 1 when a
-    worker ended by itself."""
-    context = multiprocessing.get_context("spawn")  # no inherited threads or torch state
-    processes = [
-        context.Process(target=_worker, args=(spec, address, settings), name=f"zoo-worker-{i}")
-        for i in range(count)
-    ]
+    spec: dict[str, Any],
+    address: tuple[str, int, int],
+    settings: dict[str, Any],
+    count: int,
+    *,
+    start_timeout: float,
+    announce: Callable[[list[str]], None],
+) -> None:
+    """Serve with `count` worker processes until SIGTERM or Ctrl-C, then let every live one
+    finish its requests, and return. `announce` gets the served names once a worker is ready.
+    Raises a worker's own error when its models will not load, and a ServeError when workers
+    keep dying or one is never ready (after stopping the others)."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda s, f: stop.set()) for sig in STOP_SIGNALS}
     try:
-        for process in processes:
-            process.start()
-        while not stop.wait(0.25):
-            if any(not p.is_alive() for p in processes):
-                break
-        failed = not stop.is_set()
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.join(settings["timeout_graceful_shutdown"] + 10)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        with shared_metrics() as directory:
+            supervisor = Supervisor((spec, address, settings), directory, start_timeout, announce)
+            try:
+                for number in range(1, count + 1):
+                    supervisor.workers.append(supervisor.start(number))
+                supervisor.watch(stop)
+            finally:
+                supervisor.stop_all(settings["timeout_graceful_shutdown"])
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 1 if failed else 0
