@@ -1,8 +1,10 @@
-"""`zoo data prepare|ls|rm`: the prepared-data cache (zoo/training/datacache.py, docs/data.md).
+"""`zoo data prepare|ls|rm|prune`: the prepared-data cache (zoo/training/datacache.py,
+docs/data.md).
 
 `zoo run` prepares data by itself on its first run; these commands prepare ahead of time (one
 machine, before a sweep or a multi-process run), show what the cache holds and what made each
-entry, and remove entries. None of them imports torch except `prepare`.
+entry, and remove entries (by key, by age, or least recently used first down to a size). None
+of them imports torch except `prepare`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import click
 from zoo.cli.base import complete_names, json_option, option, set_option
 from zoo.core import config as cfg
 from zoo.core.cachedir import data_cache_home
-from zoo.core.errors import UsageError
+from zoo.core.errors import UsageError, ZooError
 from zoo.core.formatting import table
 from zoo.core.registry import get_registry
 
@@ -128,12 +130,18 @@ def _mb(size: int) -> str:
 
 
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    from zoo.training import cacheprune
+
+    home = Path(entry["path"]).parent
+    used = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cacheprune.last_used(entry)))
     return {
         "key": entry["key"],
         "dataset": entry.get("dataset"),
         "bytes": entry.get("bytes"),
         "files": [f["path"] for f in entry.get("files", [])],
         "created": entry.get("created"),
+        "last_used": used,
+        "in_use": cacheprune.in_use(home, entry["key"]),
         "zoo": entry.get("zoo"),
         "plugin": f"{entry.get('distribution', '?')} {entry.get('version', '?')}",
         "summary": entry.get("summary"),
@@ -146,7 +154,8 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
 @cache_dir_option
 @json_option
 def ls_command(cache_dir: str | None, as_json: bool) -> None:
-    """List prepared entries: key, dataset, size, files, when and by which zoo and plugin."""
+    """List prepared entries: key, dataset, size, files, when and by which zoo and plugin,
+    when last used (and whether a running process uses it)."""
     home = _home(cache_dir)
     rows = [_row(e) for e in _entries(home)]
     if as_json:
@@ -161,41 +170,113 @@ def ls_command(cache_dir: str | None, as_json: bool) -> None:
             r["dataset"] or "?",
             _mb(r["bytes"] or 0) if not r["damaged"] else "damaged",
             r["created"] or "?",
+            r["last_used"] + (" (in use)" if r["in_use"] else ""),
             f"zoo {r['zoo'] or '?'}, {r['plugin']}",
             ", ".join(r["files"]) if len(r["files"]) <= 3 else f"{len(r['files'])} files",
         ]
         for r in rows
     ]
-    headers = ["key", "dataset", "size", "made", "by", "files"]
+    headers = ["key", "dataset", "size", "made", "last used", "by", "files"]
     click.echo(table(lines, headers))
     total = sum(r["bytes"] or 0 for r in rows)
     click.echo(f"{len(rows)} entries, {_mb(total)} in {home}")
 
 
+older_than_option = option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="DAYS",
+    help="Entries not used for more than DAYS days (fractions allowed: 0.5 is 12 hours).",
+)
+
+
 @data_group.command("rm")
 @click.argument("keys", nargs=-1)
 @option("--all", "remove_all", is_flag=True, help="Remove every entry (and unfinished builds).")
+@older_than_option
 @cache_dir_option
-def rm_command(keys: tuple[str, ...], remove_all: bool, cache_dir: str | None) -> None:
-    """Remove prepared entries by KEY (as `zoo data ls` shows them), or --all."""
+def rm_command(
+    keys: tuple[str, ...], remove_all: bool, older_than: float | None, cache_dir: str | None
+) -> None:
+    """Remove prepared entries by KEY (as `zoo data ls` shows them), --older-than DAYS, or
+    --all. An entry that a running process uses is kept, and named in an error."""
+    from zoo.training import cacheprune
+
     home = _home(cache_dir)
-    if not keys and not remove_all:
-        raise UsageError("zoo data rm: name a KEY (see `zoo data ls`) or give --all")
-    if keys and remove_all:
-        raise UsageError("zoo data rm: give KEYs or --all, not both")
-    known = {e["key"] for e in _entries(home)}
+    chosen = sum([bool(keys), remove_all, older_than is not None])
+    if chosen != 1:
+        what = "KEYs (see `zoo data ls`), --older-than DAYS or --all"
+        raise UsageError(f"zoo data rm: give {what}" + (", only one of them" if chosen else ""))
+    found = _entries(home)
+    known = {e["key"] for e in found}
     for key in keys:
         if key not in known or "/" in key or key.startswith("."):
             raise UsageError(f"zoo data rm: no prepared entry {key!r} in {home}; see `zoo data ls`")
-    targets = sorted(known) if remove_all else list(keys)
-    for key in targets:
-        shutil.rmtree(home / key, ignore_errors=True)
-        (home / f".{key}.lock").unlink(missing_ok=True)
+    if older_than is not None:
+        cutoff = time.time() - older_than * cacheprune.DAY
+        targets = sorted(e["key"] for e in found if cacheprune.last_used(e) < cutoff)
+    else:
+        targets = sorted(known) if remove_all else list(keys)
+    kept = [key for key in targets if not cacheprune.remove(home, key)]
     if remove_all and home.is_dir():
         for extra in home.iterdir():
-            if extra.name.startswith("."):
+            if extra.name.startswith(".") and extra.name[1:].removesuffix(".use") not in kept:
                 _remove(extra)
-    click.echo(f"removed {len(targets)} entr{'y' if len(targets) == 1 else 'ies'} from {home}")
+    removed = len(targets) - len(kept)
+    click.echo(f"removed {removed} entr{'y' if removed == 1 else 'ies'} from {home}")
+    if kept:
+        raise ZooError(
+            f"zoo data rm: kept {', '.join(kept)}: in use by a running process (zoo run, a "
+            "sweep trial); remove it when that has finished"
+        )
+
+
+@data_group.command("prune")
+@option(
+    "--max-size",
+    metavar="SIZE",
+    help="Remove least recently used entries until the cache holds at most SIZE (500M, 20G, "
+    "1.5T; default: $ZOO_CACHE_MAX).",
+)
+@older_than_option
+@option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@cache_dir_option
+@json_option
+def prune_command(
+    max_size: str | None,
+    older_than: float | None,
+    dry_run: bool,
+    cache_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Evict prepared entries, least recently used first, never one in use (docs/data.md,
+    "Eviction")."""
+    from zoo.training import cacheprune
+
+    if max_size is None and older_than is None:
+        max_size = os.environ.get(cacheprune.ENV_MAX, "").strip() or None
+        if max_size is None:
+            raise UsageError(
+                f"zoo data prune: give --max-size SIZE or --older-than DAYS (or set "
+                f"{cacheprune.ENV_MAX})"
+            )
+    limit = None if max_size is None else cacheprune.parse_size(max_size, "--max-size")
+    days = None if older_than is None else older_than * cacheprune.DAY
+    home = _home(cache_dir)
+    pruned = cacheprune.prune(home, max_bytes=limit, older_than=days, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({"cache": os.fspath(home), "dry_run": dry_run, **pruned.as_dict()}))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for entry in pruned.removed:
+        click.echo(f"{verb} {entry['key']} ({_mb(entry.get('bytes') or 0)})")
+    for entry in pruned.in_use:
+        click.echo(f"kept {entry['key']}: in use by a running process")
+    count = len(pruned.removed)
+    click.echo(
+        f"{verb} {count} entr{'y' if count == 1 else 'ies'} ({_mb(pruned.freed)}); "
+        f"{_mb(pruned.remaining)} left in {home}"
+    )
 
 
 def _remove(path: Path) -> None:

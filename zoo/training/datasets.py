@@ -17,7 +17,7 @@ from zoo.core.settings import PATH_OPTIONS
 from zoo.toolkit import remote
 from zoo.toolkit.data import Data
 from zoo.toolkit.textfile import file_errors
-from zoo.training import datacache
+from zoo.training import cacheprune, datacache
 
 
 def load_data(
@@ -56,9 +56,13 @@ def prepare(
     if not facts["files"]:
         return _read(registry, name, data_config, None), None, False
     folder = datacache.home_from_env() if home is None else home
-    data, built = datacache.prepared(
-        folder, key, facts, lambda: _read(registry, name, data_config, None), report
-    )
+    with cacheprune.using(folder, key) as use:  # used now, and never evicted while mapped
+        data, built = datacache.prepared(
+            folder, key, facts, lambda: _read(registry, name, data_config, None), report
+        )
+        use.keep_while(data)
+    if built:
+        cacheprune.auto_prune(folder)  # ZOO_CACHE_MAX: the cache grew
     return data, (key if (folder / key).is_dir() else None), built
 
 
