@@ -19,7 +19,8 @@ Parts (`--parts rss speed ewt sweep`, default all):
          in memory, on the smallest size; the trainer's own wall time (`training.seconds`).
 - ewt:   `zoo run lstm-tagger --dataset conllu --data EWT` from the command to its first
          optimizer step (a driver process records the first `Tensor.backward` and exits):
-         without the cache, cold and warm; then the trained weights of `--steps 30
+         without the cache, cold and warm, beside the floor (a fresh interpreter importing
+         torch, and torch with the torch._dynamo that every torch.optim optimizer imports); then the trained weights of `--steps 30
          --threads 1` cached against `--no-cache`, compared bit for bit; and the peak RSS
          of `--steps 5 --threads 1` (evaluation included) warm against `--no-cache`.
 - sweep: the CPU-seconds one trial spends loading EWT without the cache against mapping it
@@ -174,17 +175,31 @@ def first_step(command: list[str], env: dict[str, str]) -> float:
     return round(json.loads(lines[-1])["first_step"], 2)
 
 
+def imported(modules: str) -> float:
+    """Seconds from starting a fresh interpreter to having imported `modules`, measured as
+    `first_step` measures a command."""
+    code = f"import os, time, json, {modules}; "
+    code += 'print(json.dumps({"first_step": time.time() - float(os.environ["BENCH_T0"])}))'
+    env = {**os.environ, "BENCH_T0": repr(time.time())}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return round(json.loads(p.stdout.splitlines()[-1])["first_step"], 2)
+
+
 def ewt_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, Any]:
     tagger = ["run", "lstm-tagger", "--dataset", "conllu", "--data", str(args.ewt), "-q"]
     tagger += ["--no-log", "--out", str(work / "t.safetensors")]
     env = {"ZOO_CACHE_DIR": str(cache)}
     shutil.rmtree(cache, ignore_errors=True)
     rows: dict[str, list[float]] = {"no_cache": [], "cold": [], "warm": []}
+    rows.update({"import_torch": [], "import_torch_dynamo": []})
     for _ in range(args.repeats):
         rows["no_cache"].append(first_step([*tagger, "--no-cache"], env))
         shutil.rmtree(cache, ignore_errors=True)
         rows["cold"].append(first_step(tagger, env))
         rows["warm"].append(first_step(tagger, env))
+        # the floor: the interpreter and torch, and the torch._dynamo that torch.optim imports
+        rows["import_torch"].append(imported("torch"))
+        rows["import_torch_dynamo"].append(imported("torch, torch._dynamo"))
     result: dict[str, Any] = {k: statistics.median(v) for k, v in rows.items()}
     result["speedup_warm"] = round(result["no_cache"] / result["warm"], 1)
     result["runs"] = rows
