@@ -20,7 +20,9 @@ cuts any file it is given by the same settings (`--set split=0,0,1` scores a fil
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,7 +167,7 @@ def load_csv(config: Any, state: dict[str, Any] | None) -> Data:
         f"(train/valid/test) of {length} rows in, {horizon} out, stride {p.stride}; "
         + (f"z-scores from the first {ends[0]} rows" if training else "the model's z-scores")
     )
-    return Data(
+    return SeriesData(
         state=state,
         splits=splits,
         collate=Collate(series, length, horizon, len(targets)),
@@ -212,13 +214,99 @@ def saved_layout(
     return list(state["targets"]), list(state["columns"]), date, length, horizon
 
 
+class SeriesData(Data):
+    """The `Data` of a series, whose examples are window start rows: a file of years of
+    minute rows has millions of windows, so the seeded order of an epoch is one int32
+    permutation (4 bytes a window, `Data.order`'s very permutation: the same batches) and its
+    batches are views made when asked for, not a list of arrays made up front."""
+
+    def order(
+        self,
+        split: str,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Sequence[np.ndarray]:
+        n = self.size(split)
+        if not shuffle or n == 0:
+            return Batches(None, n, batch_size)
+        dtype = torch.int32 if n < 2**31 else torch.int64
+        return Batches(torch.randperm(n, generator=generator, dtype=dtype).numpy(), n, batch_size)
+
+
+class Batches(Sequence[np.ndarray]):
+    """Batches of positions `batch_size` at a time: slices of `order`, or of 0..n-1."""
+
+    def __init__(self, order: np.ndarray | None, n: int, batch_size: int):
+        self.order, self.n, self.size = order, n, batch_size
+
+    def __len__(self) -> int:
+        return -(-self.n // self.size)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        start, stop = i * self.size, min(self.n, (i + 1) * self.size)
+        return np.arange(start, stop) if self.order is None else self.order[start:stop]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+
 class Collate:
-    """Cuts windows out of the z-scored series: x [B, L, inputs], y [B, H, targets]."""
+    """Cuts windows out of the z-scored series: x [B, L, inputs], y [B, H, targets].
+
+    A series mapped from a file (a streamed file's, or one the prepared-data cache maps) is
+    read a window at a time with `os.preadv` instead of through the map: random windows
+    touching a page each would bring in the pages around it too (the kernel's fault-around),
+    and a long series' map would fill the process's resident memory. The numbers are the
+    same."""
 
     def __init__(self, series: np.ndarray, length: int, horizon: int, targets: int):
         self.series, self.length, self.horizon = series, length, horizon
         self.targets = slice(0, targets)  # the targets are the first columns
+        self._fd: int | None = None
 
-    def __call__(self, starts: list[int]) -> dict[str, torch.Tensor]:
-        x, y = cut_windows(self.series, starts, self.length, self.horizon, targets=self.targets)
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fd": None}
+
+    def __call__(self, starts: Sequence[int]) -> dict[str, torch.Tensor]:
+        fd = self._file()
+        if fd is None:
+            x, y = cut_windows(self.series, starts, self.length, self.horizon, targets=self.targets)
+        else:
+            rows = self._read(fd, starts)
+            x = np.ascontiguousarray(rows[:, : self.length])
+            y = np.ascontiguousarray(rows[:, self.length :, self.targets])
         return {"x": torch.from_numpy(x), "y": torch.from_numpy(y)}
+
+    def _file(self) -> int | None:
+        """A descriptor of the file the whole series is mapped from; None for an array in
+        memory (or a view of part of a map)."""
+        if self._fd is None:
+            name = getattr(self.series, "filename", None)
+            if not isinstance(self.series, np.memmap) or not name or self.series.ndim != 2:
+                return None
+            if os.path.getsize(name) != self.series.offset + self.series.nbytes:
+                return None
+            self._fd = os.open(name, os.O_RDONLY)
+            weakref.finalize(self, os.close, self._fd)
+        return self._fd
+
+    def _read(self, fd: int, starts: Sequence[int]) -> np.ndarray:
+        """Rows s .. s+length+horizon-1 of each start s: [windows, rows, columns]."""
+        span, columns = self.length + self.horizon, self.series.shape[1]
+        out = np.empty((len(starts), span, columns), dtype=self.series.dtype)
+        row = columns * out.itemsize
+        for i, start in enumerate(starts):
+            got = os.preadv(fd, [out[i]], self.series.offset + int(start) * row)
+            if got != out[i].nbytes:  # the file shrank under its map
+                raise DataError(
+                    "the series file is shorter than its map", path=self.series.filename
+                )
+        return out

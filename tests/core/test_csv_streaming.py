@@ -221,3 +221,36 @@ def renumbered(rows: list[str]) -> list[str]:
         f"{str(start + np.timedelta64(i, 'h')).replace('T', ' ')}:00,{row.split(',', 1)[1]}"
         for i, row in enumerate(rows)
     ]
+
+
+@pytest.mark.parametrize("n", [0, 1, 33, 1000])
+def test_the_series_order_is_the_order_of_data_in_4_bytes_a_window(n):
+    from zoo.toolkit.data import Data
+
+    splits = {"train": range(n)}
+    ours, plain = csv.SeriesData({}, splits, None), Data({}, splits, None)
+    for shuffle in (False, True):
+        g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+        a = ours.order("train", 8, shuffle=shuffle, generator=g1)
+        b = plain.order("train", 8, shuffle=shuffle, generator=g2)
+        assert len(a) == len(b) and [x.tolist() for x in a] == [x.tolist() for x in b]
+        assert torch.equal(g1.get_state(), g2.get_state())  # the next epoch's order too
+        if shuffle and n:
+            assert a[0].dtype == np.int32 and a[-1].tolist() == b[-1].tolist()
+
+
+def test_a_mapped_series_is_read_a_window_at_a_time(tmp_path):
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((500, 3)).astype(np.float32)
+    values.tofile(tmp_path / "s.f32")
+    mapped = np.memmap(tmp_path / "s.f32", dtype=np.float32, mode="r", shape=(500, 3))
+    starts = [0, 479, 7, 7, 250]
+    cuts = [csv.Collate(series, 12, 8, 2) for series in (values, mapped, mapped[1:])]
+    assert [c._file() is not None for c in cuts] == [False, True, False]  # a view: the map
+    want = cuts[0](starts)
+    for c in cuts[1:]:
+        got = c(starts)
+        assert got["x"].shape == (5, 12, 3) and got["y"].shape == (5, 8, 2)
+        assert all(got[k].is_contiguous() for k in got)
+    got = cuts[1](starts)
+    assert all(torch.equal(got[k], want[k]) for k in ("x", "y"))
