@@ -6,6 +6,9 @@ The toy tagger without auxiliary heads is covered in test_resume.py."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from tests.conftest import SHARED_DATA, InterruptAt
+from tests.conftest import SHARED_DATA, InterruptAt, run_zoo
 from zoo.core.errors import ModelFileError
 from zoo.training.checkpoint import default_path
 from zoo.training.trainer import TrainingInterrupted, by_name, by_position
@@ -110,3 +113,31 @@ def test_optimizer_state_by_name_survives_another_parameter_order():
         assert torch.equal(opt_b.state[params_b[name]]["exp_avg"], opt_a.state[p]["exp_avg"])
     with pytest.raises(ModelFileError, match="names 'y.weight', which the network does not have"):
         by_position(by_name(opt_a.state_dict(), names_a), ["z.weight", *names_b[1:]])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="torchrun workers: Linux")
+def test_a_char_lm_on_two_processes_resumes_with_each_ones_carried_state(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT * 4, encoding="utf-8")  # 8 rows of 8 characters: 36 windows an epoch
+    args = ["run", "elman-rnn", "--dataset", "text", "--data", text, "--epochs", "6"]
+    args += ["--batch-size", "8", "--set", "bptt=8", "--set", "hidden_size=16"]
+    args += ["--nproc-per-node", "2"]
+    whole = tmp_path / "whole.safetensors"
+    r = run_zoo(*args, "--out", whole, "-q", cwd=tmp_path)
+    assert r.code == 0, r.stderr
+    out = tmp_path / "cut.safetensors"
+    zoo_exe = Path(sys.executable).parent / "zoo"
+    command = [str(zoo_exe), *map(str, args), "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # training is under way: stop it early in epoch 3
+        if line.startswith("epoch 2/"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, rest
+    saved = load_file(default_path(out))
+    assert {"carry/0/h", "carry/1/h"} <= saved.keys()  # each process's own streams' state
+    r = run_zoo("run", "--resume", default_path(out), "--nproc-per-node", "2", "-q", cwd=tmp_path)
+    assert r.code == 0, r.stderr
+    assert_identical(load_file(whole), load_file(out))
