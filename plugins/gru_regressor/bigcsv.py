@@ -51,7 +51,7 @@ from zoo.toolkit.textfile import TextChunks
 STREAM_ABOVE = int(os.environ.get("ZOO_CSV_STREAM_ABOVE", 64 << 20))
 CHUNK = 1 << 20  # bytes of text decoded at a time
 ROWS = 8192  # rows parsed at a time
-VALUES = 1 << 20  # numbers read back at a time
+VALUES = 1 << 16  # numbers read back at a time (Python floats for the sums: 2 MiB)
 
 # (targets, input columns, date column or None, input_length, horizon): what the header decides
 Layout = tuple[list[str], list[str], str | None, int, int]
