@@ -8,13 +8,15 @@ nodes (`8.1`) are skipped, as the published UPOS scores skip them.
 The reader is strict where a silent guess would train on garbage: a wrong column count, a
 malformed ID, words out of order, an empty FORM or tag stop it with a `DataError` naming the
 file and line (`zoo.textfile` reads the file, and names bytes that are not UTF-8). It is a
-single pass over the lines (EWT train, 204,577 words, loads in about a second).
+single pass over the lines (EWT train, 204,577 words, loads in about a second); `sentences`
+gives them one at a time, for a treebank read line by line (`zoo.toolkit.textfile.Lines`).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from zoo.core.errors import DataError
@@ -56,19 +58,32 @@ def parse(
 ) -> list[Sentence]:
     """The sentences of CoNLL-U `text` (read from `path`, named in errors); `other_columns`
     (names from COLUMNS) are kept as they are written, `_` included, in `Sentence.other`."""
+    lines = ((i, raw.removesuffix("\r")) for i, raw in enumerate(text.split("\n"), 1))
+    found = sentences(lines, path, column, require_tags=require_tags, other_columns=other_columns)
+    return list(found)
+
+
+def sentences(
+    lines: Iterable[tuple[int, str]],
+    path: str,
+    column: str = "upos",
+    *,
+    require_tags: bool = True,
+    other_columns: tuple[str, ...] = (),
+) -> Iterator[Sentence]:
+    """The sentences of numbered lines (from 1, '\\r' removed), one at a time: `parse` of a
+    file too large to hold (zoo.toolkit.textfile.Lines)."""
     index = TAG_COLUMNS[column]
     others = [(name, COLUMNS.index(name)) for name in other_columns]
-    sentences: list[Sentence] = []
 
     def new() -> Sentence:
         return Sentence([], [], [], {name: [] for name in other_columns})
 
     current = new()
-    for i, raw in enumerate(text.split("\n")):  # on '\n' only, as TextFile.lines
-        line = raw.removesuffix("\r")
+    for lineno, line in lines:
         if not line.strip():
             if current.words:
-                sentences.append(current)
+                yield current
                 current = new()
             continue
         if line.startswith("#"):
@@ -79,22 +94,21 @@ def parse(
                 f"expected 10 tab-separated columns (ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL "
                 f"DEPS MISC), got {len(cols)}",
                 path=path,
-                line=i + 1,
+                line=lineno,
             )
         if _WORD_ID.fullmatch(cols[0]):
             form, tag = _word(
-                cols, len(current.words) + 1, index, column, require_tags, path, i + 1
+                cols, len(current.words) + 1, index, column, require_tags, path, lineno
             )
             current.words.append(form)
             current.tags.append(tag)
-            current.lines.append(i)
+            current.lines.append(lineno - 1)
             for name, col in others:
                 current.other[name].append(cols[col])
         else:
-            _check_other_id(cols[0], len(current.words) + 1, path, i + 1)
+            _check_other_id(cols[0], len(current.words) + 1, path, lineno)
     if current.words:
-        sentences.append(current)
-    return sentences
+        yield current
 
 
 def _word(

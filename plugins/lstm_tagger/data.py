@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo.core.errors import DataError, SettingError, UsageError
 from zoo.toolkit.data import Data, pad
+from zoo.toolkit.records import Records, Taken, is_large, spill
 from zoo.toolkit.splits import SPLITS, split
-from zoo.toolkit.textfile import TextFile, embedded, read_text
+from zoo.toolkit.textfile import Lines, TextFile, embedded, read_text
 from zoo.toolkit.vocab import Vocab
 
 from . import conllu
@@ -90,25 +92,34 @@ def clip_form(form: str) -> str:
 
 
 def make_state(
-    train: list[Sentence], lowercase: bool, known_tags: Sequence[str] = ()
+    train: Iterable[Sentence], lowercase: bool, known_tags: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Vocabularies from the training sentences; `known_tags` (a closed tag set such as UPOS's
-    seventeen) are added after the training tags, so a tag that training lacks is still one
-    the model can be scored on."""
-    tags = Vocab.build([s[1] for s in train], specials=()).to_list()
+    """Vocabularies from the training sentences, counted in one pass (a streamed treebank is
+    read once); `known_tags` (a closed tag set such as UPOS's seventeen) are added after the
+    training tags, so a tag that training lacks is still one the model can be scored on."""
+    words: Counter[str] = Counter()
+    tags: Counter[str] = Counter()
+    chars: Counter[str] = Counter()
+    aux: dict[str, Counter[str]] | None = None
+    for sentence in train:
+        words.update(normalise(w, lowercase) for w in sentence[0])
+        tags.update(sentence[1])
+        for w in sentence[0]:
+            chars.update(clip_form(w))
+        if aux is None:  # the first sentence says which auxiliary columns there are
+            aux = {name: Counter() for name in aux_values(sentence)}
+        for name, values in aux_values(sentence).items():
+            aux[name].update(values)
+    tag_list = Vocab.from_counts(tags, specials=()).to_list()
     state = {
-        "words": Vocab.build([[normalise(w, lowercase) for w in s[0]] for s in train]).to_list(),
-        "tags": tags + [t for t in known_tags if t not in tags],
-        "chars": Vocab.build(
-            (clip_form(w) for s in train for w in s[0]), specials=CHAR_SPECIALS
-        ).to_list(),
+        "words": Vocab.from_counts(words).to_list(),
+        "tags": tag_list + [t for t in known_tags if t not in tag_list],
+        "chars": Vocab.from_counts(chars, specials=CHAR_SPECIALS).to_list(),
         "lowercase": lowercase,
     }
-    aux_columns = aux_values(train[0]) if train else {}
-    if aux_columns:
+    if aux:
         state["aux_tags"] = {
-            name: Vocab.build([aux_values(s)[name] for s in train], specials=()).to_list()
-            for name in aux_columns
+            name: Vocab.from_counts(c, specials=()).to_list() for name, c in aux.items()
         }
     return state
 
@@ -119,16 +130,31 @@ def aux_values(sentence: Sentence) -> dict[str, list[str]]:
 
 
 def encode(
-    sentences: list[Sentence], state: dict[str, Any], source: str = "", *, training: bool = True
+    sentences: Sequence[Sentence],
+    state: dict[str, Any],
+    source: str = "",
+    *,
+    training: bool = True,
 ) -> list[Example]:
     """Ids of words and tags (and, for training data, word counts). A gold tag the model does
     not know is an error in training data and, in evaluation data, `UNSEEN_TAG`: a word the
     model cannot get right."""
+    return list(encoded(sentences, state, source, training=training))
+
+
+def encoded(
+    sentences: Sequence[Sentence],
+    state: dict[str, Any],
+    source: str = "",
+    *,
+    training: bool = True,
+) -> Iterator[Example]:
+    """`encode`, one example at a time (two passes over `sentences` in training: the counts,
+    then the ids), for a split written to disk as it is encoded."""
     words, tags = Vocab(state["words"]), Vocab(state["tags"], unk=None)
     lowercase = state["lowercase"]
     counts = Counter(normalise(w, lowercase) for s in sentences for w in s[0]) if training else None
     aux = aux_encoder(state, training=training)
-    out: list[Example] = []
     for sentence in sentences:
         ws, ts = sentence[0], sentence[1]
         try:
@@ -143,8 +169,7 @@ def encode(
                 ) from None
         normal = [normalise(w, lowercase) for w in ws]
         seen = [counts[w] for w in normal] if counts is not None else None
-        out.append((words.encode(normal), tuple(ws), tag_ids, seen, aux(sentence)))
-    return out
+        yield (words.encode(normal), tuple(ws), tag_ids, seen, aux(sentence))
 
 
 def match_key(column: str) -> Callable[[str], str]:
@@ -372,15 +397,42 @@ def head_offset(head: str, position: int) -> str:
     return f"{offset:+d}"
 
 
-def read_conllu(file: TextFile, config: Any) -> list[Sentence]:
-    other = tuple(c for c in config.aux_columns.split(",") if c and c != config.column)
-    sentences = conllu.read(file, config.column, limit=config.limit, other_columns=other)
-    if "head" in other:
-        for s in sentences:
+def _other_columns(config: Any) -> tuple[str, ...]:
+    return tuple(c for c in config.aux_columns.split(",") if c and c != config.column)
+
+
+def _as_examples(
+    sentences: Iterable[conllu.Sentence], other: tuple[str, ...]
+) -> Iterator[Sentence]:
+    for s in sentences:
+        if "head" in other:
             s.other["head"] = [head_offset(h, i + 1) for i, h in enumerate(s.other["head"])]
-    if other:
-        return [(s.words, s.tags, s.other) for s in sentences]  # type: ignore[misc]
-    return [(s.words, s.tags) for s in sentences]  # type: ignore[misc]  # tags required
+        yield (s.words, s.tags, s.other) if other else (s.words, s.tags)  # type: ignore[misc]
+
+
+def read_conllu(file: TextFile, config: Any) -> list[Sentence]:
+    other = _other_columns(config)
+    sentences = conllu.read(file, config.column, limit=config.limit, other_columns=other)
+    return list(_as_examples(sentences, other))
+
+
+def stream_conllu(path: str, config: Any) -> tuple[Records, str]:
+    """(the sentences, the file's fingerprint) of a treebank larger than memory, read line by
+    line and written to temporary records (zoo.toolkit.records) as they are parsed: the
+    sentences of `read_conllu`, the same errors (the first a whole read would give, naming
+    the file and line), memory for one sentence. `limit` keeps the first sentences, after the
+    whole file is checked, as `read_conllu` does."""
+    other, lines = _other_columns(config), Lines(path)
+    found = conllu.sentences(lines, path, config.column, other_columns=other)
+    kept = (s for k, s in enumerate(found) if not config.limit or k < config.limit)
+    try:
+        sentences = spill(_as_examples(kept, other))
+    except DataError as e:
+        lines.fail(e)
+    if not len(sentences):
+        raise DataError("no sentences: expected CoNLL-U word lines (ID FORM ... MISC)", path=path)
+    assert lines.fingerprint is not None  # a whole pass was made
+    return sentences, lines.fingerprint
 
 
 def load_conllu(config: Any, state: dict[str, Any] | None) -> Data:
@@ -395,8 +447,13 @@ def load_conllu(config: Any, state: dict[str, Any] | None) -> Data:
     train_path, config = conllu_files(config)
     read_from: dict[int, str] = {}  # id of a split read from a --dev/--test file -> the file
 
-    def read_file(path: str) -> list[Sentence]:
-        sentences = read_conllu(read_text(path), config)
+    streamed = state is None and is_large(train_path)
+
+    def read_file(path: str) -> Sequence[Sentence]:
+        if streamed and is_large(path):
+            sentences: Sequence[Sentence] = stream_conllu(path, config)[0]
+        else:
+            sentences = read_conllu(read_text(path), config)
         read_from[id(sentences)] = path
         return sentences
 
@@ -409,29 +466,44 @@ def load_conllu(config: Any, state: dict[str, Any] | None) -> Data:
         for name, path in (("valid", config.dev_path), ("test", config.test_path)):
             parts[name] = read_file(path) if path else []
         return conllu_data(config, state, parts, read_from, "", fresh=False)
-    file = read_text(train_path)
-    examples = read_conllu(file, config)
+    if streamed:
+        examples, stamp = stream_conllu(str(train_path), config)
+    else:
+        file = read_text(train_path)
+        examples, stamp = read_conllu(file, config), file.fingerprint
     # A treebank folder's dev and test files are its held-out splits whichever treebank the
     # model was trained on: it is evaluated as the training folder would be.
     own = state.get("fingerprint") if state is not None and Path(config.path).is_dir() else None
-    parts = split(
-        examples, config, state=state, fingerprint=own or file.fingerprint, read=read_file
-    )
+    parts = split(examples, config, state=state, fingerprint=own or stamp, read=read_file)
     parts = in_file_order(parts, examples)
     fresh = state is None
     if state is None:
         upos = UPOS if config.column == "upos" else ()
-        state = make_state(list(parts["train"]), config.lowercase, upos)
-        state.update(column=config.column, fingerprint=file.fingerprint)
-    return conllu_data(config, state, parts, read_from, str(train_path), fresh=fresh)
+        state = make_state(parts["train"], config.lowercase, upos)
+        state.update(column=config.column, fingerprint=stamp)
+    collect = streamed_split if streamed else list
+    return conllu_data(config, state, parts, read_from, str(train_path), fresh, collect)
+
+
+def streamed_split(examples: Iterable[Example]) -> Sequence[Example]:
+    """A split of a streamed treebank: written to disk as encoded, its lengths beside it."""
+    return spill(examples, example_length)
 
 
 def in_file_order(
-    parts: dict[str, Sequence[Sentence]], examples: list[Sentence]
+    parts: dict[str, Sequence[Sentence]], examples: Sequence[Sentence]
 ) -> dict[str, Sequence[Sentence]]:
     """The splits cut from the training file, each in the file's order: the vocabularies'
     ties and the batches (hence the weights) are those of a treebank read in order, as they
-    were before held-out fractions; the splits read from files are left as they are."""
+    were before held-out fractions; the splits read from files are left as they are. Views
+    of a streamed treebank (zoo.toolkit.records.Taken) are put in order by position."""
+    if not isinstance(examples, list):
+        return {
+            name: Taken(examples, np.sort(part.positions))
+            if isinstance(part, Taken) and part.base is examples
+            else part
+            for name, part in parts.items()
+        }
     position = {id(s): i for i, s in enumerate(examples)}
 
     def cut(part: Sequence[Sentence]) -> bool:
@@ -449,16 +521,18 @@ def conllu_data(
     parts: dict[str, Sequence[Sentence]],
     read_from: dict[int, str],
     train_path: str,
-    *,
     fresh: bool,
+    collect: Callable[[Iterable[Example]], Sequence[Example]] = list,
 ) -> Data:
-    """The treebank's Data: the splits encoded (counts for a fresh training split only), and
-    which file each came from in the summary and `info`."""
+    """The treebank's Data: the splits encoded (counts for a fresh training split only) and
+    gathered by `collect` (a list, or records on disk for a streamed treebank), and which
+    file each came from in the summary and `info`."""
     splits, files, sizes = {}, {}, []
     for name in SPLITS:
         sentences = parts.get(name, [])
         source = read_from.get(id(sentences), train_path)
-        splits[name] = encode(list(sentences), state, source, training=fresh and name == "train")
+        training = fresh and name == "train"
+        splits[name] = collect(encoded(sentences, state, source, training=training))
         if sentences:
             files[name] = source
             words = sum(len(s[0]) for s in sentences)
