@@ -7,7 +7,10 @@ Three datasets share this module:
   export: `Go.<TAB>Ve.<TAB>CC-BY 2.0 (France) Attribution: ...`).
 
 Files are read by `zoo.textfile` (a bad byte or a NUL names its line and column), tokenised
-by `zoo.vocab.Tokenizer` and split by `zoo.splits.split`. The saved state is
+by `zoo.vocab.Tokenizer` and split by `zoo.splits.split`. A training file larger than
+`zoo.toolkit.records.stream_above()` (64 MiB; `ZOO_STREAM_ABOVE`) is read line by line and its
+pairs, splits and encoded examples written to records on disk, not lists: the same results
+in bounded memory (docs/data.md). The saved state is
 {"source": [...], "target": [...], "tokens": "char"|"word", "max_target_length": int,
 "fingerprint": str} plus, where they apply, "lowercase", "punctuation" (split punctuation off
 words) and "bleu" (score outputs with corpus BLEU). Targets are framed as <s> y_1 .. y_n </s>.
@@ -15,16 +18,19 @@ words) and "bleu" (score outputs with corpus BLEU). Targets are framed as <s> y_
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from zoo.core.errors import DataError
 from zoo.toolkit.data import SPLITS, Data, lengths, pad
+from zoo.toolkit.records import Records, is_large, spill
 from zoo.toolkit.splits import split
-from zoo.toolkit.textfile import TextFile, embedded, read_text
+from zoo.toolkit.textfile import Lines, TextFile, embedded, read_text
 from zoo.toolkit.vocab import Tokenizer, Vocab
 
 Rows = list[tuple[int, str, str]]  # (line, source text, target text)
@@ -35,55 +41,111 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = range(4)
 
 
 # --------------------------------------------------------------------------------- parsing
+def scan_row(line: str) -> tuple[str, str] | None:
+    """(command, actions) of an `IN: <command> OUT: <actions>` line, None for a blank one; a
+    ValueError says what is wrong."""
+    if not line.strip():
+        return None
+    head, sep, actions = line.strip().partition(" OUT:")
+    if not head.startswith("IN:") or not sep:
+        raise ValueError("expected 'IN: <command> OUT: <actions>'")
+    command, actions = head[3:].strip(), actions.strip()
+    if not command.split() or not actions.split():
+        raise ValueError("empty command or action sequence")
+    return command, actions
+
+
+def tsv_row(line: str) -> tuple[str, str] | None:
+    """(source, target) of a `source<TAB>target[<TAB>ignored...]` line, None for a blank one."""
+    if not line.strip():
+        return None
+    parts = line.split("\t")
+    if len(parts) < 2 or not parts[0].split() or not parts[1].split():
+        raise ValueError("expected 'source<TAB>target'")
+    return parts[0].strip(), parts[1].strip()
+
+
+Row = Callable[[str], "tuple[str, str] | None"]
+
+
+def rows(lines: Iterable[tuple[int, str]], row: Row, path: str) -> Iterator[tuple[int, str, str]]:
+    """(line, source, target) of numbered lines; a bad line is a DataError naming it."""
+    for lineno, line in lines:
+        try:
+            found = row(line)
+        except ValueError as e:
+            raise DataError(str(e), path=path, line=lineno) from None
+        if found is not None:
+            yield lineno, *found
+
+
 def parse_scan(file: TextFile) -> Rows:
     """(line, command, actions) of each `IN: <command> OUT: <actions>` line; blank lines skipped."""
-    out = []
-    for lineno, line in file.numbered():
-        if not line.strip():
-            continue
-        head, sep, actions = line.strip().partition(" OUT:")
-        if not head.startswith("IN:") or not sep:
-            raise file.error("expected 'IN: <command> OUT: <actions>'", lineno)
-        command, actions = head[3:].strip(), actions.strip()
-        if not command.split() or not actions.split():
-            raise file.error("empty command or action sequence", lineno)
-        out.append((lineno, command, actions))
-    return out
+    return list(rows(file.numbered(), scan_row, file.path))
 
 
 def parse_tsv(file: TextFile) -> Rows:
     """(line, source, target) of each `source<TAB>target[<TAB>ignored...]` line."""
-    out = []
-    for lineno, line in file.numbered():
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) < 2 or not parts[0].split() or not parts[1].split():
-            raise file.error("expected 'source<TAB>target'", lineno)
-        out.append((lineno, parts[0].strip(), parts[1].strip()))
-    return out
+    return list(rows(file.numbered(), tsv_row, file.path))
+
+
+ROW_OF = {parse_scan: scan_row, parse_tsv: tsv_row}  # how a streamed file is parsed
 
 
 def read_pairs(
     file: TextFile, parse: Callable[[TextFile], Rows], tokenizer: Tokenizer, what: str
 ) -> list[Pair]:
     """The file's pairs, tokenised; the reference text is lower-cased with the tokens."""
-    rows = parse(file)
-    if not rows:
+    found = parse(file)
+    if not found:
         raise file.error(f"no {what} found (empty file?)")
-    pairs = []
-    for lineno, source, target in rows:
-        source_tokens, target_tokens = tokenizer(source), tokenizer(target)
-        if not source_tokens or not target_tokens:
-            raise file.error("a side has no tokens after tokenising", lineno)
-        reference = target.lower() if tokenizer.lowercase else target
-        pairs.append((source_tokens, target_tokens, reference))
-    return pairs
+    return [tokenised(r, tokenizer, file.path) for r in found]
+
+
+def tokenised(found: tuple[int, str, str], tokenizer: Tokenizer, path: str) -> Pair:
+    lineno, source, target = found
+    source_tokens, target_tokens = tokenizer(source), tokenizer(target)
+    if not source_tokens or not target_tokens:
+        raise DataError("a side has no tokens after tokenising", path=path, line=lineno)
+    reference = target.lower() if tokenizer.lowercase else target
+    return source_tokens, target_tokens, reference
+
+
+def stream_pairs(
+    path: str, parse: Callable[[TextFile], Rows], tokenizer: Tokenizer, what: str
+) -> tuple[Records, str]:
+    """(the pairs, the file's fingerprint) of a file larger than memory, read line by line
+    and written to temporary records (zoo.toolkit.records) as they are tokenised: the pairs
+    of `read_pairs` and its errors, in its order (a bad byte anywhere, then a malformed line,
+    then a side without tokens), in bounded memory."""
+    lines, late = Lines(path), []
+
+    def pairs() -> Iterator[Pair]:
+        found = rows(lines, ROW_OF[parse], path)
+        for row in found:
+            try:
+                yield tokenised(row, tokenizer, path)
+            except DataError as e:  # read_pairs parses every line before it tokenises
+                late.append(e)
+                break
+        for _ in found:  # after a tokenising error: a malformed line later comes first
+            pass
+
+    try:
+        records = spill(pairs())
+    except DataError as e:
+        lines.fail(e)
+    if late:
+        raise late[0]
+    if not len(records):
+        raise DataError(f"no {what} found (empty file?)", path=path)
+    assert lines.fingerprint is not None  # a whole pass was made
+    return records, lines.fingerprint
 
 
 # ---------------------------------------------------------------------------- vocabularies
 def make_state(
-    train: list[Pair],
+    train: Iterable[Pair],
     tokens: str,
     *,
     vocab_size: int = 0,
@@ -91,33 +153,45 @@ def make_state(
     shared_vocab: bool = False,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Vocabularies from the training pairs only; `extra` keys (tokeniser flags) are kept."""
+    """Vocabularies from the training pairs only, counted in one pass (a streamed file's pairs
+    are read once); `extra` keys (tokeniser flags) are kept."""
     limits = {"min_count": min_count, "max_size": vocab_size or None}
-    sources, targets = [s for s, _, _ in train], [t for _, t, _ in train]
-    if shared_vocab:
-        source = target = Vocab.build(sources + targets, specials=SPECIALS, **limits).to_list()
+    sources: Counter[str] = Counter()
+    targets: Counter[str] = Counter()
+    longest = 0
+    for s, t, _ in train:
+        sources.update(s)
+        targets.update(t)
+        longest = max(longest, len(t))
+    if shared_vocab:  # counted as the sources followed by the targets
+        both = Counter(sources)
+        both.update(targets)
+        source = target = Vocab.from_counts(both, specials=SPECIALS, **limits).to_list()
     else:
-        source = Vocab.build(sources, specials=SPECIALS, **limits).to_list()
-        target = Vocab.build(targets, specials=SPECIALS, **limits).to_list()
+        source = Vocab.from_counts(sources, specials=SPECIALS, **limits).to_list()
+        target = Vocab.from_counts(targets, specials=SPECIALS, **limits).to_list()
     return {
         "source": source,
         "target": target,
         "tokens": tokens,
-        "max_target_length": max(len(t) for t in targets),
+        "max_target_length": longest,
         **extra,
     }
 
 
-def encode(pairs: list[Pair], state: dict[str, Any]) -> list[Example]:
+def encode(pairs: Iterable[Pair], state: dict[str, Any]) -> list[Example]:
+    return list(encoded(pairs, state))
+
+
+def encoded(pairs: Iterable[Pair], state: dict[str, Any]) -> Iterator[Example]:
+    """`encode`, one example at a time (a split written to disk as it is encoded)."""
     src, tgt = Vocab(state["source"]), Vocab(state["target"])
-    return [
-        (
+    for s, t, text in pairs:
+        yield (
             np.array(src.encode(s), dtype=np.int64),
             np.array([BOS_ID, *tgt.encode(t), EOS_ID], dtype=np.int64),
             text,
         )
-        for s, t, text in pairs
-    ]
 
 
 def target_length(example: Example) -> int:
@@ -140,28 +214,37 @@ def collate(examples: list[Example]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ training pairs
-def _within_limits(pairs: list[Pair], config: Any) -> list[Pair]:
+Collect = Callable[[Iterable[Pair]], Sequence[Pair]]  # list, or `spill` for a streamed file
+
+
+def _within_limits(pairs: Sequence[Pair], config: Any, collect: Collect) -> Sequence[Pair]:
     """The training pairs within the configured maximum lengths (0: no limit)."""
     ms = getattr(config, "max_source_length", 0)
     mt = getattr(config, "max_target_length", 0)
-    return [p for p in pairs if (not ms or len(p[0]) <= ms) and (not mt or len(p[1]) <= mt)]
+    return collect(p for p in pairs if (not ms or len(p[0]) <= ms) and (not mt or len(p[1]) <= mt))
 
 
-def _concatenated(pairs: list[Pair], share: float, seed: int, mode: str) -> list[Pair]:
+def _concatenated(
+    pairs: Sequence[Pair], share: float, seed: int, mode: str, collect: Collect
+) -> Sequence[Pair]:
     """Extra training pairs, each two random training pairs joined source to source and target
     to target (Nguyen et al. 2021, "Data augmentation by concatenation"): outputs longer than
     any in the data, so the decoder learns that length alone is no reason to stop."""
     rng = random.Random(seed)
     glue = [" "] if mode == "char" else []
-    extra = []
-    for _ in range(round(share * len(pairs))):
-        i, j = rng.randrange(len(pairs)), rng.randrange(len(pairs))
-        (s1, t1, text1), (s2, t2, text2) = pairs[i], pairs[j]
-        extra.append(([*s1, *glue, *s2], [*t1, *glue, *t2], f"{text1} {text2}"))
-    return pairs + extra
+
+    def extra() -> Iterator[Pair]:
+        for _ in range(round(share * len(pairs))):
+            i, j = rng.randrange(len(pairs)), rng.randrange(len(pairs))
+            (s1, t1, text1), (s2, t2, text2) = pairs[i], pairs[j]
+            yield ([*s1, *glue, *s2], [*t1, *glue, *t2], f"{text1} {text2}")
+
+    return collect(itertools.chain(pairs, extra()))
 
 
-def hold_out_long_targets(parts: dict[str, Any], config: Any) -> dict[str, Any]:
+def hold_out_long_targets(
+    parts: dict[str, Any], config: Any, collect: Collect = list
+) -> dict[str, Any]:
     """`valid_min_target_length` L: training pairs with at least L target tokens join the
     validation split. A random validation split of SCAN's length split is scored near 100% by
     every model; this one asks for outputs longer than any trained on, as the test does, so
@@ -170,17 +253,19 @@ def hold_out_long_targets(parts: dict[str, Any], config: Any) -> dict[str, Any]:
     limit = getattr(config, "valid_min_target_length", 0)
     if not limit:
         return parts
-    train = list(parts["train"])
-    longer = [p for p in train if len(p[1]) >= limit]
-    kept = [p for p in train if len(p[1]) < limit]
-    return {**parts, "train": kept, "valid": [*parts["valid"], *longer]}
+    train = parts["train"]
+    longer = (p for p in train if len(p[1]) >= limit)
+    kept = collect(p for p in train if len(p[1]) < limit)
+    return {**parts, "train": kept, "valid": collect(itertools.chain(parts["valid"], longer))}
 
 
-def training_pairs(pairs: list[Pair], config: Any, where: str) -> list[Pair]:
+def training_pairs(
+    pairs: Sequence[Pair], config: Any, where: str, collect: Collect = list
+) -> Sequence[Pair]:
     """The training split as trained on: pairs beyond the maximum lengths dropped, joined
     pairs added (`concat_pairs`)."""
-    pairs = _within_limits(pairs, config)
-    if not pairs:
+    pairs = _within_limits(pairs, config, collect)
+    if not len(pairs):
         raise DataError(
             "no training pairs left after valid_fraction, test_fraction, "
             "valid_min_target_length and the maximum lengths",
@@ -188,7 +273,7 @@ def training_pairs(pairs: list[Pair], config: Any, where: str) -> list[Pair]:
         )
     if getattr(config, "concat_pairs", 0.0):
         mode = getattr(config, "tokens", "word")
-        pairs = _concatenated(pairs, config.concat_pairs, config.split_seed, mode)
+        pairs = _concatenated(pairs, config.concat_pairs, config.split_seed, mode, collect)
     return pairs
 
 
@@ -213,30 +298,40 @@ def load_pairs(
     """
     if config.path is None and builtin is None:
         raise DataError(f"dataset {name!r} reads a file: give --data PATH")
-    file = read_text(config.path) if config.path is not None else embedded(__package__, builtin)
     where = config.path or "built-in data"
     tokenizer = Tokenizer.from_state(
         state or {"tokens": getattr(config, "tokens", "word"), **flags}
     )
-    pairs = read_pairs(file, parse, tokenizer, what)
+    streamed = state is None and is_large(config.path) and parse in ROW_OF
 
-    def read(path: str) -> list[Pair]:
+    def read(path: str) -> Sequence[Pair]:
+        if streamed and is_large(path):
+            return stream_pairs(path, parse, tokenizer, what)[0]
         return read_pairs(read_text(path), parse, tokenizer, what)
 
-    parts = split(pairs, config, state=state, fingerprint=file.fingerprint, read=read)
+    if streamed:  # a file larger than memory: pairs on disk, read line by line
+        pairs, stamp = stream_pairs(config.path, parse, tokenizer, what)
+    else:
+        file = read_text(config.path) if config.path is not None else embedded(__package__, builtin)
+        pairs, stamp = read_pairs(file, parse, tokenizer, what), file.fingerprint
+    collect: Collect = spill if streamed else list
+    parts = split(pairs, config, state=state, fingerprint=stamp, read=read)
     if state is None:
-        parts = hold_out_long_targets(parts, config)
-        parts["train"] = training_pairs(list(parts["train"]), config, where)
+        parts = hold_out_long_targets(parts, config, collect)
+        parts["train"] = training_pairs(parts["train"], config, where, collect)
         state = make_state(
             parts["train"],
             getattr(config, "tokens", "word"),
             vocab_size=getattr(config, "vocab_size", 0),
             min_count=getattr(config, "min_count", 1),
             shared_vocab=getattr(config, "shared_vocab", False),
-            fingerprint=file.fingerprint,
+            fingerprint=stamp,
             **flags,
         )
-    splits = {s: encode(list(parts[s]), state) for s in SPLITS}
+    if streamed:  # each split written as encoded, its lengths beside it
+        splits = {s: spill(encoded(parts[s], state), target_length) for s in SPLITS}
+    else:
+        splits = {s: encode(parts[s], state) for s in SPLITS}
     sizes = "/".join(str(len(splits[s])) for s in SPLITS)
     return Data(
         state=state,
