@@ -3,9 +3,9 @@ and the EWT tagger's time to its first step with the prepared-data cache cold an
 
     python benchmarks/data_scale.py [--sizes 100M 1G 4G] [--work /tmp/zoo-data-scale]
                                     [--data ../shared/data] [--steps 300] [--parts all]
-                                    [--out results.json]
+                                    [--stream-sizes 100M 1G] [--out results.json]
 
-Parts (`--parts rss speed ewt sweep`, default all):
+Parts (`--parts rss speed ewt sweep conllu pairs`, default the first four):
 
 - rss:   for each size, a text generated from EWT's `# text = ` sentences (shuffled by a
          seeded `random.Random(0)`, joined by newlines, repeated until the size is reached),
@@ -25,6 +25,16 @@ Parts (`--parts rss speed ewt sweep`, default all):
          of `--steps 5 --threads 1` (evaluation included) warm against `--no-cache`.
 - sweep: the CPU-seconds one trial spends loading EWT without the cache against mapping it
          (in-process `time.process_time()` around `load_data`, median of 3), times 12 trials.
+
+- conllu, pairs: the streamed readers (`--stream-sizes 100M 1G`): a CoNLL-U file made by
+         repeating EWT's train file whole (`en_ewt-ud-train.conllu`, 14 MB, 12,544
+         sentences) until the size is reached (cut at a sentence end), and a SCAN file made
+         by repeating `tasks_train_simple.txt` (16,728 lines) the same way; then `zoo run
+         lstm-tagger --dataset conllu` / `zoo run rnn-seq2seq --dataset scan` with
+         `--data FILE --steps 20 --threads 1` and the 0.1% held-out parts of `rss`, under
+         `/usr/bin/time -f %M`: cold (an empty cache: the reader streams the file into
+         records, the cache links them, 20 steps) and, for the smallest size, in memory
+         (`--no-cache`, ZOO_STREAM_ABOVE above the file's size: the file read whole).
 
 Generated files are deleted at the end. The figures: docs/results/data.md.
 """
@@ -251,11 +261,54 @@ def sweep_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, A
     return result
 
 
+def repeated(path: Path, size: int, source: Path, unit: bytes) -> Path:
+    """`source` repeated whole until `size` bytes, cut after a `unit` (a sentence's blank
+    line, a line end)."""
+    block = source.read_bytes()
+    written = 0
+    with open(path, "wb") as f:
+        while written < size:
+            piece = block
+            if written + len(piece) > size:
+                piece = piece[: piece.find(unit, size - written) + len(unit)] or piece
+            f.write(piece)
+            written += len(piece)
+    return path
+
+
+def streamed_part(args: argparse.Namespace, work: Path, cache: Path, kind: str) -> dict[str, Any]:
+    if kind == "conllu":
+        source, unit = args.ewt / "en_ewt-ud-train.conllu", b"\n\n"
+        head = ["lstm-tagger", "--dataset", "conllu"]
+    else:
+        source, unit = args.data / "scan" / "tasks_train_simple.txt", b"\n"
+        head = ["rnn-seq2seq", "--dataset", "scan"]
+    rows = {}
+    for size_text in args.stream_sizes:
+        path = repeated(work / f"{kind}-{size_text}", size_of(size_text), source, unit)
+        command = [
+            *ZOO, "run", *head, "--data", str(path), "--steps", "20", "--threads", "1",
+            "--json", "-q", "--no-log", "--out", str(work / "m.safetensors"), *SMALL,
+        ]  # fmt: skip
+        env = {"ZOO_CACHE_DIR": str(cache)}
+        shutil.rmtree(cache, ignore_errors=True)
+        row: dict[str, Any] = {"bytes": path.stat().st_size, "cold": timed(command, env)}
+        if size_text == args.stream_sizes[0]:
+            memory = {"ZOO_STREAM_ABOVE": str(10**15), "ZOO_NO_CACHE": "1"}
+            row["in_memory"] = timed(command, memory)
+        rows[size_text] = row
+        print(kind, size_text, json.dumps(row), flush=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        path.unlink()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["100M", "1G", "4G"])
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "zoo-scale")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--stream-sizes", nargs="+", default=["100M", "1G"])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--parts", nargs="+", default=["rss", "speed", "ewt", "sweep"])
@@ -265,6 +318,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     cache = args.work / "cache"
     parts = {"rss": rss_part, "speed": speed_part, "ewt": ewt_part, "sweep": sweep_part}
+    parts["conllu"] = lambda *a: streamed_part(*a, kind="conllu")
+    parts["pairs"] = lambda *a: streamed_part(*a, kind="pairs")
     results: dict[str, Any] = {"load": os.getloadavg(), "cpus": os.cpu_count()}
     try:
         for name in args.parts:

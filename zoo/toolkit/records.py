@@ -20,6 +20,7 @@ No torch here.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import pickle
 import shutil
@@ -33,6 +34,7 @@ import numpy as np
 
 T = TypeVar("T")
 BUFFER = 1 << 20  # bytes of pickles (or offsets) gathered before a write
+RELEASE_EVERY = 64 << 20  # bytes read in a pass between two `Records.release`
 
 
 def stream_above() -> int:
@@ -81,8 +83,23 @@ class Records(Sequence):
         return pickle.loads(self.data[start:end])
 
     def __iter__(self) -> Iterator[Any]:
+        """Every example in turn; the pages read are handed back as it goes (`release`), so
+        a pass over records larger than memory does not grow the process."""
+        mark = 0
         for i in range(len(self)):
+            if int(self.offsets[i]) - mark >= RELEASE_EVERY:
+                self.release()
+                mark = int(self.offsets[i])
             yield self[i]
+
+    def release(self) -> None:
+        """Drop this process's mapped pages of the files (they stay in the page cache, shared):
+        a mapped page counts in a process's resident memory until then."""
+        for array in (self.data, self.offsets, self.lengths):
+            mapped = getattr(array, "_mmap", None)
+            if mapped is not None and hasattr(mapped, "madvise"):
+                with contextlib.suppress(OSError, ValueError):
+                    mapped.madvise(mmap.MADV_DONTNEED)
 
     def __reduce__(self) -> Any:
         raise TypeError("Records are files mapped by this process; store them, not pickle them")
@@ -196,7 +213,10 @@ class Taken(Sequence):
         return self.base[int(self.positions[i])]
 
     def __iter__(self) -> Iterator[Any]:
-        for p in self.positions:
+        release = getattr(self.base, "release", None)
+        for k, p in enumerate(self.positions):
+            if release is not None and k % 65536 == 65535:
+                release()  # random reads touch every page of the base in time
             yield self.base[int(p)]
 
 
