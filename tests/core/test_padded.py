@@ -95,3 +95,52 @@ def test_tagger_scores_do_not_depend_on_the_path():
         a = fast.module.scores(batch)
         b = slow.module.scores(batch)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def lstm_through_onednn(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor):
+    """padded.run with each layer and direction through torch.lstm (oneDNN reordering the
+    weights at each call), as before weights were packed once."""
+    real = padded._packable
+    padded._packable = lambda *args: False
+    try:
+        return padded.run(layer, x, lengths)
+    finally:
+        padded._packable = real
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch without oneDNN")
+@pytest.mark.parametrize("batch", [1, 5, 33])
+def test_inference_with_packed_lstm_weights_is_bit_identical(batch):
+    """Eval mode without autograd: the weights go to oneDNN packed once, and every output is
+    the very number torch's own LSTM call gives, whatever the batch, lengths and depth."""
+    torch.manual_seed(batch)
+    layer = nn.LSTM(12, 24, num_layers=2, bidirectional=True, batch_first=True).eval()
+    for steps in (1, 7, 30):
+        lengths = torch.randint(1, steps + 1, (batch,))
+        lengths[0] = steps
+        x = torch.randn(batch, steps, 12)
+        with torch.no_grad():
+            assert torch.equal(
+                padded.run(layer, x, lengths), lstm_through_onednn(layer, x, lengths)
+            )
+    assert layer in padded._PACKED
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch without oneDNN")
+def test_packed_weights_follow_the_weights():
+    """Weights changed in place (an optimizer step, load_state_dict) or replaced are packed
+    again; training and autograd never use the packed copy."""
+    torch.manual_seed(0)
+    layer = nn.LSTM(6, 8, bidirectional=True, batch_first=True).eval()
+    x, lengths = torch.randn(3, 5, 6), torch.tensor([5, 3, 1])
+    with torch.no_grad():
+        before = padded.run(layer, x, lengths)
+        layer.weight_hh_l0_reverse.add_(0.5)
+        changed = padded.run(layer, x, lengths)
+        assert not torch.equal(changed, before)
+        assert torch.equal(changed, lstm_through_onednn(layer, x, lengths))
+        layer.weight_ih_l0 = nn.Parameter(layer.weight_ih_l0 * 2)
+        assert torch.equal(padded.run(layer, x, lengths), lstm_through_onednn(layer, x, lengths))
+    padded._PACKED.pop(layer)
+    out = padded.run(layer, x.requires_grad_(), lengths)  # autograd: torch's own call
+    assert out.requires_grad and layer not in padded._PACKED
