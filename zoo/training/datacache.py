@@ -5,8 +5,10 @@ examples of every split, the state, collate and length) under `<cache>/data/<key
 runs, seeds, sweep trials and every local rank map those files instead of parsing the data.
 
 Storage is an indexed dataset in the manner of fairseq and Megatron: for a split that is a list
-of examples, one flat byte file of the examples (each pickled) plus an offsets index, mapped
-with `numpy.memmap` and unpickled only when a batch asks for an example; a split that is an
+of examples, one flat byte file of the examples (each pickled) plus an offsets index and each
+example's length (`zoo.toolkit.records`, the files a streamed reader writes too, which are
+hard-linked rather than pickled again), mapped with `numpy.memmap` and unpickled only when a
+batch asks for an example; a split that is an
 object of its own (the char LM's `Stream`) is pickled with protocol 5, its numpy arrays written
 out of band as flat files (nanoGPT's `train.bin`) and mapped back without a copy. Everything
 else of the `Data` (state, collate, length, summary, info) is one small pickle.
