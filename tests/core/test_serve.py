@@ -123,6 +123,29 @@ def test_each_process_runs_torch_at_the_threads_asked(saved):
         torch.set_num_threads(before)
 
 
+def test_the_torch_backend_predicts_as_the_model_with_its_options_resolved_once(saved, monkeypatch):
+    """The backend skips Model.predict's per-call work, not its answers: the same predictions
+    for each set of options, each set resolved once and kept (at most MAX_OPTION_SETS)."""
+    from zoo_runtime.server.backend import InputError
+
+    import zoo
+    from zoo.features import serve
+
+    (backend,) = serve.backends([str(saved["seq2seq"])])
+    model = zoo.load(saved["seq2seq"])
+    for options in ({}, {"beam_size": 2}, {"predict.beam_size": 3}):
+        backend.check(["jump twice"], options)
+        assert backend.predict(["jump twice", "walk"], options) == model.predict(
+            ["jump twice", "walk"], **{"batch_size": 12, **options}
+        )
+    assert backend.options({"beam_size": 2}) is backend.options({"beam_size": 2})
+    with pytest.raises(InputError, match="beam_size"):
+        backend.options({"beam_size": "x"})
+    monkeypatch.setattr(serve, "MAX_OPTION_SETS", 2)
+    backend.options({"beam_size": 4})
+    assert len(backend.resolved) <= 2
+
+
 def test_a_bad_model_file_is_refused_as_zoo_predict_refuses_it(zoo, tmp_path):
     hostile = tmp_path / "hostile.safetensors"
     hostile.write_bytes(b"\xff" * 8 + b"{not json")

@@ -16,6 +16,7 @@ process sets torch to `threads` (1 unless asked) before loading, as every zoo co
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -23,12 +24,15 @@ from typing import Any
 import torch
 
 from zoo.core import config as cfg
+from zoo.core import limits
 from zoo.core.errors import ZooError
 from zoo.core.formatting import clean
 from zoo.core.settings import predict_options, split_trained
 from zoo.features.card import card
 from zoo.training.model import Model, load
 from zoo.training.trainer import resolve_device, set_threads
+
+MAX_OPTION_SETS = 256  # distinct request options kept resolved (TorchBackend.options)
 
 
 class TorchBackend:
@@ -39,9 +43,12 @@ class TorchBackend:
     def __init__(self, name: str, path: str, *, device: str = "cpu", group: int = 12):
         self.name, self.path, self.group = name, path, group
         self.model: Model = load(path, device=resolve_device(device))
+        self.model.module.eval()  # served, never trained: once, not at every call
         spec = self.model.architecture
         self.option_names = cfg.field_names(spec.predict_config) if spec.predict_config else []
         self.own_names = cfg.field_names(spec.config)
+        self.limit, _ = self.model.input_limit({})  # a request may not change it (check)
+        self.resolved: dict[str, Any] = {}  # options as JSON -> the predict options object
 
     def describe(self) -> dict[str, Any]:
         spec, module = self.model.architecture, self.model.module
@@ -63,24 +70,41 @@ class TorchBackend:
 
     def check(self, inputs: list[str], options: dict[str, Any]) -> None:
         """`zoo predict`'s checks, before the request joins a queue: the input limit and count
-        (its words), and the predict options (a model setting, which would rebuild the
-        model for one request, is refused)."""
+        (its words), and the predict options (`options`)."""
         from zoo_runtime.server.backend import InputError, check_server_options
 
         check_server_options(options)
-        limit, rest = self.model.input_limit(options)
         try:
-            limit.check_count(len(inputs), "inputs")
-            limit.check_all(inputs, lambda i: f"input {i + 1}")
-            changes, rest = split_trained(self.own_names, rest, "predict", self.option_names)
-            if changes:
-                raise InputError(
-                    f"options.{next(iter(changes))}: a model setting; the server serves the "
-                    "model as it was loaded (give predict options only)"
-                )
-            predict_options(self.model.architecture, rest)
+            self.limit.check_count(len(inputs), "inputs")
+            self.limit.check_all(inputs, lambda i: f"input {i + 1}")
         except ZooError as e:
             raise InputError(str(e)) from None
+        self.options(options)
+
+    def options(self, options: dict[str, Any]) -> Any:
+        """A request's predict options as `Model.predict` resolves them, once for each set of
+        options (resolving them cost a fifth of a millisecond a call); a model setting, which
+        would rebuild the model for one request, is refused."""
+        from zoo_runtime.server.backend import InputError
+
+        key = json.dumps(options, sort_keys=True)
+        resolved = self.resolved.get(key)
+        if resolved is None:
+            rest = self.model.input_limit(options)[1]
+            try:
+                changes, rest = split_trained(self.own_names, rest, "predict", self.option_names)
+                if changes:
+                    raise InputError(
+                        f"options.{next(iter(changes))}: a model setting; the server serves "
+                        "the model as it was loaded (give predict options only)"
+                    )
+                resolved = predict_options(self.model.architecture, rest)
+            except ZooError as e:
+                raise InputError(str(e)) from None
+            if len(self.resolved) >= MAX_OPTION_SETS:  # a bound against endless variety
+                self.resolved.clear()
+            self.resolved[key] = resolved
+        return resolved
 
     def mergeable(self, inputs: list[str], options: dict[str, Any]) -> bool:
         from zoo_runtime.server.backend import mergeable
@@ -88,16 +112,18 @@ class TorchBackend:
         return mergeable(self.model.task, inputs, options)
 
     def predict(self, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
-        """`Model.predict`, inputs ordered by length in groups of `group` where the
-        architecture batches (`batch_size`): padding a batch of 64 to its longest input costs
-        more than groups of similar length."""
+        """What `Model.predict` answers for checked inputs (`check`), without its per-call
+        work (checks done, options resolved, eval mode set): inputs ordered by length in
+        groups of `group` where the architecture batches (`batch_size`), as padding a batch of
+        64 to its longest input costs more than groups of similar length."""
         from zoo_runtime.server.backend import InputError, ModelFailure
 
         if "batch_size" in self.option_names and "batch_size" not in options:
             options = {**options, "batch_size": self.group}
+        resolved = self.options(options)
         try:
-            with torch.inference_mode():
-                return self.model.predict(inputs, **options)
+            with torch.inference_mode(), limits.active(self.limit):
+                return self.model.checked.predict(list(inputs), resolved)
         except ZooError as e:
             if e.exit_code == 2:
                 raise InputError(str(e)) from None
