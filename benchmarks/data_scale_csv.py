@@ -16,7 +16,8 @@ size is reached: "years of minute-level sensor CSV" (1 GB is about 6.9 million r
          read at once, today's path). The held-out parts are 0.1% each so that scoring 30% of
          the windows (hours on this machine) does not swamp the figures of reading.
 - speed: steps per second of the same command with `--steps N`, mapped (warm cache) against
-         in memory, on the smallest size; the trainer's own time (`training.seconds`), median
+         in memory, on the smallest size; the trainer's own time (`training.seconds`, and
+         per CPU-second `training.cpu_seconds`, less sensitive to a loaded machine), median
          of `--repeats` runs taking turns.
 
 Generated files are deleted at the end. The figures: docs/results/data.md ("CSV series").
@@ -92,14 +93,17 @@ def rss_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, Any
 def speed_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, Any]:
     path = generate(work / f"series-{args.sizes[0]}.csv", size_of(args.sizes[0]), args.ett)
     env = {"ZOO_CACHE_DIR": str(cache)}
-    out: dict[str, list[float]] = {"mapped": [], "in_memory": []}
+    names = ("mapped", "in_memory")
+    out: dict[str, list[float]] = {f"{n}{u}": [] for n in names for u in ("", "_per_cpu_s")}
     timed(command(path, 1, work / "m.safetensors"), env)  # prepare
     for _ in range(args.repeats):
-        for name, extra_env in (("mapped", env), ("in_memory", IN_MEMORY)):
-            r = timed(command(path, args.steps, work / "m.safetensors"), extra_env)
-            out[name].append(round(args.steps / r["training"]["seconds"], 2))
+        for name, extra_env in zip(names, (env, IN_MEMORY)):
+            r = timed(command(path, args.steps, work / "m.safetensors"), extra_env)["training"]
+            out[name].append(round(args.steps / r["seconds"], 2))
+            out[f"{name}_per_cpu_s"].append(round(args.steps / r["cpu_seconds"], 2))
     result: dict[str, Any] = {k: round(statistics.median(v), 2) for k, v in out.items()}
     result["ratio"] = round(result["mapped"] / result["in_memory"], 3)
+    result["ratio_per_cpu_s"] = round(result["mapped_per_cpu_s"] / result["in_memory_per_cpu_s"], 3)
     result["runs"] = out
     print("speed", json.dumps(result), flush=True)
     return result
