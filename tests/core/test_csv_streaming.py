@@ -179,7 +179,6 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(path)
 
 
-@pytest.mark.slow
 def test_training_on_a_streamed_file_gives_bit_identical_weights(tmp_path, streamed, monkeypatch):
     data = head(ETT, tmp_path / "e.csv", 200)
     settings = dict(dataset="csv", data=str(data), steps=6, threads=1, batch_size=8, **SMALL)
