@@ -224,6 +224,29 @@ def test_sigterm_during_a_restart_stops_every_worker_and_exits_0(tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_while_the_workers_load_stops_them_quietly(tmp_path):
+    """Ctrl-C reaches the whole process group: workers still loading leave it to their
+    parent (no KeyboardInterrupt traceback), which stops them; exit 0."""
+    spec = dying_spec(tmp_path)
+    (tmp_path / "slow").touch()  # loading takes a minute
+    command = [*spec_workers(spec), "--port", str(free_port())]
+    p = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True
+    )
+    try:
+        until(lambda: len(workers_of(p.pid)) == 2, 20, "two workers start")
+        time.sleep(0.5)  # importing
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+@pytest.mark.slow
 def test_workers_whose_parent_is_killed_stop_by_themselves(tmp_path, monkeypatch):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     server = Server(spec_workers(dying_spec(tmp_path))).start()

@@ -196,11 +196,19 @@ class Supervisor:
         self.deaths: deque[float] = deque()
 
     def start(self, number: int) -> Worker:
+        """A new worker. It starts with Ctrl-C ignored (a new interpreter keeps an ignored
+        SIGINT so): Ctrl-C in a terminal reaches every process of the group, and a worker
+        still importing or loading would die of it with a traceback; its parent sends it
+        SIGTERM instead. Once serving, uvicorn handles both signals."""
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
             target=_worker, args=(*self.args, writer), name=f"zoo-worker-{number}"
         )
-        process.start()
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, handler)
         writer.close()  # the worker's end: the pipe ends when the worker does
         return Worker(number, process, reader, time.monotonic())
 
