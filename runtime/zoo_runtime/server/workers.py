@@ -96,14 +96,18 @@ def _ignore(signum: int, frame: Any) -> None:
 
 # ------------------------------------------------------------------------ in a worker
 def _worker(
-    spec: dict[str, Any], address: tuple[str, int, int], settings: dict[str, Any], pipe: Connection
+    spec: dict[str, Any],
+    address: tuple[str, int, int],
+    settings: dict[str, Any],
+    pipe: Connection,
+    parent: int,
 ) -> None:
     """One worker process: its own models, app and port-sharing socket. It sends its parent
     ("ready", names) once serving, or ("failed", error) when its models will not load."""
     from . import build_backends
     from .app import create_app
 
-    _stop_with_parent(os.getppid())
+    _stop_with_parent(parent)
     host, port, family = address
     try:
         sock = listening_socket(host, port, family, shared=True)
@@ -202,7 +206,7 @@ class Supervisor:
         SIGTERM instead. Once serving, uvicorn handles both signals."""
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
-            target=_worker, args=(*self.args, writer), name=f"zoo-worker-{number}"
+            target=_worker, args=(*self.args, writer, os.getpid()), name=f"zoo-worker-{number}"
         )
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
