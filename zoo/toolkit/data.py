@@ -218,8 +218,11 @@ class Data:
         batches = []
         for start in range(0, len(order), pool):
             chunk = order[start : start + pool]
-            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            chunk[:] = chunk[np.argsort(lengths[chunk], kind="stable")]  # in place: batches
             batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+        release = getattr(examples, "release", None)
+        if release is not None:
+            release()  # the lengths' mapped pages (8 bytes an example) leave the process
         perm = torch.randperm(len(batches), generator=generator).tolist()
         return [batches[i] for i in perm]
 

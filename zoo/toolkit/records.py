@@ -34,7 +34,7 @@ import numpy as np
 
 T = TypeVar("T")
 BUFFER = 1 << 20  # bytes of pickles (or offsets) gathered before a write
-RELEASE_EVERY = 64 << 20  # bytes read in a pass between two `Records.release`
+RELEASE_EVERY = 64  # examples read between two `Records.release`
 
 
 def stream_above() -> int:
@@ -67,6 +67,9 @@ class Records(Sequence):
         self.data = _map(rec, np.uint8) if size else np.empty(0, np.uint8)
         self.lengths: np.ndarray | None = _map(lens) if lens is not None else None
         self.length: Callable[[Any], int] | None = None
+        self.reads = 0
+        for array in (self.data, self.offsets, self.lengths):  # reads of one example each:
+            _advise(array, mmap.MADV_RANDOM)  # no read-around of the pages beside it
 
     def __len__(self) -> int:
         return max(0, len(self.offsets) - 1)
@@ -79,30 +82,27 @@ class Records(Sequence):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
+        self.reads += 1
+        if self.reads % RELEASE_EVERY == 0:
+            self.release()  # a read maps its page and the kernel's read-around: tens of KiB
         start, end = int(self.offsets[i]), int(self.offsets[i + 1])
         return pickle.loads(self.data[start:end])
-
-    def __iter__(self) -> Iterator[Any]:
-        """Every example in turn; the pages read are handed back as it goes (`release`), so
-        a pass over records larger than memory does not grow the process."""
-        mark = 0
-        for i in range(len(self)):
-            if int(self.offsets[i]) - mark >= RELEASE_EVERY:
-                self.release()
-                mark = int(self.offsets[i])
-            yield self[i]
 
     def release(self) -> None:
         """Drop this process's mapped pages of the files (they stay in the page cache, shared):
         a mapped page counts in a process's resident memory until then."""
         for array in (self.data, self.offsets, self.lengths):
-            mapped = getattr(array, "_mmap", None)
-            if mapped is not None and hasattr(mapped, "madvise"):
-                with contextlib.suppress(OSError, ValueError):
-                    mapped.madvise(mmap.MADV_DONTNEED)
+            _advise(array, mmap.MADV_DONTNEED)
 
     def __reduce__(self) -> Any:
         raise TypeError("Records are files mapped by this process; store them, not pickle them")
+
+
+def _advise(array: np.ndarray | None, advice: int) -> None:
+    mapped = getattr(array, "_mmap", None)
+    if mapped is not None and hasattr(mapped, "madvise"):
+        with contextlib.suppress(OSError, ValueError):
+            mapped.madvise(advice)
 
 
 def _map(path: Path | None, dtype: Any = np.int64) -> np.ndarray:
@@ -213,10 +213,7 @@ class Taken(Sequence):
         return self.base[int(self.positions[i])]
 
     def __iter__(self) -> Iterator[Any]:
-        release = getattr(self.base, "release", None)
-        for k, p in enumerate(self.positions):
-            if release is not None and k % 65536 == 65535:
-                release()  # random reads touch every page of the base in time
+        for p in self.positions:
             yield self.base[int(p)]
 
 
