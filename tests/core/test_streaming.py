@@ -240,3 +240,14 @@ def test_streamed_training_gives_bit_identical_weights(tmp_path, args):
     assert outs["plain"].keys() == outs["streamed"].keys()
     for key in outs["plain"]:
         assert torch.equal(outs["plain"][key], outs["streamed"][key]), key
+
+
+def test_a_full_temporary_folder_is_one_line_and_leaves_nothing(tiny_disk, monkeypatch):
+    import tempfile
+
+    from zoo.core.errors import ZooError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_disk))
+    with pytest.raises(ZooError, match="cannot write temporary records in .*: No space left"):
+        spill([b"x" * 4096] * 1024)  # 4 MiB of pickles on a 1 MiB disk
+    assert list(tiny_disk.iterdir()) == []

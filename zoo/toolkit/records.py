@@ -20,6 +20,7 @@ No torch here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import pickle
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+
+from zoo.core.errors import ZooError
 
 T = TypeVar("T")
 BUFFER = 1 << 20  # bytes of pickles (or offsets) gathered before a write
@@ -190,11 +193,18 @@ def spill(examples: Iterable[Any], length: Callable[[Any], int] | None = None) -
     iterating `examples` raises."""
     writer = RecordWriter(length=length)
     try:
-        writer.extend(examples)
+        return writer.extend(examples).close()
+    except OSError as e:  # a full temporary folder: one line saying where, nothing left
+        writer.discard()
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ZooError(
+            f"cannot write temporary records in {writer.folder.parent}: "
+            f"{e.strerror or e}; point TMPDIR at a folder with room (about twice the data)"
+        ) from None
     except BaseException:
         writer.discard()
         raise
-    return writer.close()
 
 
 class Taken(Sequence):
