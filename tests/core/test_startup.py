@@ -5,6 +5,7 @@ Their speed is measured in benchmarks/startup.py; here we check the cause of slo
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -37,3 +38,44 @@ def test_import_zoo_is_light():
     code = "import sys, zoo; zoo.hookimpl; zoo.Architecture; print('torch' in sys.modules)"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "False", p.stderr
+
+
+SLOW_START = """
+import importlib.abc, sys, time
+class SlowCommandLine(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "zoo.cli":
+            print("importing", flush=True)
+            time.sleep(30)  # a loaded machine's slow import, interrupted by the test
+        return None
+sys.meta_path.insert(0, SlowCommandLine())
+from zoo.__main__ import console
+console()
+"""
+
+
+def test_ctrl_c_while_the_command_line_imports_is_one_line_and_exit_130():
+    """Ctrl-C that lands while `zoo` is still importing its commands ends like Ctrl-C during
+    a command, not in a KeyboardInterrupt traceback (a signalled sweep met it under load)."""
+    p = subprocess.Popen(
+        [sys.executable, "-c", SLOW_START, "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert p.stdout.readline().strip() == "importing"
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 130, err
+    assert err == "\ninterrupted\n"
+
+
+def test_the_console_script_is_the_guarded_entry():
+    """The installed `zoo` command starts at zoo.__main__:console (the guard above)."""
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "zoo"]
+    assert script.value == "zoo.__main__:console"

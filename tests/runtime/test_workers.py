@@ -93,15 +93,18 @@ def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"not within {timeout} s: {what}")
 
 
-def answering(server: Server, count: int, tries: int = 200) -> set[int]:
+def answering(server: Server, count: int, timeout: float = 60) -> set[int]:
     """The pids of the workers answering /healthz over fresh connections (the kernel spreads
-    them), once `count` have answered."""
+    them), once `count` have answered. Bounded by time, not tries: the server is ready when
+    its first worker is, and on a loaded machine the others may take seconds more to load."""
     pids: set[int] = set()
-    for _ in range(tries):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         pids.add(request(server.url + "/healthz", timeout=5)[1]["pid"])
         if len(pids) >= count:
             return pids
-    raise AssertionError(f"only {len(pids)} worker(s) answered in {tries} tries: {pids}")
+        time.sleep(0.01)
+    raise AssertionError(f"only {len(pids)} worker(s) answered within {timeout} s: {pids}")
 
 
 def totals(server: Server, scrapes: int = 8) -> set[float]:
