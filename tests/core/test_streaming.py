@@ -6,6 +6,7 @@ weights; the records themselves, the line reader and the split permutation."""
 from __future__ import annotations
 
 import gc
+import itertools
 import os
 import random
 from pathlib import Path
@@ -18,9 +19,9 @@ from tests.conftest import run_zoo
 from tests.core.test_datacache import EWT, SHARED_DATA, assert_same_data, config_of, head, weights
 from zoo.core.errors import DataError
 from zoo.core.registry import get_registry
-from zoo.toolkit.data import Data
+from zoo.toolkit.data import Data, compact
 from zoo.toolkit.records import Records, Taken, spill, take
-from zoo.toolkit.splits import shuffled
+from zoo.toolkit.splits import shuffled, split_by_fraction
 from zoo.toolkit.textfile import Lines, read_text
 
 SCAN = SHARED_DATA / "scan" / "tasks_train_simple.txt"
@@ -251,3 +252,86 @@ def test_a_full_temporary_folder_is_one_line_and_leaves_nothing(tiny_disk, monke
     with pytest.raises(ZooError, match="cannot write temporary records in .*: No space left"):
         spill([b"x" * 4096] * 1024)  # 4 MiB of pickles on a 1 MiB disk
     assert list(tiny_disk.iterdir()) == []
+
+
+# ------------------------------------------------------- positions in 4 bytes (issue 29)
+def int64_order(lengths, n, batch_size, shuffle, generator) -> list[np.ndarray]:
+    """`Data.order` as it was before int32 positions: int64 arrays, a list of batches."""
+    order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
+    if lengths is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    if not shuffle:
+        order = order[np.argsort(lengths[order], kind="stable")]
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    batches, pool = [], batch_size * 50
+    for start in range(0, n, pool):
+        chunk = order[start : start + pool]
+        chunk[:] = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def target_size(example) -> int:
+    return len(example[1])
+
+
+@pytest.mark.parametrize("n", [1, 7, 64 * 50 + 17, 12_345])
+@pytest.mark.parametrize("stored", [False, True])
+def test_the_order_is_the_int64_order_in_int32_positions(monkeypatch, n, stored):
+    rng = random.Random(n)
+    examples = [(i, "x" * rng.choice([1, 2, 3, 300, 70_000])) for i in range(n)]  # many ties
+    train = spill(examples, target_size) if stored else examples
+    lengths = np.array([target_size(e) for e in examples])
+    cases = [(Data({}, {"train": train}, None, target_size), lengths)]
+    cases.append((Data({}, {"train": train}, None), None))  # no length: no buckets
+    for wide, shuffle, size, (data, lens) in itertools.product(
+        (False, True), (False, True), (1, 8, 64), cases
+    ):  # int32 positions, and int64 ones as above POSITIONS_MAX (patched)
+        monkeypatch.setattr("zoo.toolkit.records.POSITIONS_MAX", -2 if wide else 2**31 - 1)
+        g1, g2 = torch.Generator().manual_seed(n), torch.Generator().manual_seed(n)
+        got = data.order("train", size, shuffle=shuffle, generator=g1)
+        want = int64_order(lens, n, size, shuffle, g2)
+        assert len(got) == len(want)
+        assert [b.tolist() for b in got] == [b.tolist() for b in want]
+        assert torch.equal(g1.get_state(), g2.get_state())  # the next epoch's order too
+        assert {b.dtype for b in got} == {np.dtype(np.int64 if wide else np.int32)}
+        assert got[-1].tolist() == want[-1].tolist()
+        assert [b.tolist() for b in got[1:3]] == [b.tolist() for b in want[1:3]]
+
+
+def test_shuffled_positions_are_int32_and_the_int64_shuffle(monkeypatch):
+    for n, seed in itertools.product((0, 1, 2, 9, 1000, 54_321), (0, 11)):
+        order = list(range(n))
+        random.Random(seed).shuffle(order)
+        narrow = shuffled(n, seed)
+        monkeypatch.setattr("zoo.toolkit.records.POSITIONS_MAX", -2)  # every n: int64
+        wide = shuffled(n, seed)
+        monkeypatch.undo()
+        assert narrow.dtype == np.int32 and wide.dtype == np.int64
+        assert narrow.tolist() == wide.tolist() == order
+
+
+def test_a_split_of_records_keeps_int32_positions_and_its_members():
+    examples = [(i, "x" * (i % 5)) for i in range(5000)]
+    records = spill(examples, target_size)
+    fractions, seed = [0.8, 0.1, 0.1], 3
+    mapped = split_by_fraction(records, fractions, seed)
+    listed = split_by_fraction(examples, fractions, seed)
+    for part, whole in zip(mapped, listed):
+        assert isinstance(part, Taken) and part.positions.dtype == np.int32
+        assert list(part) == whole
+        assert part[2:5].positions.dtype == np.int32 and list(part[2:5]) == whole[2:5]
+    assert take(records, []).positions.dtype == np.int64 and not list(take(records, []))
+
+
+def test_bucketing_sorts_lengths_compacted_and_hands_mapped_pages_back():
+    stored = np.array([3, 0, 255, 7], np.int64)
+    assert compact(stored).dtype == np.uint8 and compact(stored).tolist() == stored.tolist()
+    assert compact(np.array([-1, 300])).dtype == np.int16
+    assert compact(np.array([70_000])).dtype == np.uint32
+    records = spill([(i, "x" * (i % 9)) for i in range(3000)], target_size)
+    released, release = [], records.release
+    records.release = lambda: released.append(1) or release()  # type: ignore[method-assign]
+    keys = Data({}, {"train": records}, None, target_size).sort_keys(records)
+    assert keys.dtype == np.uint8 and keys.tolist() == records.lengths.tolist()
+    assert released and not isinstance(keys, np.memmap)

@@ -23,6 +23,7 @@ import torch
 
 from zoo.core.errors import UsageError
 from zoo.core.limits import quoted
+from zoo.toolkit.records import positions_dtype
 from zoo.toolkit.splits import SPLITS
 from zoo.toolkit.vocab import Vocab
 
@@ -152,18 +153,22 @@ class Data:
         *,
         shuffle: bool = False,
         generator: torch.Generator | None = None,
-    ) -> list[np.ndarray]:
+    ) -> Sequence[np.ndarray]:
         """The split's batches as arrays of example positions: shuffled by `generator`, and
-        of similar lengths when the data says how long an example is. Arrays, not lists of
-        Python ints, so that the order of millions of examples costs 8 bytes each."""
+        of similar lengths when the data says how long an example is. `Batches`, views of
+        one int32 array (int64 above 2**31 examples), not a list of arrays nor of Python
+        ints, so that the order of millions of examples costs 4 bytes each."""
         examples = self.splits.get(split, ())
         n = len(examples)
         if n == 0:
             return []
-        order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
-        if self.length is not None:
-            return self._bucket(examples, order, batch_size, shuffle, generator)
-        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+        if self.length is None:
+            order = permutation(n, generator) if shuffle else np.arange(n, dtype=positions_dtype(n))
+            return Batches(order, batch_size)
+        keys = self.sort_keys(examples)
+        if not shuffle:  # stable: ties in the split's order, as in a sort of 0 .. n-1
+            return Batches(np.argsort(keys, kind="stable").astype(positions_dtype(n)), batch_size)
+        return pooled(permutation(n, generator), keys, batch_size, generator)
 
     def lengths_of(self, examples: Sequence[Any]) -> np.ndarray:
         """Each example's `length`: stored beside mapped records by this very function
@@ -174,6 +179,11 @@ class Data:
         key = self.length
         assert key is not None
         return np.fromiter((key(e) for e in examples), dtype=np.int64, count=len(examples))
+
+    def sort_keys(self, examples: Sequence[Any]) -> np.ndarray:
+        """`lengths_of(examples)` in memory in the smallest integer dtype that holds them, the
+        mapped pages handed back: what bucketing sorts by (`compact`)."""
+        return compact(self.lengths_of(examples), getattr(examples, "release", None))
 
     def shards(
         self,
@@ -199,32 +209,86 @@ class Data:
             share = mine if len(mine) else idx[:1]
             yield Shard(self.collate([examples[i] for i in share]), len(mine), len(idx))
 
-    def _bucket(
-        self,
-        examples: Sequence[Any],
-        order: np.ndarray,
-        batch_size: int,
-        shuffle: bool,
-        generator: torch.Generator | None,
-    ) -> list[np.ndarray]:
-        """Batches of similar length: the whole split sorted by length, or, shuffled, each
-        pool of 50 batches sorted and the batches shuffled. Sorts are stable (ties keep the
-        order they had)."""
-        lengths = self.lengths_of(examples)
-        if not shuffle:
-            order = order[np.argsort(lengths[order], kind="stable")]
-            return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        pool = batch_size * 50
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = order[start : start + pool]
-            chunk[:] = chunk[np.argsort(lengths[chunk], kind="stable")]  # in place: batches
-            batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-        release = getattr(examples, "release", None)
+
+BLOCK = 1 << 20  # lengths copied between two releases of their mapped pages
+
+
+def permutation(n: int, generator: torch.Generator | None) -> np.ndarray:
+    """`torch.randperm(n, generator=generator)` as int32 while `n` fits (`positions_dtype`):
+    randperm draws the same numbers whatever its dtype, so the permutation and the
+    generator's next state are those of int64, in half the bytes."""
+    dtype = torch.int32 if positions_dtype(n) == np.int32 else torch.int64
+    return torch.randperm(n, generator=generator, dtype=dtype).numpy()
+
+
+def compact(lengths: np.ndarray, release: Callable[[], None] | None = None) -> np.ndarray:
+    """`lengths` copied into the smallest integer dtype that holds them (a byte each for
+    lengths under 256), a block at a time, calling `release` (a mapped file's
+    `Records.release`) after each. Sorting a shuffled order by length reads the lengths at
+    random: their 8-byte mapped pages would all stay resident, 54 MB at 6.7 M examples.
+    A stable sort of the same values gives the same order whatever their dtype."""
+    if lengths.dtype.kind not in "iu" or not len(lengths):
+        return lengths
+    lo = hi = 0
+    for start in range(0, len(lengths), BLOCK):
+        block = lengths[start : start + BLOCK]
+        lo, hi = min(lo, int(block.min())), max(hi, int(block.max()))
         if release is not None:
-            release()  # the lengths' mapped pages (8 bytes an example) leave the process
-        perm = torch.randperm(len(batches), generator=generator).tolist()
-        return [batches[i] for i in perm]
+            release()
+    out = np.empty(len(lengths), smallest_int(lo, hi))
+    for start in range(0, len(lengths), BLOCK):
+        out[start : start + BLOCK] = lengths[start : start + BLOCK]
+        if release is not None:
+            release()
+    return out
+
+
+def smallest_int(lo: int, hi: int) -> np.dtype:
+    """The smallest integer dtype holding lo .. hi (unsigned when lo >= 0)."""
+    if lo >= 0:
+        return np.min_scalar_type(hi)
+    return np.promote_types(np.min_scalar_type(lo), np.min_scalar_type(-hi - 1))
+
+
+def pooled(
+    order: np.ndarray, keys: np.ndarray, batch_size: int, generator: torch.Generator | None
+) -> Batches:
+    """Shuffled batches of similar length: each pool of 50 batches of the shuffled `order`
+    sorted by `keys` in place (stably: ties keep their shuffled order), then the batches
+    shuffled. Pools start at multiples of the batch size, so batch k is always
+    order[k * batch_size:][:batch_size]: `Batches` needs no list of them."""
+    pool = batch_size * 50
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk[:] = chunk[np.argsort(keys[chunk], kind="stable")]
+    count = -(-len(order) // batch_size)
+    return Batches(order, batch_size, torch.randperm(count, generator=generator).numpy())
+
+
+class Batches(Sequence[np.ndarray]):
+    """An epoch's batches: `order[k * size:][:size]` for each k in `turns` (None: in turn),
+    each a view made when asked for. A list of them would hold an array object (about
+    100 bytes) a batch: 10 MB for the 100 k batches of 6.7 M examples."""
+
+    def __init__(self, order: np.ndarray, size: int, turns: np.ndarray | None = None):
+        self.order, self.size, self.turns = order, size, turns
+
+    def __len__(self) -> int:
+        return -(-len(self.order) // self.size)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        k = i if self.turns is None else int(self.turns[i])
+        return self.order[k * self.size : (k + 1) * self.size]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
 
 
 def in_length_order(

@@ -30,7 +30,7 @@ import numpy as np
 
 from zoo.core.config import param
 from zoo.core.errors import UsageError
-from zoo.toolkit.records import take
+from zoo.toolkit.records import positions_dtype, take
 
 T = TypeVar("T")
 SPLITS = ("train", "valid", "test")
@@ -85,11 +85,13 @@ def split_by_fraction(
 
 def shuffled(n: int, seed: int) -> np.ndarray:
     """0 .. n-1 in the order `random.Random(seed).shuffle` puts a list of them (the split
-    every dataset has always had), shuffled in an int64 array: 8 bytes an example, not a
-    list's 36, for the millions of examples of a streamed file."""
-    order = array("q", range(n))
+    every dataset has always had), shuffled in an int32 array (int64 above 2**31 examples,
+    `positions_dtype`): 4 bytes an example, not a list's 36, for the millions of examples of
+    a streamed file. The shuffle only swaps items, so the item type changes nothing."""
+    dtype = positions_dtype(n)
+    order = array(dtype.char, range(n))  # numpy's char is the C type's, as array's code is
     random.Random(seed).shuffle(order)  # type: ignore[arg-type]  # any mutable sequence
-    return np.frombuffer(order, dtype=np.int64) if n else np.zeros(0, np.int64)
+    return np.frombuffer(order, dtype=dtype) if n else np.zeros(0, dtype)
 
 
 def cut_in_order(examples: Sequence[T], valid: float, test: float) -> tuple[Any, Any, Any]:
