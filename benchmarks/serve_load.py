@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
 import signal
@@ -48,6 +49,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 START_TIMEOUT = 180.0  # seconds for a server to answer its first request
 # The servers, in the order of odd rounds: name -> (file kind it serves, how to start it).
 SERVERS = ["zoo-torch", "zoo-onnx", "zoo-onnx-int8", "fastapi-torch", "fastapi-onnx", "litserve"]
+# What each server (and the load generator, always) imports: checked before anything runs, so
+# a missing peer is one line at the start, not a traceback minutes into the run.
+NEEDS = {"litserve": ["litserve"], "fastapi-torch": ["fastapi"], "fastapi-onnx": ["fastapi"]}
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,6 +71,12 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if not (args.tagger or args.forecaster):
         p.error("give --tagger and/or --forecaster (the recipes' model files)")
+    needed = {"aiohttp", "uvicorn"}.union(*(NEEDS.get(s, []) for s in args.servers.split(",")))
+    missing = sorted(m for m in needed if importlib.util.find_spec(m) is None)
+    if missing:
+        p.error(
+            f"missing {', '.join(missing)}: pip install {' '.join(missing)} (the peers' README)"
+        )
     return args
 
 
