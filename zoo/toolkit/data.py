@@ -23,7 +23,7 @@ import torch
 
 from zoo.core.errors import UsageError
 from zoo.core.limits import quoted
-from zoo.toolkit.records import positions_dtype
+from zoo.toolkit.records import position, positions_dtype
 from zoo.toolkit.splits import SPLITS
 from zoo.toolkit.vocab import Vocab
 
@@ -279,11 +279,7 @@ class Batches(Sequence[np.ndarray]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+        i = position(i, len(self))
         k = i if self.turns is None else int(self.turns[i])
         return self.order[k * self.size : (k + 1) * self.size]
 

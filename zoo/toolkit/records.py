@@ -88,11 +88,7 @@ class Records(Sequence):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        i = int(i)
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(i)
+        i = position(i, len(self))
         self.reads += 1
         if self.reads % RELEASE_EVERY == 0:
             self.release()  # a read maps its page and the kernel's read-around: tens of KiB
@@ -213,6 +209,17 @@ def spill(examples: Iterable[Any], length: Callable[[Any], int] | None = None) -
     except BaseException:
         writer.discard()
         raise
+
+
+def position(i: Any, n: int) -> int:
+    """`i` as a position in a sequence of `n` items (negative counts from the end), as a list
+    indexes; IndexError outside it."""
+    i = int(i)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(i)
+    return i
 
 
 class Taken(Sequence):
