@@ -317,17 +317,7 @@ def load_pairs(
     collect: Collect = spill if streamed else list
     parts = split(pairs, config, state=state, fingerprint=stamp, read=read)
     if state is None:
-        parts = hold_out_long_targets(parts, config, collect)
-        parts["train"] = training_pairs(parts["train"], config, where, collect)
-        state = make_state(
-            parts["train"],
-            getattr(config, "tokens", "word"),
-            vocab_size=getattr(config, "vocab_size", 0),
-            min_count=getattr(config, "min_count", 1),
-            shared_vocab=getattr(config, "shared_vocab", False),
-            fingerprint=stamp,
-            **flags,
-        )
+        parts, state = _for_training(parts, config, where, collect, stamp, flags)
     if streamed:  # each split written as encoded, its lengths beside it
         splits = {s: spill(encoded(parts[s], state), target_length) for s in SPLITS}
     else:
@@ -340,6 +330,30 @@ def load_pairs(
         length=target_length,
         summary=f"{name}: {sizes} train/valid/test pairs from {where}",
     )
+
+
+def _for_training(
+    parts: dict[str, Any],
+    config: Any,
+    where: str,
+    collect: Collect,
+    stamp: str,
+    flags: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The splits of a training run, too-long pairs held out or dropped, and the state (the
+    vocabularies) built from its training pairs alone."""
+    parts = hold_out_long_targets(parts, config, collect)
+    parts["train"] = training_pairs(parts["train"], config, where, collect)
+    state = make_state(
+        parts["train"],
+        getattr(config, "tokens", "word"),
+        vocab_size=getattr(config, "vocab_size", 0),
+        min_count=getattr(config, "min_count", 1),
+        shared_vocab=getattr(config, "shared_vocab", False),
+        fingerprint=stamp,
+        **flags,
+    )
+    return parts, state
 
 
 def load_word_pairs(config: Any, state: dict[str, Any] | None) -> Data:
