@@ -1,0 +1,77 @@
+"""Two costs of a data-parallel step that do not halve with two processes, measured apart.
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 benchmarks/ddp_parts.py
+        [--model ewt.safetensors | --parameters 4080671] [--threads 1] [--repeats 30]
+
+- the gradient all-reduce (gloo, CPU): one flat float32 tensor of the model's parameter
+  count, as DistributedDataParallel reduces a step's gradients (in buckets);
+- the optimizer step: `torch.optim.Adam` over that many parameters, which every process runs
+  in full where one process runs it once.
+
+Each is timed --repeats times after three warm-ups (the all-reduce after a barrier), one
+thread a process; rank 0 prints one JSON document with the medians in ms. The parameter count
+comes from a saved model (`--model`, the EWT tagger recipe's file: 4,080,671) or is given.
+Results: docs/results/distributed.md, "Two processes as typed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def parameter_count(path: str) -> int:
+    """The number of values in a saved model's tensors (weights and buffers alike)."""
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as f:
+        names = f.keys()  # a safe_open handle is no dict: keys() is its listing
+        return sum(math.prod(f.get_slice(k).get_shape()) for k in names)
+
+
+def timed(step: Any, repeats: int, barrier: bool) -> float:
+    """The median of `repeats` timings of `step()` in ms, after three untimed calls."""
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(repeats):
+        if barrier:
+            dist.barrier()
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="a saved model whose parameter count to use")
+    ap.add_argument("--parameters", type=int, default=4_080_671)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=30)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    n = parameter_count(args.model) if args.model else args.parameters
+    dist.init_process_group("gloo")
+    grads = torch.zeros(n)
+    reduce_ms = timed(lambda: dist.all_reduce(grads), args.repeats, barrier=True)
+    weights = torch.nn.Parameter(torch.randn(n))
+    weights.grad = torch.randn(n)
+    adam = torch.optim.Adam([weights], lr=1e-3)
+    adam_ms = timed(adam.step, args.repeats, barrier=False)
+    if dist.get_rank() == 0:
+        doc = {"parameters": n, "processes": dist.get_world_size(), "threads": args.threads}
+        doc |= {"all_reduce_ms": round(reduce_ms, 2), "adam_step_ms": round(adam_ms, 2)}
+        print(json.dumps(doc))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
