@@ -21,6 +21,7 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -57,6 +58,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=30)
     args = ap.parse_args()
+    if args.model and not Path(args.model).is_file():
+        ap.error(f"--model: {args.model}: no such file (a saved .safetensors model)")
+    if args.parameters < 1 or args.repeats < 1 or args.threads < 1:
+        ap.error("--parameters, --repeats and --threads: expected whole numbers of at least 1")
     torch.set_num_threads(args.threads)
     n = parameter_count(args.model) if args.model else args.parameters
     dist.init_process_group("gloo")
