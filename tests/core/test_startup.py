@@ -79,3 +79,26 @@ def test_the_console_script_is_the_guarded_entry():
 
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "zoo"]
     assert script.value == "zoo.__main__:console"
+
+
+AT_EXIT = """
+import atexit, os, signal, sys, time
+def interrupted_teardown():
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the interpreter winds down
+    time.sleep(0.2)
+    print("teardown went on", flush=True)
+atexit.register(interrupted_teardown)
+sys.argv = ["zoo", "list"]
+from zoo.__main__ import console
+console()
+"""
+
+
+def test_ctrl_c_after_the_command_ended_is_ignored():
+    """A signal that lands after the command's work, during the interpreter's teardown, is
+    no traceback (a signalled `zoo run` met it: "Exception ignored ... KeyboardInterrupt")
+    and leaves the command's exit code as it was."""
+    p = subprocess.run([sys.executable, "-c", AT_EXIT], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr and "KeyboardInterrupt" not in p.stderr, p.stderr
+    assert p.stdout.strip().endswith("teardown went on")
