@@ -273,6 +273,32 @@ def test_the_parent_loads_no_model(kinds):
             assert s.predict("tagger", ["The dog"])[0] == 200
 
 
+READY_REPORT = """
+import gc, os, signal, socket
+from fastapi import FastAPI
+from zoo_runtime.server.workers import listening_socket, run_here
+app = FastAPI()
+def ready():
+    alive = {id(o) for o in gc.get_objects()}  # the collector's generations, not the frozen
+    print(gc.get_freeze_count(), id(app) in alive, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+sock = listening_socket("127.0.0.1", 0, socket.AF_INET, shared=False)
+print("started", run_here(app, sock, {"log_level": "warning"}, ready), flush=True)
+"""
+
+
+def test_what_a_server_loaded_is_out_of_the_collectors_reach_once_ready():
+    """A full garbage collection walking torch, the models and the app stalled a worker for
+    50-130 ms every second or two under load: by the time a server says it is ready, what it
+    loaded is frozen (gc.freeze), the app included; it then stops on SIGTERM as ever."""
+    done = subprocess.run(
+        [sys.executable, "-c", READY_REPORT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    frozen, app_collectable, started = done.stdout.split()[:2] + done.stdout.split()[-1:]
+    assert int(frozen) > 10_000 and app_collectable == "False" and started == "True"
+
+
 @pytest.mark.slow
 def test_a_file_the_workers_cannot_load_is_the_commands_own_line(kinds, tmp_path):
     """The worker's error reaches the parent as itself: zoo predict's line and exit code for

@@ -24,6 +24,7 @@ when the server stops. A worker whose parent was killed outright stops by itself
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
@@ -76,6 +77,8 @@ def run_here(
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
+            if self.started:
+                _spare_from_collector()
             if self.started and ready is not None:
                 ready()
 
@@ -88,6 +91,16 @@ def run_here(
             signal.signal(sig, handler)
         sock.close()
     return bool(server.started)
+
+
+def _spare_from_collector() -> None:
+    """Put everything alive once the models are loaded and warmed (torch's or onnxruntime's
+    modules, the vocabularies, the app) out of the garbage collector's reach (`gc.freeze`).
+    Each full collection otherwise walks all of it: 50-130 ms every second or two under load,
+    during which the process answers nothing, which made a served tagger's p99 at 64 clients
+    2.5x its median. What requests create is collected as before."""
+    gc.collect()  # what is garbage now is freed, not kept for good
+    gc.freeze()
 
 
 def _ignore(signum: int, frame: Any) -> None:
