@@ -5,12 +5,14 @@
 
 - the gradient all-reduce (gloo, CPU): one flat float32 tensor of the model's parameter
   count, as DistributedDataParallel reduces a step's gradients (in buckets);
-- the optimizer step: `torch.optim.Adam` over that many parameters, which every process runs
-  in full where one process runs it once.
+- the optimizer step: zoo's Adam (`zoo.training.trainer.make_optimizer`, torch's `foreach`
+  step) over the model's tensors, which every process runs in full where one process runs
+  it once; and, beside it, torch's per-tensor loop (its CPU default, zoo's before 2026-12-06).
 
 Each is timed --repeats times after three warm-ups (the all-reduce after a barrier), one
-thread a process; rank 0 prints one JSON document with the medians in ms. The parameter count
-comes from a saved model (`--model`, the EWT tagger recipe's file: 4,080,671) or is given.
+thread a process; rank 0 prints one JSON document with the medians in ms. The tensors' shapes
+come from a saved model (`--model`, the EWT tagger recipe's file: 4,080,671 values in 28
+tensors), or one flat tensor of `--parameters` values is used.
 Results: docs/results/distributed.md, "Two processes as typed".
 """
 
@@ -28,13 +30,26 @@ import torch
 import torch.distributed as dist
 
 
-def parameter_count(path: str) -> int:
-    """The number of values in a saved model's tensors (weights and buffers alike)."""
+def tensor_shapes(path: str) -> list[list[int]]:
+    """The shapes of a saved model's tensors (weights and buffers alike)."""
     from safetensors import safe_open
 
     with safe_open(path, "pt") as f:
         names = f.keys()  # a safe_open handle is no dict: keys() is its listing
-        return sum(math.prod(f.get_slice(k).get_shape()) for k in names)
+        return [f.get_slice(k).get_shape() for k in names]
+
+
+def adam_step_ms(shapes: list[list[int]], foreach: bool, repeats: int) -> float:
+    """The median time of zoo's Adam step over tensors of `shapes` (random gradients), with
+    torch's foreach step or its per-tensor loop."""
+    from zoo.training.trainer import TrainConfig, make_optimizer
+
+    weights = torch.nn.ParameterList(torch.nn.Parameter(torch.randn(s)) for s in shapes)
+    for w in weights:
+        w.grad = torch.randn_like(w)
+    adam = make_optimizer(weights, TrainConfig(optimizer="adam", lr=1e-3))
+    adam.param_groups[0]["foreach"] = foreach
+    return timed(adam.step, repeats, barrier=False)
 
 
 def timed(step: Any, repeats: int, barrier: bool) -> float:
@@ -63,17 +78,18 @@ def main() -> None:
     if args.parameters < 1 or args.repeats < 1 or args.threads < 1:
         ap.error("--parameters, --repeats and --threads: expected whole numbers of at least 1")
     torch.set_num_threads(args.threads)
-    n = parameter_count(args.model) if args.model else args.parameters
+    shapes = tensor_shapes(args.model) if args.model else [[args.parameters]]
+    n = sum(math.prod(s) for s in shapes)
     dist.init_process_group("gloo")
     grads = torch.zeros(n)
     reduce_ms = timed(lambda: dist.all_reduce(grads), args.repeats, barrier=True)
-    weights = torch.nn.Parameter(torch.randn(n))
-    weights.grad = torch.randn(n)
-    adam = torch.optim.Adam([weights], lr=1e-3)
-    adam_ms = timed(adam.step, args.repeats, barrier=False)
+    foreach_ms = adam_step_ms(shapes, True, args.repeats)
+    per_tensor_ms = adam_step_ms(shapes, False, args.repeats)
     if dist.get_rank() == 0:
-        doc = {"parameters": n, "processes": dist.get_world_size(), "threads": args.threads}
-        doc |= {"all_reduce_ms": round(reduce_ms, 2), "adam_step_ms": round(adam_ms, 2)}
+        doc = {"parameters": n, "tensors": len(shapes), "processes": dist.get_world_size()}
+        doc |= {"threads": args.threads, "all_reduce_ms": round(reduce_ms, 2)}
+        doc |= {"adam_step_ms": round(foreach_ms, 2)}
+        doc |= {"adam_step_per_tensor_ms": round(per_tensor_ms, 2)}
         print(json.dumps(doc))
     dist.destroy_process_group()
 

