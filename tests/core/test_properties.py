@@ -171,6 +171,33 @@ def test_predict_answers_or_says_what_is_wrong(built_ins, key, given_inputs):
     assert all({"input", "output", "text"} <= set(a) for a in answers)
 
 
+NUMBER_TOKENS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**40), 10**40).map(str),
+    st.sampled_from(["1e39", "-3.5e38", "3.4e38", "1_0", "0x10", "nan", "inf", "", "-"]),
+    st.text(alphabet="0123456789.eE+-x_ ", max_size=8),
+)
+
+
+@examples(EXAMPLES)
+@given(tokens=st.lists(NUMBER_TOKENS, max_size=12))
+def test_plain_numbers_read_as_the_token_by_token_parser_reads_them(tokens):
+    """A text of single numbers takes parse_numbers' fast path; a comma after every token
+    (one feature each, as a user may type them) takes the token-by-token one. Both read the
+    same numbers, or both refuse."""
+    from zoo.toolkit.data import parse_numbers
+
+    text = " ".join(tokens)
+
+    def read(t: str) -> list[list[float]] | str:
+        try:
+            return parse_numbers(t)
+        except UsageError:
+            return "refused"
+
+    assert repr(read(text)) == repr(read(" ".join(t + "," for t in text.split())))
+
+
 def test_the_properties_ran_their_examples():
     """docs/reliability.md quotes these counts: keep them in step."""
     doc = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text()
