@@ -24,6 +24,17 @@ def backends(die: str, slow: str) -> list[FakeBackend]:
     return [FakeBackend()]
 
 
+def staggered(first: str, loaded: str) -> list[FakeBackend]:
+    """The first worker to load is quick; the others take 3 s more, each then writing the
+    time it was done (time.time()) to `loaded`."""
+    try:
+        os.close(os.open(first, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        time.sleep(3.0)
+        Path(loaded).write_text(repr(time.time()))
+    return [FakeBackend()]
+
+
 def stuck() -> list[FakeBackend]:
     """Models that take (nearly) forever to load: a worker never ready."""
     time.sleep(600)

@@ -95,8 +95,8 @@ def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def answering(server: Server, count: int, timeout: float = 60) -> set[int]:
     """The pids of the workers answering /healthz over fresh connections (the kernel spreads
-    them), once `count` have answered. Bounded by time, not tries: the server is ready when
-    its first worker is, and on a loaded machine the others may take seconds more to load."""
+    them), once `count` have answered. Bounded by time, not tries: a replaced worker may take
+    seconds to load on a loaded machine."""
     pids: set[int] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -170,6 +170,21 @@ def test_a_killed_worker_is_replaced_and_every_scrape_counts_all_requests(
     ), err
     assert "Traceback" not in err
     assert not list(tmp_path.glob("zoo-serve-metrics-*"))
+
+
+def test_no_worker_listens_before_every_worker_is_warm(tmp_path):
+    """Two workers, the second 3 s slower to load: nothing answers before it has loaded (the
+    first one up would take every early keep-alive connection), and then both do, over
+    fresh connections, within a few tries."""
+    loaded = tmp_path / "loaded"
+    args = {"first": str(tmp_path / "first"), "loaded": str(loaded)}
+    spec = {"loader": "tests.runtime.dying:staggered", "args": args, "app": {}}
+    with Server(spec_workers(spec)) as server:
+        answered = time.time()
+        assert loaded.exists() and float(loaded.read_text()) <= answered
+        assert len(answering(server, 2, timeout=10)) == 2
+        code, err = server.stop()
+    assert code == 0 and "Traceback" not in err, err
 
 
 @pytest.mark.slow
@@ -292,7 +307,7 @@ def test_what_a_server_loaded_is_out_of_the_collectors_reach_once_ready():
     50-130 ms every second or two under load: by the time a server says it is ready, what it
     loaded is frozen (gc.freeze), the app included; it then stops on SIGTERM as ever."""
     done = subprocess.run(
-        [sys.executable, "-c", READY_REPORT], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", READY_REPORT], capture_output=True, text=True, timeout=60, env=env()
     )
     assert done.returncode == 0, done.stderr
     frozen, app_collectable, started = done.stdout.split()[:2] + done.stdout.split()[-1:]

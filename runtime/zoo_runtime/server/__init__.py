@@ -44,7 +44,7 @@ GRACEFUL_TIMEOUT = 30.0  # seconds to finish the requests in flight after SIGTER
 START_TIMEOUT = 120.0  # seconds a worker may take to load and warm its models
 KEEP_ALIVE = 5.0  # seconds an idle connection is kept open
 MAX_WORKERS = 8  # the most processes started by default (each holds the models)
-REQUIRED = ("fastapi", "uvicorn", "prometheus_client")
+REQUIRED = ("fastapi", "uvicorn", "prometheus_client", "orjson")
 
 
 def default_workers() -> int:

@@ -7,6 +7,12 @@ connections, and one process may serve them all while the others idle.) The pare
 port bound (not listening) so nobody else takes it, and builds nothing: it imports neither
 torch nor a model, so a deployment's memory is the workers' alone.
 
+At start no worker listens before all have loaded and warmed their models: each says so to
+the parent and waits for its go. Otherwise the first worker up takes every connection a
+client opens meanwhile, and keep-alive connections stay where they landed (a load test's
+64 clients on one of two workers, half the throughput, for the whole run). A worker started
+later (a replacement) listens as soon as it is warm.
+
 The parent supervises. Each worker tells it, over a pipe of its own, once it is ready (what
 it serves) or why its models would not load; a load error ends the server with that error,
 as the command would have said it in one process. A worker that dies later (SIGKILL, out of
@@ -23,6 +29,7 @@ when the server stops. A worker whose parent was killed outright stops by itself
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import multiprocessing
@@ -67,15 +74,19 @@ def run_here(
     sock: socket.socket,
     settings: dict[str, Any],
     ready: Callable[[], None] | None = None,
+    gate: Callable[[Callable[[], bool]], None] | None = None,
 ) -> bool:
     """Serve `app` on `sock` in this process until SIGTERM or Ctrl-C and uvicorn's graceful
     shutdown; whether it started. `ready` is called once the app has loaded, warmed its models
-    and listens. uvicorn raises the signal again once it has shut down: a quiet handler makes
+    and listens. `gate`, when given, runs (in a thread) between the warm-up and listening, and
+    returns when the process may listen or, asked with a function saying so, should stop. uvicorn raises the signal again once it has shut down: a quiet handler makes
     that end nothing, so the process exits 0 as asked."""
     import uvicorn
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            if gate is not None:
+                _gate_after_warming(self, gate)
             await super().startup(sockets=sockets)
             if self.started:
                 _spare_from_collector()
@@ -91,6 +102,21 @@ def run_here(
             signal.signal(sig, handler)
         sock.close()
     return bool(server.started)
+
+
+def _gate_after_warming(server: Any, gate: Callable[[Callable[[], bool]], None]) -> None:
+    """Run `gate` once the app's lifespan has warmed its models, before uvicorn listens:
+    uvicorn's startup runs the lifespan and then opens the sockets, with no step between, so
+    the lifespan's own startup is wrapped."""
+    warm = server.lifespan.startup
+
+    async def warm_then_wait() -> None:
+        await warm()
+        if not server.lifespan.should_exit:
+            stopping = lambda: bool(server.should_exit)  # noqa: E731 (a SIGTERM meanwhile)
+            await asyncio.get_running_loop().run_in_executor(None, gate, stopping)
+
+    server.lifespan.startup = warm_then_wait
 
 
 def _spare_from_collector() -> None:
@@ -114,9 +140,12 @@ def _worker(
     settings: dict[str, Any],
     pipe: Connection,
     parent: int,
+    go: Any,
 ) -> None:
     """One worker process: its own models, app and port-sharing socket. It sends its parent
-    ("ready", names) once serving, or ("failed", error) when its models will not load."""
+    ("warm", None) once its models are loaded and warmed, then listens when the parent sets
+    `go` (a multiprocessing Event: every first worker warm), and sends ("ready", names); or
+    ("failed", error) when its models will not load."""
     from . import build_backends
     from .app import create_app
 
@@ -130,7 +159,14 @@ def _worker(
         sys.exit(1)
     app = create_app(backends, **spec["app"])
     names = [b.name for b in backends]
-    sys.exit(0 if run_here(app, sock, settings, lambda: pipe.send(("ready", names))) else 1)
+
+    def gate(stopping: Callable[[], bool]) -> None:
+        pipe.send(("warm", None))
+        while not go.wait(POLL) and not stopping():
+            pass
+
+    announce = lambda: pipe.send(("ready", names))  # noqa: E731
+    sys.exit(0 if run_here(app, sock, settings, announce, gate) else 1)
 
 
 def _stop_with_parent(parent: int) -> None:
@@ -181,7 +217,8 @@ class Worker:
     process: Any  # multiprocessing's SpawnProcess
     pipe: Connection
     since: float  # time.monotonic() at its start
-    ready: bool = False
+    warm: bool = False  # models loaded and warmed (it may not listen yet)
+    ready: bool = False  # listening
     open: bool = True  # its pipe has not ended
 
 
@@ -211,6 +248,9 @@ class Supervisor:
         self.announce: Callable[[list[str]], None] | None = announce  # once, at the first ready
         self.workers: list[Worker] = []
         self.deaths: deque[float] = deque()
+        # set once every worker is warm: none listens before, so that no early client's
+        # keep-alive connections all land on the first worker up (a whole benchmark's did)
+        self.go = self.context.Event()
 
     def start(self, number: int) -> Worker:
         """A new worker. It starts with Ctrl-C ignored (a new interpreter keeps an ignored
@@ -219,7 +259,9 @@ class Supervisor:
         SIGTERM instead. Once serving, uvicorn handles both signals."""
         reader, writer = self.context.Pipe(duplex=False)
         process = self.context.Process(
-            target=_worker, args=(*self.args, writer, os.getpid()), name=f"zoo-worker-{number}"
+            target=_worker,
+            args=(*self.args, writer, os.getpid(), self.go),
+            name=f"zoo-worker-{number}",
         )
         handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
@@ -243,12 +285,14 @@ class Supervisor:
                     return
                 if not worker.process.is_alive():
                     self.workers[i] = self._replace(worker)
-                elif not worker.ready and time.monotonic() - worker.since > self.start_timeout:
+                elif not worker.warm and time.monotonic() - worker.since > self.start_timeout:
                     raise ServeError(
                         f"worker {worker.number} (pid {worker.process.pid}) was not ready "
                         f"within {self.start_timeout:g} s of its start (loading and warming "
                         "its models); stopping"
                     )
+            if not self.go.is_set() and all(w.warm for w in self.workers):
+                self.go.set()
 
     def _read(self, worker: Worker) -> None:
         while worker.open and worker.pipe.poll():
@@ -259,7 +303,10 @@ class Supervisor:
                 return
             if kind == "failed":
                 raise _restored(payload)
-            worker.ready = True
+            if kind == "warm":
+                worker.warm = True
+                continue
+            worker.warm = worker.ready = True
             if self.announce is not None:
                 self.announce(payload)
                 self.announce = None
