@@ -61,6 +61,17 @@ def test_card_of_a_trained_model(zoo, forecaster):
     assert "| input_length | `4` |" in body
 
 
+def test_the_onnx_tag_only_where_an_export_is_beside_the_file(zoo, forecaster, tmp_path):
+    """A card's tags say which formats the folder holds: `onnx` once `zoo export` has
+    written the .onnx file beside the model, not before."""
+    model = tmp_path / "fc.safetensors"
+    model.write_bytes(forecaster.read_bytes())
+    before = front_matter(zoo("card", model).stdout)["tags"]
+    assert '- "safetensors"' in before and '- "onnx"' not in before
+    assert zoo("export", model).code == 0 and (tmp_path / "fc.onnx").is_file()
+    assert '- "onnx"' in front_matter(zoo("card", model).stdout)["tags"]
+
+
 def test_card_to_a_file_and_errors(zoo, forecaster, tmp_path):
     r = zoo("card", forecaster, "--out", "README.md")
     assert r.code == 0 and (tmp_path / "README.md").read_text().startswith("---\nlibrary_name")

@@ -52,6 +52,7 @@ def card(path: str | os.PathLike[str]) -> str:
     """The Markdown model card of a model file."""
     info = read_info(path)
     info["headline"] = _headline_names(info["architecture"])
+    info["onnx_beside"] = Path(path).with_suffix(".onnx").is_file()  # an `onnx` tag claims it
     name = Path(path).name
     return "\n".join([*_front_matter(info), "", *_body(info, name), ""])
 
@@ -85,7 +86,8 @@ def _front_matter(info: dict[str, Any]) -> list[str]:
     q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
     split = _test_split(info["metrics"])
     scores = _headline(info["metrics"].get(split, {}), info["headline"]) if split else {}
-    tags = ["rnn-zoo", info["architecture"], info["task"], "pytorch", "safetensors", "onnx", "rnn"]
+    formats = ["pytorch", "safetensors", *(["onnx"] if info.get("onnx_beside") else [])]
+    tags = ["rnn-zoo", info["architecture"], info["task"], *formats, "rnn"]
     lines = ["---", "library_name: rnn-zoo", "tags:"]
     lines += [f"- {q(t)}" for t in dict.fromkeys(tags)]
     lines += ["datasets:", f"- {q(info['dataset'])}"]
