@@ -200,18 +200,39 @@ def saved_layout(
     config: Any, state: dict[str, Any], table: Table
 ) -> tuple[list[str], list[str], str | None, int, int]:
     """(targets, input columns, date column, input_length, horizon) of a trained model, to
-    read another file the same way; a different window asked for is refused."""
+    read another file the same way. A setting asked for that the model fixes (its window,
+    columns, date column, season) and that differs from it is refused: it would be ignored."""
     date = state.get("date_column")
     if date is not None and date not in table.header:
         date = None
+    targets, columns = list(state["targets"]), list(state["columns"])
     length, horizon = int(state["input_length"]), int(state["horizon"])
-    asked = {"input_length": config.input_length, "horizon": config.horizon}
-    for name, trained in (("input_length", length), ("horizon", horizon)):
-        if asked[name] is not None and asked[name] != trained:
-            raise SettingError(
-                f"{name}={asked[name]}: this model was trained with {name}={trained}"
-            )
-    return list(state["targets"]), list(state["columns"]), date, length, horizon
+    p = plan(config)
+    features = [c for c in columns if c not in targets]
+    asked = {
+        "input_length": (config.input_length, length),
+        "horizon": (config.horizon, horizon),
+        "target": (_names(p.target), ",".join(targets)),
+        "features": (_features(p.features, targets), ",".join(features) or "(none)"),
+        "date_column": (None if config.date_column == "auto" else config.date_column, date),
+        "season": (config.season, state.get("season")),
+    }
+    for name, (value, trained) in asked.items():
+        if value is not None and value != trained:
+            raise SettingError(f"{name}={value}: this model was trained with {name}={trained}")
+    return targets, columns, date, length, horizon
+
+
+def _names(columns: tuple[str, ...] | None) -> str | None:
+    """Column names as a setting writes them (None: not given)."""
+    return ",".join(columns) if columns else None
+
+
+def _features(asked: tuple[str, ...], targets: list[str]) -> str | None:
+    """The feature columns asked for besides the targets (None: not named one by one)."""
+    if asked == ("all",) or not asked:
+        return None
+    return ",".join(f for f in dict.fromkeys(asked) if f not in targets) or "(none)"
 
 
 class SeriesData(Data):

@@ -160,6 +160,35 @@ def test_the_cli_names_set_once(zoo) -> None:
     assert result.error_line() == "Error: --set hidden_size=-1 is below its minimum 1"
 
 
+def test_a_set_key_named_like_a_parameter_of_the_verb_is_a_setting_or_a_usage_line(
+    zoo, tmp_path: Path
+) -> None:
+    """`--set split=...` on zoo eval is the csv dataset's split (it reached evaluate() as a
+    second `split`: an internal error); --set keys named like zoo.run's or predict's own
+    parameters are one usage line, exit 2, not an internal error."""
+    from tests.conftest import CSV_SMALL
+
+    rows = "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00:00,{h % 5}\n" for h in range(96))
+    series = write(tmp_path, "series.csv", "date,v\n" + rows)
+    model = tmp_path / "fc.safetensors"
+    zoo_api.run("gru-regressor", "csv", series, out=model, epochs=1, hidden_size=4, **CSV_SMALL)
+
+    def windows(*args: str) -> int:
+        r = zoo("eval", model, "--json", *args)
+        assert r.code == 0, r.stderr
+        return r.json()["metrics"]["windows"]
+
+    assert windows("--set", "split=0.25,0.25,0.5") > windows()  # more rows held out for test
+    for args in (
+        ["run", "gru-regressor", "--steps", "1", "--set", "progress=1"],
+        ["run", "gru-regressor", "--steps", "1", "--set", "out=x.safetensors"],
+        ["predict", model, "1 2 3 4", "--set", "inputs=1"],
+    ):
+        r = zoo(*args)
+        assert r.code == 2 and "internal error" not in r.stderr, r.stderr
+        assert r.error_line().startswith("Error: --set "), r.stderr
+
+
 # ------------------------------------------------------------- (e) one stderr line failing
 @pytest.mark.parametrize(
     "args",

@@ -193,6 +193,32 @@ def set_option(help: str) -> Callable[..., Any]:
 TRAINED_MODEL_SETTINGS = "model settings that keep the trained weights (impl=cells)"
 
 
+def settings_for(
+    verb: Callable[..., Any], settings: dict[str, Any], kind: str | None
+) -> dict[str, Any]:
+    """`--set` pairs as the keyword settings of an API verb (zoo.run, zoo.evaluate, ...). A
+    key that is also one of the verb's own parameters (`zoo eval --set split=0.6,0.2,0.2`, the
+    csv dataset's split, against evaluate's `split`) reached Python as a second value for
+    it, an internal error: it is passed as `KIND.KEY`, which the verb reads as that setting,
+    or, for a verb whose settings have several kinds (`kind` None: zoo.run), refused."""
+    import inspect
+
+    own = {
+        name
+        for name, p in inspect.signature(verb).parameters.items()
+        if p.kind is not p.VAR_KEYWORD
+    }
+    passed: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in own and kind is None:
+            raise SettingError(
+                f"unknown setting {key!r}; a plugin's setting of that name is written "
+                f"with its config's name: model.{key}, data.{key} or train.{key}"
+            )
+        passed[f"{kind}.{key}" if key in own else key] = value
+    return passed
+
+
 # The options that start torchrun; a worker (RANK set) ignores them.
 LAUNCH_OPTIONS = (
     "nproc_per_node",

@@ -20,6 +20,7 @@ from zoo.cli.base import (
     no_log_option,
     option,
     set_option,
+    settings_for,
     show,
     threads_option,
     write_json,
@@ -376,7 +377,7 @@ def _train_one(ctx: click.Context, settings: dict[str, Any]) -> None:
             resume=p["resume_file"],
             checkpoint_every=p["checkpoint_every"],
             progress=Progress(enabled=not p["quiet"]),
-            **settings,
+            **settings_for(run, settings, None),
         )
         if not distributed.from_environment().writer:
             return  # several processes: rank 0 alone prints, writes and logs

@@ -17,6 +17,7 @@ from zoo.cli.base import (
     no_log_option,
     option,
     set_option,
+    settings_for,
     show,
     threads_option,
     write_json,
@@ -88,9 +89,10 @@ def predict_command(
     model, _ = load_model(model_file, threads)
     t1 = time.perf_counter()
     if input_file is not None:
+        settings = settings_for(predict_file, settings, "predict")
         text, predictions = predict_file(model, read_text(input_file, option="--input"), **settings)
     else:
-        predictions = predict(model, list(inputs), **settings)
+        predictions = predict(model, list(inputs), **settings_for(predict, settings, "predict"))
         text = "".join(str(p.get("text", p.get("output"))) + "\n" for p in predictions)
     seconds = time.perf_counter() - t1
     if output_file is not None:
@@ -170,7 +172,7 @@ def eval_command(
             split=split,
             batch_size=batch_size,
             device=device,
-            **settings,
+            **settings_for(evaluate, settings, "data"),
         )
         seconds = time.perf_counter() - t0
         doc = {
@@ -233,5 +235,5 @@ def gates_command(
     from zoo.features.gates import draw
 
     model, _ = load_model(model_file)
-    doc = {"out": out, **draw(model, text, out, **options)}
+    doc = {"out": out, **draw(model, text, out, **settings_for(draw, options, "predict"))}
     show(doc, as_json, _render_gates)

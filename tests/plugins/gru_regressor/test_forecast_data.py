@@ -255,6 +255,31 @@ def test_the_trained_window_is_enforced_at_evaluation(tmp_path):
     assert again.size("test") == data.size("test")
 
 
+@pytest.mark.parametrize(
+    ("asked", "refusal"),
+    [
+        ({"target": "temp"}, "target=temp: this model was trained with target=load"),
+        ({"features": "temp"}, "features=temp: this model was trained with features=(none)"),
+        ({"date_column": "none"}, "date_column=none: this model was trained with date_column=date"),
+        ({"season": 12}, "season=12: this model was trained with season=24"),
+    ],
+)
+def test_settings_the_model_fixes_are_refused_at_evaluation_not_ignored(tmp_path, asked, refusal):
+    """At evaluation the saved model decides the columns, the date column and the season: a
+    different one asked for was silently ignored (the answers were the trained model's), now
+    it is refused in zoo's words; the trained values themselves are accepted."""
+    path = write_series(tmp_path / "s.csv", 120)
+    trained = {"target": "load", "input_length": 10, "horizon": 5}
+    data = load_csv(config(path, **trained), None)
+    assert data.state["season"] == 24 and data.state["columns"] == ["load"]
+    with pytest.raises(SettingError) as e:
+        load_csv(config(path, **{**trained, **asked}), data.state)
+    assert str(e.value) == refusal
+    same = {"target": "load", "features": "load", "date_column": "date", "season": 24}
+    kept = load_csv(config(path, **{**trained, **same}), data.state)
+    assert kept.size("test") == data.size("test")
+
+
 # ------------------------------------------------------------------------------- fuzzing
 VALID = (
     "date,HUFL,OT\n"
