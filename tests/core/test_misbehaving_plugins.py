@@ -129,3 +129,38 @@ def test_a_loss_computed_under_no_grad_is_not_called_detached():
     network = detached.network_class("shaky", "toy")(ScriptedConfig(), {})
     with pytest.raises(PluginError, match="does not require grad"):
         Checked(network, "shaky").loss(batch)
+
+
+def too_big(*args, **kwargs):
+    """torch's own allocator refusing, as on a machine out of memory: 4 EiB at once, more
+    than any address space holds, whatever the kernel's overcommit policy."""
+    return torch.empty(1 << 62, dtype=torch.uint8)
+
+
+def test_running_out_of_memory_is_said_as_such_not_as_a_bug(zoo, use_registry, monkeypatch):
+    """Out of memory in a plugin's method, or in zoo's own step, is one line saying so and
+    what to change, exit 1: not `failed in loss` nor `internal error ... a bug`."""
+    use_registry(shaky(loss=too_big))
+    r = zoo("run", "shaky", "--epochs", "1")
+    assert r.code == 1
+    line = r.error_line()
+    assert line.startswith(
+        "Error: out of memory: could not allocate 4,611,686,018,427,387,904 bytes more; lower the "
+        "batch size (--batch-size)"
+    ), line
+    use_registry(shaky())
+    from zoo.training import trainer
+
+    monkeypatch.setattr(trainer, "make_optimizer", too_big)  # zoo's code, not the plugin's
+    r = zoo("run", "shaky", "--epochs", "1")
+    assert r.code == 1 and r.error_line().startswith("Error: out of memory: could not allocate")
+
+
+def test_what_counts_as_out_of_memory():
+    from zoo.core.errors import out_of_memory
+
+    cuda = RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 7.79 GiB total)")
+    assert "CUDA out of memory" in str(out_of_memory(cuda))
+    assert "Python could not allocate memory" in str(out_of_memory(MemoryError()))
+    assert out_of_memory(RuntimeError("shape mismatch")) is None
+    assert out_of_memory(ValueError("can't allocate memory")) is None

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from zoo.core.errors import PluginError, SettingError, ZooError
+from zoo.core.errors import PluginError, SettingError, ZooError, out_of_memory
 from zoo.core.fileio import atomic_write_text
 from zoo.core.formatting import to_json
 from zoo.core.registry import get_registry
@@ -106,6 +106,10 @@ def _from_rank(message: str) -> str:
 
 
 def _internal(e: Exception) -> CLIError:
+    """An exception zoo did not expect: a bug, unless the machine ran out of memory."""
+    oom = out_of_memory(e)
+    if oom is not None:
+        return CLIError(_from_rank(str(oom)), oom.exit_code)
     return CLIError(
         _from_rank(f"internal error: {type(e).__name__}: {e}") + " (a bug in zoo or a plugin; "
         "ZOO_DEBUG=1 shows the traceback)",

@@ -7,6 +7,7 @@ traceback. Anything else escaping is a bug in zoo or in a plugin.
 
 from __future__ import annotations
 
+import re
 import signal
 
 
@@ -74,3 +75,29 @@ class TrainingInterrupted(ZooError):
     def __init__(self, message: str, signum: int = signal.SIGINT):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+class OutOfMemory(ZooError):
+    """The machine (or the GPU) had no memory left for what a step asked: not a bug, and
+    something the user can change (exit 1)."""
+
+
+def out_of_memory(error: BaseException) -> OutOfMemory | None:
+    """An OutOfMemory naming how much was asked, when `error` is running out of memory:
+    Python's MemoryError, torch's CPU allocator ("can't allocate memory: you tried to
+    allocate N bytes") or CUDA's ("CUDA out of memory. Tried to allocate 20.00 MiB");
+    None for anything else."""
+    text = str(error)
+    cpu = re.search(r"you tried to allocate (\d+) bytes", text)
+    if cpu and "can't allocate memory" in text:
+        asked = f"could not allocate {int(cpu.group(1)):,} bytes more"
+    elif type(error).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
+        asked = text.split(". ")[0].split("\n")[0][:200]
+    elif isinstance(error, MemoryError):
+        asked = "Python could not allocate memory"
+    else:
+        return None
+    return OutOfMemory(
+        f"out of memory: {asked}; lower the batch size (--batch-size) or the model's size, "
+        "use fewer processes, or free memory"
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from zoo.core.errors import PluginError, ZooError
+from zoo.core.errors import PluginError, ZooError, out_of_memory
 from zoo.toolkit.metrics import Tally
 from zoo.toolkit.network import Network
 
@@ -79,7 +79,9 @@ def call(what: str, name: str, function: Callable[..., Any], *args: Any, check: 
     except ZooError:
         raise
     except Exception as e:
-        raise PluginError(f"{what} failed in {name}: {type(e).__name__}: {e}") from e
+        raise out_of_memory(e) or PluginError(
+            f"{what} failed in {name}: {type(e).__name__}: {e}"
+        ) from e
     problem = check(out) if check is not None else None
     if problem is not None:
         raise PluginError(f"{what}: {name} returned {problem}")
