@@ -29,6 +29,7 @@ from zoo.core.config import impl_param, param
 from zoo.core.errors import (
     DataError,
     ModelFileError,
+    OutOfMemory,
     PluginError,
     SettingError,
     UsageError,
@@ -94,6 +95,7 @@ __all__ = [
     "Fractions",
     "HeldOut",
     "ModelFileError",
+    "OutOfMemory",
     "PluginError",
     "SettingError",
     "UsageError",
