@@ -29,8 +29,9 @@ CHUNK = 16 << 20
 
 
 def wanted(config: Any, state: dict[str, Any] | None) -> bool:
-    """Whether to stream: training on a plain text file larger than STREAM_ABOVE bytes."""
-    if state is not None or not config.path:
+    """Whether to stream: a plain text file larger than STREAM_ABOVE bytes, to train on or
+    to score with a trained model (`state`)."""
+    if not config.path:
         return False
     if config.format == "conllu" or (
         config.format == "auto" and str(config.path).lower().endswith(".conllu")

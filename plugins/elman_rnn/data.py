@@ -258,7 +258,7 @@ def load_text(config: Any, state: dict[str, Any] | None) -> Data:
     text is cut in order (train | test | valid), never shuffled: see `Stream`. A large plain text
     is read in chunks, in bounded memory (`load_big_text`)."""
     if bigtext.wanted(config, state):
-        return load_big_text(config)
+        return load_big_text(config, state)
     file = read_text(config.path) if config.path else embedded(__package__, "to_be.txt")
     text = text_of(file, config.format if config.path else "plain")
     parts = split(
@@ -299,31 +299,37 @@ def load_text(config: Any, state: dict[str, Any] | None) -> Data:
     )
 
 
-def load_big_text(config: Any) -> Data:
+def load_big_text(config: Any, state: dict[str, Any] | None = None) -> Data:
     """`load_text` for a plain text of any size: the same splits, vocabulary, state, summary
-    and errors, its ids written to flat files and mapped (`bigtext`)."""
+    and errors, its ids written to flat files and mapped (`bigtext`). With a trained model's
+    `state` (`zoo eval`), its vocabulary, and its file's split: the training file is split
+    as in training, any other file scored whole."""
     reader = bigtext.TextChunks(config.path, bigtext.CHUNK)
     total, visible = bigtext.measure(reader)
     if not visible:
         raise DataError("empty text file (no characters to learn from)", path=config.path)
+    own_file = state is None or state.get("fingerprint", reader.fingerprint) == reader.fingerprint
     valid_f = 0.0 if config.dev_path else config.valid_fraction
     test_f = 0.0 if config.test_path else config.test_fraction
-    if valid_f + test_f > 1 + 1e-9:
+    if valid_f + test_f > 1 + 1e-9 and own_file:
         split([], config, state=None)  # the one message for fractions above 1
-    spans = bigtext.spans(total, valid_f, test_f)
-    files = {"valid": config.dev_path, "test": config.test_path}
+    spans = bigtext.spans(total, valid_f, test_f) if own_file else bigtext.spans(total, 0, 1)
+    files = {"valid": config.dev_path, "test": config.test_path} if own_file else {}
     texts = {n: text_of(read_text(p), config.format) for n, p in files.items() if p}
-    check_length("the training part", spans["train"], config.path, True)
-    for name, fraction, what in (("valid", valid_f, "validation"), ("test", test_f, "test")):
-        if fraction > 0 or files[name]:
-            part = texts.get(name, spans[name])
-            check_length(f"the {what} part", part, files[name] or config.path, fraction > 0)
-    vocab = bigtext.vocabulary(reader, len(spans["train"]), config.min_count)
+    if state is not None and not len(texts.get("test", spans["test"])):
+        spans["test"] = range(total)  # training held nothing out: scored whole (`split`)
+        texts.pop("test", None)
+    if state is None:
+        _check_parts(config, spans, texts, valid_f, test_f)
+        vocab = bigtext.vocabulary(reader, len(spans["train"]), config.min_count)
+        state = {"vocab": vocab.to_list(), "fingerprint": reader.fingerprint}
+    else:
+        check_length("the text", range(total), config.path)
+    vocab = Vocab(state["vocab"])
     dtype = id_dtype(len(vocab))
     ids = bigtext.write_ids(reader, vocab, {n: spans[n] for n in SPLITS if n not in texts}, dtype)
     for name, text in texts.items():
         ids[name] = np.array(vocab.encode(text), dtype=dtype)
-    state = {"vocab": vocab.to_list(), "fingerprint": reader.fingerprint}
     lengths = {name: len(ids[name]) for name in SPLITS}
     unknown = int(np.count_nonzero(np.asarray(ids["valid"]) == vocab.unk_id))
     return StreamData(
@@ -332,6 +338,18 @@ def load_big_text(config: Any) -> Data:
         collate=_no_collate,
         summary=text_summary(config, config.path, lengths, len(vocab), unknown),
     )
+
+
+def _check_parts(
+    config: Any, spans: dict[str, range], texts: dict[str, Any], valid_f: float, test_f: float
+) -> None:
+    """Training: each part long enough, as `load_text` checks it."""
+    files = {"valid": config.dev_path, "test": config.test_path}
+    check_length("the training part", spans["train"], config.path, True)
+    for name, fraction, what in (("valid", valid_f, "validation"), ("test", test_f, "test")):
+        if fraction > 0 or files[name]:
+            part = texts.get(name, spans[name])
+            check_length(f"the {what} part", part, files[name] or config.path, fraction > 0)
 
 
 def text_summary(

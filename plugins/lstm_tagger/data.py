@@ -447,7 +447,7 @@ def load_conllu(config: Any, state: dict[str, Any] | None) -> Data:
     train_path, config = conllu_files(config)
     read_from: dict[int, str] = {}  # id of a split read from a --dev/--test file -> the file
 
-    streamed = state is None and is_large(train_path)
+    streamed = is_large(train_path)  # to train on, or to score with a trained model (`state`)
 
     def read_file(path: str) -> Sequence[Sentence]:
         if streamed and is_large(path):

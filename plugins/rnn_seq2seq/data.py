@@ -302,7 +302,7 @@ def load_pairs(
     tokenizer = Tokenizer.from_state(
         state or {"tokens": getattr(config, "tokens", "word"), **flags}
     )
-    streamed = state is None and is_large(config.path) and parse in ROW_OF
+    streamed = is_large(config.path) and parse in ROW_OF  # to train on, or to score (`state`)
 
     def read(path: str) -> Sequence[Pair]:
         if streamed and is_large(path):

@@ -390,6 +390,46 @@ def test_a_large_text_streams_to_the_same_data_in_bounded_memory(tmp_path, monke
     assert peaks[1] < peaks[0] * 1.1 < path.stat().st_size
 
 
+def test_a_large_text_is_scored_streamed_as_read_whole(tmp_path, monkeypatch):
+    """`zoo eval` of a character LM (a trained model's state): a large text streams too, its
+    ids mapped, to the data the whole-text reader gives: the training file split as in
+    training, another file scored whole, with the model's vocabulary (unknown characters
+    as <unk>), in memory that does not grow with the text."""
+    import tracemalloc
+
+    from zoo_plugins.elman_rnn import bigtext
+    from zoo_plugins.elman_rnn import data as charlm
+
+    line = "The quick brown fox jumps over the lazy dog.\n"
+    own = tmp_path / "own.txt"
+    own.write_text(line * 30_000, encoding="utf-8")
+    config = config_of("text", {"path": own, "min_count": 2})
+    state = charlm.load_text(config, None).state
+    peaks = []
+    for lines in (30_000, 90_000):
+        other = tmp_path / f"other{lines}.txt"
+        other.write_text("Zebras quiz a jumpy fox!\n" * lines, encoding="utf-8")
+        monkeypatch.setattr(bigtext, "STREAM_ABOVE", 0)
+        monkeypatch.setattr(bigtext, "CHUNK", 1 << 16)
+        tracemalloc.start()
+        scored = charlm.load_text(config_of("text", {"path": other}), state)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        streamed_own = charlm.load_text(config, state)
+        assert isinstance(scored.splits["test"].ids, np.memmap)
+        monkeypatch.setattr(bigtext, "STREAM_ABOVE", 10**12)
+        assert_same_data(charlm.load_text(config_of("text", {"path": other}), state), scored)
+        assert_same_data(charlm.load_text(config, state), streamed_own)
+    assert len(scored.splits["train"]) == 0 and len(streamed_own.splits["train"]) > 0
+    assert peaks[1] < peaks[0] * 1.1 < other.stat().st_size
+    held_out = config_of("text", {"path": own, "min_count": 2, "test_fraction": 0.1})
+    trained = charlm.load_text(held_out, None).state
+    whole = charlm.load_text(held_out, trained)
+    monkeypatch.setattr(bigtext, "STREAM_ABOVE", 0)
+    assert_same_data(whole, charlm.load_text(held_out, trained))
+    assert 0 < len(whole.splits["test"]) < len(streamed_own.splits["test"])  # the held-out tenth
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not EWT.is_dir(), reason="../shared/data/ud-english-ewt is absent")
 @pytest.mark.parametrize("case", ["tagger", "streamed-text"])

@@ -92,6 +92,30 @@ def test_streamed_pairs_are_the_data_read_whole(tmp_path, monkeypatch, dataset, 
     same_order(plain, streamed)
 
 
+def scored(dataset: str, values: dict, state: dict, monkeypatch, *, streamed: bool) -> Data:
+    monkeypatch.setenv("ZOO_STREAM_ABOVE", "0" if streamed else str(1 << 40))
+    return get_registry().loader(dataset)(config_of(dataset, values), state)
+
+
+@needs_data
+@pytest.mark.parametrize("dataset", ["conllu", "scan"])
+def test_a_large_file_is_scored_streamed_as_read_whole(tmp_path, monkeypatch, dataset):
+    """`zoo eval` (a trained model's state): a large file streams too, to the data read whole
+    gives: the training file's held-out split again, another file scored whole."""
+    if dataset == "conllu":
+        own = head(EWT / "en_ewt-ud-train.conllu", tmp_path / "t.conllu", 1500)
+        other = head(EWT / "en_ewt-ud-dev.conllu", tmp_path / "d.conllu", 300)
+    else:
+        own, other = head(SCAN, tmp_path / "s.txt", 600), head(SCAN, tmp_path / "o.txt", 900)
+    values = {"path": own, "valid_fraction": 0.1, "test_fraction": 0.2}
+    state = load(dataset, values, monkeypatch, streamed=False).state
+    for asked in (values, {**values, "path": other}):
+        plain = scored(dataset, asked, state, monkeypatch, streamed=False)
+        streamed = scored(dataset, asked, state, monkeypatch, streamed=True)
+        assert isinstance(streamed.splits["test"], Records) and len(streamed.splits["test"])
+        assert_same_data(plain, streamed)
+
+
 BAD_FILES = {
     "conllu": [
         "1\tA\ta\tDET\t_\t_\t0\troot\t_\t_\n\n2\tB\tb\tNOUN\t_\t_\t0\troot\t_\t_\n",  # id order
