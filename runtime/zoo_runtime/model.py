@@ -326,7 +326,7 @@ def parse_numbers(text: str, where: str = "input") -> list[list[float]]:
 
 def _plain_numbers(text: str) -> list[list[float]] | None:
     """The rows of a text of single finite float32-sized numbers (a served window: 336 of
-    them, read 10x faster than token by token); None for anything else, which the full
+    them, read in half the time token by token takes); None for anything else, which the full
     parser reads, or refuses naming the token."""
     if "," in text:
         return None
