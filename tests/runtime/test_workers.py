@@ -269,10 +269,13 @@ def test_workers_whose_parent_is_killed_stop_by_themselves(tmp_path, monkeypatch
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     server = Server(spec_workers(dying_spec(tmp_path))).start()
     workers = until(lambda: workers_of(server.process.pid), 10, "the workers")
+    assert len(list(tmp_path.glob("zoo-serve-metrics-*"))) == 1
     server.process.kill()
     server.process.communicate(timeout=10)
     for pid in workers:
         until(lambda pid=pid: not alive(pid), 20, f"orphaned worker {pid} ends")
+    # the parent could not remove its metrics directory: the last worker out did
+    until(lambda: not list(tmp_path.glob("zoo-serve-metrics-*")), 10, "the directory removed")
 
 
 # ----------------------------------------------------------------- loading in the workers

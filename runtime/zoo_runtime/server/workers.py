@@ -24,7 +24,8 @@ SIGTERM or Ctrl-C is forwarded to every live worker, which finishes its requests
 Metrics: the parent makes a directory for prometheus_client's multiprocess mode and names it
 to the workers in their environment, so that a scrape of any worker sums them all
 (metrics.py); a dead worker's live gauges are dropped, its counts kept; the directory goes
-when the server stops. A worker whose parent was killed outright stops by itself.
+when the server stops. A worker whose parent was killed outright stops by itself, and the
+last such worker to stop removes the directory.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
+WORKERS_LOCK = ".workers"  # in the metrics directory: shared-locked by each live worker
 DEATHS = 5  # this many worker deaths ...
 WINDOW = 60.0  # ... within this many seconds is a crash loop: stop
 POLL = 0.25  # seconds between the parent's looks at its workers
@@ -150,6 +152,7 @@ def _worker(
     from .app import create_app
 
     _stop_with_parent(parent)
+    metrics = _share_metrics_directory()
     host, port, family = address
     try:
         sock = listening_socket(host, port, family, shared=True)
@@ -166,7 +169,42 @@ def _worker(
             pass
 
     announce = lambda: pipe.send(("ready", names))  # noqa: E731
-    sys.exit(0 if run_here(app, sock, settings, announce, gate) else 1)
+    started = run_here(app, sock, settings, announce, gate)
+    _last_out(metrics, parent)
+    sys.exit(0 if started else 1)
+
+
+def _share_metrics_directory() -> int | None:
+    """A shared lock on the metrics directory (its WORKERS_LOCK file), held while this worker
+    lives: the kernel drops it when the process ends, however it ends. None where there is
+    no directory or no flock (not Linux)."""
+    directory = os.environ.get(METRICS_ENV)
+    if not directory:
+        return None
+    try:
+        import fcntl
+
+        fd = os.open(os.path.join(directory, WORKERS_LOCK), os.O_RDONLY | os.O_CREAT, 0o600)
+    except (ImportError, OSError):
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def _last_out(lock: int | None, parent: int) -> None:
+    """The parent removes the metrics directory when the server stops, unless it was killed
+    outright (SIGKILL): then the last orphaned worker to stop removes it, the one that finds
+    no other worker holding the lock."""
+    if lock is None or os.getppid() == parent:
+        return
+    import fcntl
+
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # another worker still runs: the last one out removes it
+    shutil.rmtree(str(os.environ.get(METRICS_ENV)), ignore_errors=True)
 
 
 def _stop_with_parent(parent: int) -> None:
