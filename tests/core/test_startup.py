@@ -46,7 +46,12 @@ class SlowCommandLine(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name == "zoo.cli":
             print("importing", flush=True)
-            time.sleep(30)  # a loaded machine's slow import, interrupted by the test
+            # A loaded machine's slow import, interrupted by the test: short sleeps, as an
+            # import runs bytecode. Ctrl-C may reach a thread of numpy's BLAS instead of the
+            # main one; the main thread sees it when it next runs Python, which one long
+            # sleep put off past the test's timeout (a CI run met it).
+            for _ in range(3000):
+                time.sleep(0.01)
         return None
 sys.meta_path.insert(0, SlowCommandLine())
 from zoo.__main__ import console
