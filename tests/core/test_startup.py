@@ -67,6 +67,9 @@ def test_ctrl_c_while_the_command_line_imports_is_one_line_and_exit_130():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal gives it: a test process may hold SIGINT ignored (inherited
+        # by the child, which then never sees it; two CI runs met it)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert p.stdout.readline().strip() == "importing"
