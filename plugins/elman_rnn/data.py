@@ -325,7 +325,7 @@ def load_big_text(config: Any, state: dict[str, Any] | None = None) -> Data:
         state = {"vocab": vocab.to_list(), "fingerprint": reader.fingerprint}
     else:
         check_length("the text", range(total), config.path)
-    vocab = Vocab(state["vocab"])
+        vocab = Vocab(state["vocab"])
     dtype = id_dtype(len(vocab))
     ids = bigtext.write_ids(reader, vocab, {n: spans[n] for n in SPLITS if n not in texts}, dtype)
     for name, text in texts.items():
