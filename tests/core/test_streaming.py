@@ -146,6 +146,23 @@ def test_a_bad_file_is_the_same_one_line_error_streamed(tmp_path, monkeypatch, d
     assert str(path) in errors[0]
 
 
+@pytest.mark.parametrize("text", BAD_FILES["conllu"][:3])
+def test_a_bad_file_scored_streamed_is_the_same_one_line_error(tmp_path, monkeypatch, text):
+    """`zoo eval` of a malformed treebank (a trained model's state): streamed or read whole,
+    the same DataError naming the file and line."""
+    good = tmp_path / "good.conllu"
+    good.write_text("1\tA\ta\tDET\t_\t_\t0\troot\t_\t_\n\n" * 4, encoding="utf-8")
+    state = load("conllu", {"path": good, "valid_fraction": 0.0}, monkeypatch, streamed=False).state
+    path = tmp_path / "bad.conllu"
+    path.write_bytes(text.encode("utf-8", "surrogateescape").replace(b"\xc3\xbf", b"\xff"))
+    errors = []
+    for streamed in (False, True):
+        with pytest.raises(DataError) as e:
+            scored("conllu", {"path": path}, state, monkeypatch, streamed=streamed)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1] and str(path) in errors[0]
+
+
 def test_lines_read_as_read_text_with_its_errors_in_its_order(tmp_path):
     rng = random.Random(7)
     pieces = ["ab", "\r\n", "\n", "é€", "😀", "\x00", "\r", "\t", "x" * 40]
