@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -156,13 +157,15 @@ def assert_no_traceback(body: Any) -> None:
 class FakeBackend:
     """A backend whose predict upper-cases its inputs after `delay` seconds; the input
     "boom" makes it raise (a model failing on one input), "bad" fails its check. Each call's
-    inputs are kept in `calls`; with `marker`, a file is written when a predict starts."""
+    inputs are kept in `calls`, the thread that ran it in `threads`; with `marker`, a file is
+    written when a predict starts."""
 
     backend = "fake"
 
     def __init__(self, name: str = "fake", delay: float = 0.0, marker: str | None = None):
         self.name, self.delay, self.marker = name, delay, marker
         self.calls: list[list[str]] = []
+        self.threads: list[str] = []
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "architecture": "fake", "task": "fake", "kind": "fake"}
@@ -178,6 +181,7 @@ class FakeBackend:
 
     def predict(self, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         self.calls.append(list(inputs))
+        self.threads.append(threading.current_thread().name)
         if self.marker:
             Path(self.marker).write_text("started")
         time.sleep(self.delay)

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from zoo_runtime.server import OnnxBackend
 from zoo_runtime.server.app import create_app
 from zoo_runtime.server.backend import mergeable
-from zoo_runtime.server.batcher import Batcher
+from zoo_runtime.server.batcher import INLINE_SECONDS, Batcher, CallTimes
 from zoo_runtime.server.metrics import Metrics
 
 from tests.servers import (
@@ -178,6 +178,56 @@ def test_under_load_a_batch_waits_to_fill_and_a_lone_request_does_not():
     calls, lone, waited = asyncio.run(main())
     assert calls == [["alone"], ["a", "b", "c"]]
     assert lone < 0.2 and 0.25 <= waited < 2
+
+
+def test_a_quick_call_runs_in_the_event_loop_and_a_slow_one_in_the_inference_thread():
+    """Calls never timed and calls expected to take long go to the model's thread, so that
+    the event loop keeps answering meanwhile; calls known to be quick run in the loop."""
+
+    async def main(backend):
+        batcher = Batcher(backend, Metrics(), 64, 0.0)
+        batcher.start()
+        gaps, done = [], False
+
+        async def tick():  # how long the event loop goes without running this
+            last = time.monotonic()
+            while not done:
+                await asyncio.sleep(0.005)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.ensure_future(tick())
+        for x in ["a", "b", "c"]:
+            await batcher.submit([x], {})
+        await batcher.submit(["d"], {"other": "options"})  # options never timed: the thread
+        done = True
+        await ticker
+        await batcher.stop()
+        return max(gaps)
+
+    quick = FakeBackend()
+    asyncio.run(main(quick))
+    loop_thread = threading.main_thread().name
+    assert quick.threads[0].startswith("zoo-fake") and quick.threads[3].startswith("zoo-fake")
+    assert quick.threads[1:3] == [loop_thread, loop_thread]
+    slow = FakeBackend(delay=INLINE_SECONDS * 1.5)
+    longest_gap = asyncio.run(main(slow))
+    assert all(name.startswith("zoo-fake") for name in slow.threads)
+    assert longest_gap < INLINE_SECONDS
+
+
+def test_call_times_rise_at_once_and_fall_slowly():
+    times = CallTimes()
+    assert times.expected("{}", 10) == float("inf")
+    times.add("{}", 1e-3)
+    assert times.expected("{}", 10) == pytest.approx(1e-2)
+    times.add("{}", 1e-5)  # one fast call: a fifth of the way down
+    assert times.expected("{}", 1) == pytest.approx(1e-3 - 0.2 * (1e-3 - 1e-5))
+    times.add("{}", 5e-3)  # one slow call: at once
+    assert times.expected("{}", 1) == pytest.approx(5e-3)
+    for k in range(CallTimes.KEYS + 1):
+        times.add(str(k), 1.0)
+    assert len(times.rates) <= CallTimes.KEYS
 
 
 # -------------------------------------------------------------------- the app's faults

@@ -6,7 +6,18 @@ may be joined, or when the oldest has waited `max_wait` seconds. A lone caller d
 while recent batches held one request each (one client), a request runs at once; under load
 (batches of several requests) the wait lets a batch fill. Requests join only with requests of
 the same options, and only where the model's answers do not depend on what else is in the
-call (`backend.mergeable`). Inference runs in one thread per model, off the event loop.
+call (`backend.mergeable`).
+
+Where a call runs: a call expected to take under `INLINE_SECONDS` runs in the event loop
+itself, any other in the model's inference thread. Handing a call to a thread costs little
+for onnxruntime, which takes Python's lock once a call, but torch takes and gives it back at
+every operation, and a thread woken for each call costs a wake-up each way: run in the loop,
+the EWT tagger answered one client 11% faster through torch (336 against 302 req/s) and 14%
+through onnxruntime, and 64 clients through torch 3-15% faster (docs/results/serve.md).
+A call that takes long must not stop the loop (health checks, timeouts, other models), so the
+expectation is measured: seconds per input character of this model's recent calls with the
+same options (`CallTimes`); a call of options never timed, or expected to take longer, goes to
+the thread.
 
 If a joined call raises, its requests are predicted again one by one, so only the request
 whose input fails gets the error. A request whose caller went away is dropped before its batch
@@ -18,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +40,7 @@ from .backend import Backend
 from .metrics import Metrics
 
 ALONE = 0.2  # EWMA weight of the last batch's request count, which says whether to wait
+INLINE_SECONDS = 0.1  # a call expected to take less runs in the event loop (module docstring)
 
 
 @dataclass
@@ -37,6 +50,7 @@ class Pending:
     inputs: list[str]
     options: dict[str, Any]
     key: str | None  # requests with the same key may join; None: runs alone
+    options_key: str  # the options as JSON, whose calls are timed together (CallTimes)
     future: asyncio.Future[list[dict[str, Any]]]
     arrived: float = field(default_factory=time.monotonic)
 
@@ -52,6 +66,7 @@ class Batcher:
         self.wake: asyncio.Event | None = None
         self.task: asyncio.Task[None] | None = None
         self.load = 1.0  # moving average of requests per batch
+        self.times = CallTimes()
         m, name = metrics, backend.name
         self.m_queue = m.queued.labels(name)
         self.m_inputs, self.m_requests = m.batch_inputs.labels(name), m.batch_requests.labels(name)
@@ -74,9 +89,10 @@ class Batcher:
     async def submit(self, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
         """The answers to one checked request, in the order of its inputs."""
         joinable = self.backend.mergeable(inputs, options)
-        key = json.dumps(options, sort_keys=True) if joinable else None
+        options_key = json.dumps(options, sort_keys=True)
+        key = options_key if joinable else None
         future: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
-        self.pending.append(Pending(inputs, options, key, future))
+        self.pending.append(Pending(inputs, options, key, options_key, future))
         self.queued += len(inputs)
         self.m_queue.set(self.queued)
         assert self.wake is not None
@@ -155,7 +171,7 @@ class Batcher:
         self.m_inputs.observe(len(inputs))
         self.m_requests.observe(len(live))
         try:
-            answers = await self._predict(inputs, live[0].options)
+            answers = await self._predict(inputs, live[0].options, live[0].options_key)
         except Exception as e:
             if len(live) == 1:
                 _settle(live[0], error=e)
@@ -179,13 +195,50 @@ class Batcher:
         if item.future.done():
             return
         try:
-            _settle(item, await self._predict(item.inputs, item.options))
+            _settle(item, await self._predict(item.inputs, item.options, item.options_key))
         except Exception as e:
             _settle(item, error=e)
 
-    async def _predict(self, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _predict(
+        self, inputs: list[str], options: dict[str, Any], key: str
+    ) -> list[dict[str, Any]]:
+        """The backend's answers: in the event loop when expected to be quick, else in the
+        inference thread (module docstring)."""
+        size = sum(map(len, inputs)) + len(inputs)
+        if self.times.expected(key, size) < INLINE_SECONDS:
+            return self._timed(inputs, options, key, size)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.backend.predict, inputs, options)
+        return await loop.run_in_executor(self.executor, self._timed, inputs, options, key, size)
+
+    def _timed(
+        self, inputs: list[str], options: dict[str, Any], key: str, size: int
+    ) -> list[dict[str, Any]]:
+        start = time.perf_counter()
+        answers = self.backend.predict(inputs, options)
+        self.times.add(key, (time.perf_counter() - start) / size)
+        return answers
+
+
+class CallTimes:
+    """Seconds per input character of a model's calls, by their options as JSON: up at once
+    after a slower call, down a fifth of the way after a faster one, so that one slow call
+    sends the next ones to the inference thread until calls are quick again."""
+
+    KEYS = 256  # distinct options remembered (forgotten all at once beyond: a bound)
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float] = {}
+
+    def expected(self, key: str, size: int) -> float:
+        """Seconds a call of `size` characters is expected to take; infinite if never timed."""
+        rate = self.rates.get(key)
+        return math.inf if rate is None else rate * size
+
+    def add(self, key: str, rate: float) -> None:
+        old = self.rates.get(key)
+        if old is None and len(self.rates) >= self.KEYS:
+            self.rates.clear()
+        self.rates[key] = rate if old is None or rate > old else old + 0.2 * (rate - old)
 
 
 def _settle(
