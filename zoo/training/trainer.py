@@ -49,6 +49,8 @@ from zoo.toolkit.network import Network
 from zoo.training import distributed
 from zoo.training.events import TrainingEvents
 from zoo.training.guard import Checked
+from zoo.training.optimizers import make_optimizer
+from zoo.training.optimizers import step as optimizer_step
 from zoo.training.progress import Progress
 
 
@@ -158,22 +160,6 @@ def forward_precision(device: torch.device, precision: str) -> Iterator[None]:
             yield
     finally:
         torch.backends.mkldnn.enabled = mkldnn_was
-
-
-def make_optimizer(module: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The run's optimizer over the trainable parameters. `foreach`, torch's default on GPUs
-    only, everywhere: one call updates every tensor, where the per-tensor loop torch picks on
-    a CPU pays Python's price per tensor and per operation (the EWT tagger's Adam step, 28
-    tensors, one thread: 12.9 against 15.7 ms), with the very same weights
-    (tests/core/test_trainer.py)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    betas = (0.9, cfg.adam_beta2)
-    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "foreach": True}
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, betas=betas, **common)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, betas=betas, **common)
-    return torch.optim.SGD(params, momentum=0.9, **common)
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -586,7 +572,7 @@ class Trainer:
                 self.diverged(value, epoch)
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.grad_clip)
-        self.optimizer.step()
+        optimizer_step(self.optimizer)
         loop.step += 1
         if loop.ema is not None:
             update_ema(loop.ema, self.network, cfg.ema_decay, loop.step)
