@@ -207,7 +207,8 @@ def ewt_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, Any
         shutil.rmtree(cache, ignore_errors=True)
         rows["cold"].append(first_step(tagger, env))
         rows["warm"].append(first_step(tagger, env))
-        # the floor: the interpreter and torch, and the torch._dynamo that torch.optim imports
+        # the floor: the interpreter and torch; and torch._dynamo, which torch's optimizer
+        # wrappers import and zoo's optimizer step no longer does (zoo/training/optimizers.py)
         rows["import_torch"].append(imported("torch"))
         rows["import_torch_dynamo"].append(imported("torch, torch._dynamo"))
     result: dict[str, Any] = {k: statistics.median(v) for k, v in rows.items()}
