@@ -25,6 +25,7 @@ kernel is called with them: the same numbers, bit for bit (tests/core/test_padde
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -64,15 +65,20 @@ def run(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
         raise ValueError("padded.run needs a batch_first layer")
     kernel = _KERNELS[layer.mode]
     steps = x.shape[1]
+    # No padding (one sentence, say): rows reversed whole and no mask, the same numbers with
+    # fewer operations. Asked only of lengths on the CPU: on a GPU the answer costs a sync.
+    full = lengths.device.type == "cpu" and bool((lengths == steps).all())
     lengths = lengths.to(x.device)  # the index and mask live beside x, wherever lengths came from
     zero = x.new_zeros(1, x.shape[0], layer.hidden_size)
     hx = (zero, zero) if layer.mode == "LSTM" else zero
     names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if layer.bias else [])
     directions = ["", "_reverse"] if layer.bidirectional else [""]
-    if layer.bidirectional:
+    if layer.bidirectional and not full:
         index = reverse_index(lengths, steps).unsqueeze(2)
 
     def flip(t: torch.Tensor) -> torch.Tensor:
+        if full:
+            return t.flip(1)
         return t.gather(1, index.expand(-1, -1, t.shape[2]))
 
     packed = _packed_weights(layer) if _packable(layer, x) else None
@@ -90,6 +96,8 @@ def run(layer: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
         h = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
         if k < layer.num_layers - 1 and layer.dropout > 0:
             h = F.dropout(h, layer.dropout, layer.training)
+    if full:
+        return h
     mask = torch.arange(steps, device=h.device).unsqueeze(0) < lengths.unsqueeze(1)
     return h * mask.unsqueeze(2)
 
@@ -124,11 +132,19 @@ def _packable(layer: nn.RNNBase, x: torch.Tensor) -> bool:
         and x.dtype == torch.float32
         and x.numel() > 0
         and not layer.weight_ih_l0.is_inference()  # no version: a change would go unseen
-        and torch.backends.mkldnn.is_available()
         and bool(torch.backends.mkldnn.enabled)
-        and hasattr(torch.ops.mkldnn, "_reorder_mkldnn_rnn_layer_weight")
+        and _onednn_lstm()
         and not torch.jit.is_tracing()  # an export (ONNX) records torch's own LSTM
         and not torch.compiler.is_compiling()
+    )
+
+
+@functools.cache
+def _onednn_lstm() -> bool:
+    """This torch has oneDNN and takes its LSTM weights packed (asked once: looking up an
+    operator in torch.ops costs microseconds at every call)."""
+    return torch.backends.mkldnn.is_available() and hasattr(
+        torch.ops.mkldnn, "_reorder_mkldnn_rnn_layer_weight"
     )
 
 
