@@ -210,10 +210,10 @@ def test_a_quick_call_runs_in_the_event_loop_and_a_slow_one_in_the_inference_thr
     loop_thread = threading.main_thread().name
     assert quick.threads[0].startswith("zoo-fake") and quick.threads[3].startswith("zoo-fake")
     assert quick.threads[1:3] == [loop_thread, loop_thread]
-    slow = FakeBackend(delay=INLINE_SECONDS * 1.5)
+    slow = FakeBackend(delay=INLINE_SECONDS * 4)
     longest_gap = asyncio.run(main(slow))
     assert all(name.startswith("zoo-fake") for name in slow.threads)
-    assert longest_gap < INLINE_SECONDS
+    assert longest_gap < slow.delay / 2  # run in the loop, a call would stop it for all of it
 
 
 def test_call_times_rise_at_once_and_fall_slowly():
