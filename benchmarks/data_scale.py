@@ -5,7 +5,7 @@ and the EWT tagger's time to its first step with the prepared-data cache cold an
                                     [--data ../shared/data] [--steps 300] [--parts all]
                                     [--stream-sizes 100M 1G] [--out results.json]
 
-Parts (`--parts rss speed ewt sweep conllu pairs`, default the first four):
+Parts (`--parts rss speed ewt sweep conllu pairs eval`, default the first four):
 
 - rss:   for each size, a text generated from EWT's `# text = ` sentences (shuffled by a
          seeded `random.Random(0)`, joined by newlines, repeated until the size is reached),
@@ -20,7 +20,8 @@ Parts (`--parts rss speed ewt sweep conllu pairs`, default the first four):
 - ewt:   `zoo run lstm-tagger --dataset conllu --data EWT` from the command to its first
          optimizer step (a driver process records the first `Tensor.backward` and exits):
          without the cache, cold and warm, beside the floor (a fresh interpreter importing
-         torch, and torch with the torch._dynamo that every torch.optim optimizer imports); then the trained weights of `--steps 30
+         torch; and torch with torch._dynamo, which torch's optimizer wrappers import and
+         zoo's optimizer step does not); then the trained weights of `--steps 30
          --threads 1` cached against `--no-cache`, compared bit for bit; and the peak RSS
          of `--steps 5 --threads 1` (evaluation included) warm against `--no-cache`.
 - sweep: the CPU-seconds one trial spends loading EWT without the cache against mapping it
@@ -35,6 +36,10 @@ Parts (`--parts rss speed ewt sweep conllu pairs`, default the first four):
          `/usr/bin/time -f %M`: cold (an empty cache: the reader streams the file into
          records, the cache links them, 20 steps) and, for the smallest size, in memory
          (`--no-cache`, ZOO_STREAM_ABOVE above the file's size: the file read whole).
+
+- eval:  `zoo eval` streaming: a small tagger (20 steps on EWT) scores each generated CoNLL-U
+         file of `--stream-sizes` whole (`zoo eval MODEL --data FILE --threads 1`) under
+         `/usr/bin/time -f %M`; the smallest also read whole (ZOO_STREAM_ABOVE above it).
 
 Generated files are deleted at the end. The figures: docs/results/data.md.
 """
@@ -117,6 +122,7 @@ def timed(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         "cpu_s": round(float(user) + float(system), 2),
         "training": {k: v for k, v in doc.get("training", {}).items() if k != "history"},
         "timings": doc.get("timings"),
+        "words": (doc.get("metrics") or {}).get("words"),  # what `zoo eval` scored
     }
 
 
@@ -304,6 +310,33 @@ def streamed_part(args: argparse.Namespace, work: Path, cache: Path, kind: str) 
     return rows
 
 
+def eval_part(args: argparse.Namespace, work: Path, cache: Path) -> dict[str, Any]:
+    """`zoo eval` on the generated CoNLL-U files (`--stream-sizes`), each scored whole by a
+    small tagger trained for 20 steps on EWT (a small network, so that scoring a gigabyte
+    takes minutes, not an hour): peak RSS, wall, and the words scored; the smallest size also
+    read whole (ZOO_STREAM_ABOVE above its size)."""
+    model = work / "small.safetensors"
+    small = ["char_encoder=none", "hidden_size=32", "embedding_dim=32", "num_layers=1"]
+    small += ["bidirectional=false", "aux_weight=0"]
+    train = [*ZOO, "run", "lstm-tagger", "--dataset", "conllu", "--data", str(args.ewt)]
+    train += ["--steps", "20", "--threads", "1", "-q", "--no-log", "--out", str(model)]
+    timed([*train, *(x for kv in small for x in ("--set", kv))], {})
+    source = args.ewt / "en_ewt-ud-train.conllu"
+    rows = {}
+    for size_text in args.stream_sizes:
+        path = repeated(work / f"eval-{size_text}.conllu", size_of(size_text), source, b"\n\n")
+        command = [*ZOO, "eval", str(model), "--data", str(path), "--json", "--threads", "1"]
+        row: dict[str, Any] = {"bytes": path.stat().st_size}
+        for name, env in (("streamed", {}), ("in_memory", {"ZOO_STREAM_ABOVE": str(10**15)})):
+            if name == "in_memory" and size_text != args.stream_sizes[0]:
+                continue
+            row[name] = timed(command, env)
+        rows[size_text] = row
+        print("eval", size_text, json.dumps(row), flush=True)
+        path.unlink()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", nargs="+", default=["100M", "1G", "4G"])
@@ -321,6 +354,7 @@ def main() -> None:
     parts = {"rss": rss_part, "speed": speed_part, "ewt": ewt_part, "sweep": sweep_part}
     parts["conllu"] = lambda *a: streamed_part(*a, kind="conllu")
     parts["pairs"] = lambda *a: streamed_part(*a, kind="pairs")
+    parts["eval"] = eval_part
     results: dict[str, Any] = {"load": os.getloadavg(), "cpus": os.cpu_count()}
     try:
         for name in args.parts:
