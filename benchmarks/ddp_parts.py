@@ -5,8 +5,8 @@
 
 - the gradient all-reduce (gloo, CPU): one flat float32 tensor of the model's parameter
   count, as DistributedDataParallel reduces a step's gradients (in buckets);
-- the optimizer step: zoo's Adam (`zoo.training.trainer.make_optimizer`, torch's `foreach`
-  step) over the model's tensors, which every process runs in full where one process runs
+- the optimizer step: zoo's Adam (`zoo.training.optimizers`: `make_optimizer`, torch's
+  `foreach` step, taken by zoo's `step`) over the model's tensors, which every process runs in full where one process runs
   it once; and, beside it, torch's per-tensor loop (its CPU default, zoo's before 2026-12-06).
 
 Each is timed --repeats times after three warm-ups (the all-reduce after a barrier), one
@@ -42,14 +42,15 @@ def tensor_shapes(path: str) -> list[list[int]]:
 def adam_step_ms(shapes: list[list[int]], foreach: bool, repeats: int) -> float:
     """The median time of zoo's Adam step over tensors of `shapes` (random gradients), with
     torch's foreach step or its per-tensor loop."""
-    from zoo.training.trainer import TrainConfig, make_optimizer
+    from zoo.core.settings import TrainConfig
+    from zoo.training.optimizers import make_optimizer, step
 
     weights = torch.nn.ParameterList(torch.nn.Parameter(torch.randn(s)) for s in shapes)
     for w in weights:
         w.grad = torch.randn_like(w)
     adam = make_optimizer(weights, TrainConfig(optimizer="adam", lr=1e-3))
     adam.param_groups[0]["foreach"] = foreach
-    return timed(adam.step, repeats, barrier=False)
+    return timed(lambda: step(adam), repeats, barrier=False)
 
 
 def timed(step: Any, repeats: int, barrier: bool) -> float:

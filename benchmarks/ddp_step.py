@@ -8,7 +8,7 @@ The several-process version of benchmarks/tagger_speed.py. torchrun starts the p
 or more: with one, zoo uses no DistributedDataParallel and tagger_speed.py is the comparison,
 so this one stops with a usage line); they join a gloo process group and train on the CPU. Both
 loops train the same network (the `conllu` defaults: word embeddings + char CNN + 2-layer
-BiLSTM) with the same optimizer (`zoo.trainer.make_optimizer`: Adam at the recipe's learning
+BiLSTM) with the same optimizer (`zoo.training.optimizers.make_optimizer`: Adam at the recipe's learning
 rate, clipping at its grad_clip), from the same initial weights, on the same global batches,
 each process on its share of every one (the trainer's seed and shuffle generator):
 
