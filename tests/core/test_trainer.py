@@ -272,9 +272,13 @@ def test_the_optimizer_steps_without_importing_torch_dynamo_to_the_same_weights(
     assert result["same"] == {"adam": True, "adamw": True, "sgd": True}
 
 
-def test_the_optimizer_step_runs_step_hooks_as_torch_does():
+def test_the_optimizer_step_runs_step_hooks_as_torch_does(monkeypatch):
+    """Step hooks make zoo's step take torch's own path, whose wrapper calls them; asked as
+    in a process where torch._dynamo was never imported (zoo's quick path otherwise)."""
+    from zoo.training import optimizers
     from zoo.training.optimizers import make_optimizer, step
 
+    monkeypatch.setattr(optimizers, "DYNAMO", "a module no one imported")
     weight = torch.nn.Parameter(torch.zeros(1))
     opt = make_optimizer(torch.nn.ParameterList([weight]), TrainConfig(lr=0.1))
     seen = []
