@@ -16,6 +16,7 @@ alone too.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from collections.abc import Callable
@@ -68,8 +69,15 @@ def _plain_step(optimizer: torch.optim.Optimizer) -> Callable[..., Any] | None:
         or getattr(hooks, "_global_optimizer_post_hooks", True)
     ):
         return None
-    raw = inspect.unwrap(type(optimizer).step)
-    return None if raw is type(optimizer).step else raw
+    return _unwrapped_step(type(optimizer))
+
+
+@functools.cache
+def _unwrapped_step(kind: type) -> Callable[..., Any] | None:
+    """The step under torch's wrappers of an optimizer class, found once (not at every
+    training step); None where the class's step is not wrapped."""
+    raw = inspect.unwrap(kind.step)
+    return None if raw is kind.step else raw
 
 
 def _unwrap_first_calls() -> None:
