@@ -345,7 +345,12 @@ def main() -> None:
     parser.add_argument("--stream-sizes", nargs="+", default=["100M", "1G"])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--parts", nargs="+", default=["rss", "speed", "ewt", "sweep"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["rss", "speed", "ewt", "sweep"],
+        choices=["rss", "speed", "ewt", "sweep", "conllu", "pairs", "eval"],
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     args.ewt = args.data / "ud-english-ewt"

@@ -54,6 +54,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     checkouts = [c.resolve() for c in args.checkouts]
+    for checkout in checkouts:  # else PYTHONPATH misses and the installed zoo is timed
+        if not (checkout / "zoo" / "__init__.py").is_file():
+            parser.error(f"--checkouts: {checkout}: not a zoo checkout (no zoo/__init__.py)")
+    if args.repeats < 1:
+        parser.error("--repeats: expected a whole number of at least 1")
     results: dict[str, dict[str, list[float]]] = {}
     for command in COMMANDS:
         row = results.setdefault(" ".join(command), {})

@@ -216,6 +216,28 @@ def test_a_quick_call_runs_in_the_event_loop_and_a_slow_one_in_the_inference_thr
     assert longest_gap < slow.delay / 2  # run in the loop, a call would stop it for all of it
 
 
+def test_a_failing_input_in_a_call_run_in_the_event_loop_fails_only_its_request():
+    """The event-loop path keeps the thread path's faults: a joined call that raises is run
+    again one request at a time, and only the failing input's request gets the error."""
+
+    async def main():
+        backend = FakeBackend()
+        batcher = Batcher(backend, Metrics(), 64, 0.0)
+        batcher.start()
+        await batcher.submit(["a"], {})  # timed in the thread: quick from now on
+        tasks = [asyncio.ensure_future(batcher.submit([x], {})) for x in ("b", "boom", "c")]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await batcher.stop()
+        return backend, results
+
+    backend, results = asyncio.run(main())
+    loop_thread = threading.main_thread().name
+    assert backend.calls[1:] == [["b", "boom", "c"], ["b"], ["boom"], ["c"]]
+    assert backend.threads[1:] == [loop_thread] * 4
+    assert [p["output"] for p in results[0]] == ["B"] and [p["output"] for p in results[2]] == ["C"]
+    assert isinstance(results[1], RuntimeError) and "fell over" in str(results[1])
+
+
 def test_call_times_rise_at_once_and_fall_slowly():
     times = CallTimes()
     assert times.expected("{}", 10) == float("inf")
