@@ -23,6 +23,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
             "--repeats: expected a whole number",
         ),
         ("data_scale.py", ["--parts", "evl"], "invalid choice: 'evl'"),
+        ("lstm_layer_speed.py", ["--steps", "12,0"], "--steps: expected whole numbers"),
     ],
 )
 def test_a_wrong_option_is_one_usage_line_and_exit_2(script, args, says, tmp_path):
