@@ -77,7 +77,7 @@ def onnx_layer(layer: torch.nn.LSTM) -> Callable[[np.ndarray], object]:
     return lambda x: session.run(None, {"x": x})
 
 
-def ways(steps: int, rows: int) -> dict[str, Callable[[], object]]:
+def ways(steps: int, rows: int, helper: ThreadPoolExecutor) -> dict[str, Callable[[], object]]:
     from zoo.toolkit import padded
 
     torch.manual_seed(0)
@@ -89,10 +89,9 @@ def ways(steps: int, rows: int) -> dict[str, Callable[[], object]]:
     names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
     params = {s: [getattr(both, f"{n}_l0{s}") for n in names] for s in ("", "_reverse")}
     zero = torch.zeros(1, rows, HIDDEN)
-    helper = ThreadPoolExecutor(1)
 
     def direction(suffix: str) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode():  # per thread: the helper thread's too
             inp = x.flip(1) if suffix else x
             return padded._lstm_packed(
                 inp, (zero, zero), packed[f"l0{suffix}"], params[suffix], HIDDEN
@@ -117,15 +116,16 @@ def ways(steps: int, rows: int) -> dict[str, Callable[[], object]]:
 
 def measure(calls: int, steps: int, rows: int) -> dict[str, float]:
     """Median microseconds per call of each way, taking turns call by call."""
-    funcs = ways(steps, rows)
-    times: dict[str, list[float]] = {name: [] for name in funcs}
-    with torch.inference_mode():
-        for i in range(calls + 50):
-            for name, f in funcs.items():
-                start = time.perf_counter()
-                f()
-                if i >= 50:  # warm-up calls not counted
-                    times[name].append(time.perf_counter() - start)
+    with ThreadPoolExecutor(1) as helper:
+        funcs = ways(steps, rows, helper)  # outside inference mode: the layers are trainable
+        times: dict[str, list[float]] = {name: [] for name in funcs}
+        with torch.inference_mode():
+            for i in range(calls + 50):
+                for name, f in funcs.items():
+                    start = time.perf_counter()
+                    f()
+                    if i >= 50:  # warm-up calls not counted
+                        times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) * 1e6 for name, t in times.items()}
 
 
